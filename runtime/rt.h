@@ -1,0 +1,274 @@
+/* rt.h: the vkllm runtime, Vulkan compute and nothing about language models.
+ *
+ * This header is the whole contract of runtime/. Objects are opaque handles:
+ *
+ *   rt_instance  the Vulkan instance, the list of physical devices, validation messages
+ *   rt_ctx       one logical device: queue, memory blocks, pipelines (created lazily), pipeline cache
+ *   rt_buffer    a range of device memory of one kind, sub-allocated from a large block
+ *   rt_seq       a recorded sequence of dispatches in one command buffer; submitted as often as needed
+ *
+ * Every function that can fail returns an int status (RT_OK = 0); rt_status_string() names it and
+ * rt_ctx_errmsg() / rt_instance_errmsg() explain the last failure. Destroying NULL is a no-op. A ctx must
+ * outlive its buffers and sequences; an instance must outlive its contexts.
+ *
+ * Ops (rt_op_*) record one kernel each into a sequence: they never submit. A recording error is sticky:
+ * the op returns it, later ops on the same sequence do nothing, and rt_seq_end() returns it again.
+ * Activations are f32; weights are f32, f16 or bf16 (rt_dtype), row-major W[out][in] as GGUF stores them.
+ */
+#ifndef VKLLM_RT_H
+#define VKLLM_RT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- status */
+
+enum rt_status {
+    RT_OK = 0,
+    RT_ERR_VULKAN,        /* a Vulkan call failed; errmsg names the call and the VkResult */
+    RT_ERR_NO_DEVICE,     /* no Vulkan device, or the index asked for does not exist */
+    RT_ERR_UNSUPPORTED,   /* the device lacks a feature this needs */
+    RT_ERR_OUT_OF_MEMORY, /* device or host memory exhausted */
+    RT_ERR_INVALID,       /* a bad argument: a programming error or bad input passed down */
+    RT_ERR_LIMIT,         /* a size exceeds a device limit */
+    RT_ERR_IO,            /* a file could not be read or written */
+};
+
+/* CONSTANT: "ok", "Vulkan error", ... for an rt_status; never NULL. */
+const char *rt_status_string(int status);
+
+/* ---------------------------------------------------------------- instance and devices */
+
+typedef struct rt_instance rt_instance;
+
+typedef struct rt_instance_desc {
+    bool validation; /* enable VK_LAYER_KHRONOS_validation (error if the layer is missing) */
+    /* Called for every validation message (also counted, see rt_instance_validation_count). */
+    void (*on_message)(void *user, const char *message);
+    void *user;
+} rt_instance_desc;
+
+enum rt_device_type { RT_DEVICE_OTHER, RT_DEVICE_INTEGRATED, RT_DEVICE_DISCRETE, RT_DEVICE_VIRTUAL, RT_DEVICE_CPU };
+
+#define RT_MAX_HEAPS 16
+
+typedef struct rt_device_info {
+    int index;
+    char name[256];
+    uint32_t vendor_id, device_id;
+    const char *vendor;          /* "NVIDIA", "AMD", "Intel", "Mesa", ... or "unknown" */
+    enum rt_device_type type;
+    const char *type_name;       /* "discrete", "integrated", "virtual", "cpu", "other" */
+    uint32_t api_version;        /* VK_MAKE_API_VERSION encoded */
+    uint32_t driver_version;     /* vendor-specific encoding */
+    char driver_name[256];       /* VkPhysicalDeviceDriverProperties, "" if unknown */
+    char driver_info[256];
+    int n_heaps;
+    struct { uint64_t size; bool device_local; } heaps[RT_MAX_HEAPS];
+    uint32_t subgroup_size;
+    bool subgroup_arithmetic;    /* subgroupAdd and friends in compute shaders */
+    /* what the device supports */
+    bool fp16;                   /* shaderFloat16 */
+    bool storage16;              /* storageBuffer16BitAccess */
+    bool storage8;               /* storageBuffer8BitAccess */
+    bool int_dot;                /* shaderIntegerDotProduct */
+    bool coopmat;                /* VK_KHR_cooperative_matrix */
+    /* which of them vkllm uses */
+    bool use_fp16, use_storage16, use_storage8, use_int_dot, use_coopmat, use_subgroup_arithmetic;
+    /* limits */
+    uint64_t max_storage_buffer_range;
+    uint64_t max_allocation_size;
+    uint32_t max_shared_memory;
+    uint32_t max_workgroup_invocations;
+    uint32_t max_workgroup_count[3];
+    uint32_t max_push_constants;
+    float timestamp_period_ns;   /* 0 if the compute queue has no timestamps */
+    bool usable;                 /* meets vkllm's minimum (Vulkan 1.2, a compute queue) */
+} rt_device_info;
+
+/* CONSTRUCTOR: creates a Vulkan 1.2 instance and enumerates its devices. *out is set even on failure
+ * (when possible) so that rt_instance_errmsg() can explain; destroy it either way. */
+int rt_instance_create(const rt_instance_desc *desc, rt_instance **out);
+/* DESTRUCTOR */
+void rt_instance_destroy(rt_instance *inst);
+const char *rt_instance_errmsg(const rt_instance *inst);
+int rt_instance_device_count(const rt_instance *inst);
+/* METHOD: info of device i in 0..count-1 (RT_ERR_NO_DEVICE otherwise). */
+int rt_instance_device_info(const rt_instance *inst, int i, rt_device_info *out);
+/* METHOD: the device vkllm picks when none is asked for: the environment variable VKLLM_DEVICE (an index)
+ * if set, else the first discrete GPU, then integrated, virtual, CPU. Returns -1 (and sets errmsg) when
+ * there is none or VKLLM_DEVICE is not a valid index. */
+int rt_instance_default_device(rt_instance *inst);
+/* METHOD: number of validation messages seen so far (0 when validation is off). */
+uint32_t rt_instance_validation_count(const rt_instance *inst);
+
+/* ---------------------------------------------------------------- context (logical device) */
+
+typedef struct rt_ctx rt_ctx;
+
+typedef struct rt_ctx_desc {
+    int device;                   /* index into the instance's devices; -1: rt_instance_default_device */
+    const char *pipeline_cache;   /* file path; NULL: $XDG_CACHE_HOME/vkllm/pipelines-<device>.bin
+                                     (or ~/.cache/...); "": no cache on disk */
+    bool profiling;               /* sequences write a GPU timestamp after each dispatch */
+} rt_ctx_desc;
+
+/* CONSTRUCTOR. *out is set even on failure when possible, for rt_ctx_errmsg(). */
+int rt_ctx_create(rt_instance *inst, const rt_ctx_desc *desc, rt_ctx **out);
+/* DESTRUCTOR: waits for the device to be idle, saves the pipeline cache. */
+void rt_ctx_destroy(rt_ctx *ctx);
+const char *rt_ctx_errmsg(const rt_ctx *ctx);
+const rt_device_info *rt_ctx_device(const rt_ctx *ctx);
+/* METHOD: pipelines created so far, and how many of them were found in the on-disk cache (a driver
+ * may not say: then hits stay 0). For tests of cache reuse. */
+void rt_ctx_pipeline_stats(const rt_ctx *ctx, int *created, int64_t *cache_bytes_loaded);
+/* METHOD: write the pipeline cache file now (also done by rt_ctx_destroy). */
+int rt_ctx_save_pipeline_cache(rt_ctx *ctx);
+/* METHOD: bytes of device memory held in blocks, and the bytes handed out of them. */
+void rt_ctx_memory_usage(const rt_ctx *ctx, uint64_t *reserved, uint64_t *used);
+
+/* ---------------------------------------------------------------- buffers */
+
+typedef enum rt_mem {
+    RT_MEM_DEVICE,   /* device-local; written and read with rt_buffer_write/read (staged if needed) */
+    RT_MEM_UPLOAD,   /* host-visible, written by the host each step (positions, token ids) */
+    RT_MEM_READBACK, /* host-visible and cached, read by the host (logits, sampled token) */
+} rt_mem;
+
+typedef struct rt_buffer rt_buffer;
+
+/* CONSTRUCTOR: size bytes (> 0), aligned for any use. RT_ERR_OUT_OF_MEMORY when the device is full,
+ * RT_ERR_LIMIT when size is above the device's maxMemoryAllocationSize. Contents are undefined. */
+int rt_buffer_create(rt_ctx *ctx, rt_mem kind, size_t size, rt_buffer **out);
+/* DESTRUCTOR: the buffer must not be in use by a pending submission. */
+void rt_buffer_destroy(rt_buffer *buf);
+size_t rt_buffer_size(const rt_buffer *buf);
+/* METHOD: a persistent host pointer when the memory is host-visible, else NULL. Writes through it are
+ * visible to the next submission; reads see the last completed one. */
+void *rt_buffer_map(rt_buffer *buf);
+/* METHOD: copy host <-> buffer (any size; through a staging buffer when the memory is not mappable).
+ * Synchronous: returns when the copy is complete. Must not overlap a pending submission's use. */
+int rt_buffer_write(rt_buffer *buf, size_t offset, const void *src, size_t n);
+int rt_buffer_read(rt_buffer *buf, size_t offset, void *dst, size_t n);
+/* METHOD: set n bytes to a repeated 32-bit value (offset and n multiples of 4). */
+int rt_buffer_fill(rt_buffer *buf, size_t offset, size_t n, uint32_t value);
+
+/* A place in a buffer, for op arguments: a tensor starts at byte off. */
+typedef struct rt_ref {
+    rt_buffer *buf;
+    size_t off;
+} rt_ref;
+
+static inline rt_ref rt_at(rt_buffer *buf, size_t off) { rt_ref r = { buf, off }; return r; }
+
+/* ---------------------------------------------------------------- sequences */
+
+typedef struct rt_seq rt_seq;
+
+/* CONSTRUCTOR */
+int rt_seq_create(rt_ctx *ctx, rt_seq **out);
+/* DESTRUCTOR: waits for a pending submission first. */
+void rt_seq_destroy(rt_seq *seq);
+/* METHOD: starts recording, discarding what was recorded before. */
+int rt_seq_begin(rt_seq *seq);
+/* METHOD: ends recording; returns the first recording error, if any. */
+int rt_seq_end(rt_seq *seq);
+/* METHOD: submits the recorded sequence (again, as often as wanted) without waiting. */
+int rt_seq_submit(rt_seq *seq);
+/* METHOD: waits for the last submission to complete. */
+int rt_seq_wait(rt_seq *seq);
+/* METHOD: submit and wait. */
+int rt_seq_run(rt_seq *seq);
+/* METHOD: the last recording or submission error's text. */
+const char *rt_seq_errmsg(const rt_seq *seq);
+/* METHOD: by default every dispatch waits for the one before it (a full compute barrier). Between
+ * rt_seq_parallel(seq, true) and rt_seq_parallel(seq, false) dispatches are recorded without barriers
+ * between them (they must not depend on each other); a barrier follows the group. */
+void rt_seq_parallel(rt_seq *seq, bool on);
+/* METHOD: with profiling on, after rt_seq_wait: the number of dispatches timed in the last submission,
+ * and for dispatch i its kernel name and duration in nanoseconds. */
+int rt_seq_timing_count(const rt_seq *seq);
+int rt_seq_timing(const rt_seq *seq, int i, const char **kernel, double *ns);
+/* METHOD: record a buffer-to-buffer copy (with the barriers around it). */
+int rt_seq_copy(rt_seq *seq, rt_ref dst, rt_ref src, size_t n);
+
+/* ---------------------------------------------------------------- ops: one kernel each */
+
+typedef enum rt_dtype { RT_F32 = 0, RT_F16 = 1, RT_BF16 = 2 } rt_dtype;
+/* bytes of one element of t */
+size_t rt_dtype_size(rt_dtype t);
+
+/* Y[m][n] = sum_k X[m][k] * W[n][k] (+ bias[n] if bias.buf). X, Y, bias f32; W of type wt, [N][K].
+ * Picks a GEMV kernel for few rows and a tiled GEMM for many; W may exceed the device's binding range
+ * (it is then split by rows into several dispatches). */
+int rt_op_matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias,
+                 int64_t m, int64_t n, int64_t k);
+/* Y[r] = X[r] / sqrt(mean(X[r]^2) + eps) * w     (rows of dim; w f32 [dim]) */
+int rt_op_rmsnorm(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, int64_t rows, int64_t dim, float eps);
+/* Y[r] = (X[r] - mean) / sqrt(var + eps) * w + b  (w, b f32 [dim]; b.buf may be NULL) */
+int rt_op_layernorm(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_ref b, int64_t rows, int64_t dim, float eps);
+/* Y[r] = softmax(X[r] * scale), stable */
+int rt_op_softmax(rt_seq *seq, rt_ref y, rt_ref x, int64_t rows, int64_t cols, float scale);
+
+enum rt_rope_mode { RT_ROPE_ADJACENT = 0, /* llama: pairs (2i, 2i+1) */ RT_ROPE_NEOX = 1 /* pairs (i, i+n/2) */ };
+typedef struct rt_rope_desc {
+    enum rt_rope_mode mode;
+    int n_rot;               /* dims rotated per head (<= head_dim), even */
+    float base;              /* theta base, 10000 by default */
+    float freq_scale;        /* linear scaling: positions multiplied by this (1 = none) */
+    /* YaRN (ext_factor > 0): as llama.cpp's rope_yarn; attn_factor scales the result */
+    float ext_factor, attn_factor, beta_fast, beta_slow;
+    int n_ctx_orig;
+    rt_ref freq_factors;     /* optional f32 [n_rot/2]: theta_i divided by factor i (Llama 3.1) */
+} rt_rope_desc;
+/* In place on X [rows][n_heads][head_dim]; row r is at position pos[r] (pos: int32 buffer). */
+int rt_op_rope(rt_seq *seq, rt_ref x, rt_ref pos, int64_t rows, int n_heads, int head_dim,
+               const rt_rope_desc *rope);
+
+/* Y = silu(A) * B, elementwise over n */
+int rt_op_swiglu(rt_seq *seq, rt_ref y, rt_ref a, rt_ref b, int64_t n);
+/* Y = gelu(X) (tanh approximation) */
+int rt_op_gelu(rt_seq *seq, rt_ref y, rt_ref x, int64_t n);
+/* Y[i] = A[i] + B[i % nb]  (nb = n for a plain add, the row length for a bias) */
+int rt_op_add(rt_seq *seq, rt_ref y, rt_ref a, rt_ref b, int64_t n, int64_t nb);
+/* Y[i] = A[i] * B[i % nb] */
+int rt_op_mul(rt_seq *seq, rt_ref y, rt_ref a, rt_ref b, int64_t n, int64_t nb);
+/* Y = X * s */
+int rt_op_scale(rt_seq *seq, rt_ref y, rt_ref x, int64_t n, float s);
+/* Y[r] = table[ids[r]] for r < rows; table of type t, [n_table][dim]; ids int32. Out-of-range ids give
+ * zero rows. */
+int rt_op_get_rows(rt_seq *seq, rt_ref y, rt_ref table, rt_dtype t, rt_ref ids, int64_t rows,
+                   int64_t n_table, int64_t dim);
+/* cache[pos[r]][:] = src[r][:] for r < rows (f32 src, cache of type t = RT_F32 or RT_F16, [cap][dim]);
+ * positions >= cap are skipped. */
+int rt_op_kv_write(rt_seq *seq, rt_ref cache, rt_dtype t, rt_ref src, rt_ref pos, int64_t rows,
+                   int64_t dim, int64_t cap);
+/* out[r] = index of the largest X[r][c] (first one on ties), int32 */
+int rt_op_argmax(rt_seq *seq, rt_ref out, rt_ref x, int64_t rows, int64_t cols);
+
+typedef struct rt_attn_desc {
+    int n_heads, n_kv_heads, head_dim; /* n_kv_heads divides n_heads (grouped-query attention) */
+    float scale;                       /* usually 1/sqrt(head_dim) */
+    int64_t cap;                       /* rows in the caches */
+    rt_dtype cache_type;               /* RT_F32 or RT_F16 */
+} rt_attn_desc;
+/* Causal attention of query rows against a KV cache, without materialising the score matrix:
+ * O[r][h] = sum_{j <= pos[r]} softmax_j(scale * Q[r][h] . K[j][h/g]) V[j][h/g], with g = n_heads/n_kv_heads.
+ * Q, O f32 [rows][n_heads*head_dim]; K, V caches [cap][n_kv_heads*head_dim]; pos int32 [rows]. */
+int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref pos, int64_t rows,
+                    const rt_attn_desc *attn);
+
+/* Calibration kernels for benchmarks: dst = src (n bytes, multiple of 16), and an FMA loop writing
+ * one value per invocation (n_threads invocations, iters FMAs of 8 chains each). */
+int rt_op_copy_kernel(rt_seq *seq, rt_ref dst, rt_ref src, size_t n);
+int rt_op_fma_kernel(rt_seq *seq, rt_ref dst, int64_t n_threads, int iters);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

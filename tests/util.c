@@ -1,0 +1,148 @@
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tu_failures;
+static rt_instance *tu_inst; /* for the validation count in tu_finish */
+
+int tu_finish(const char *name)
+{
+    uint32_t vmsgs = tu_inst ? rt_instance_validation_count(tu_inst) : 0;
+    if (vmsgs) {
+        fprintf(stderr, "%s: %u validation message(s)\n", name, vmsgs);
+        tu_failures++;
+    }
+    if (tu_failures) {
+        fprintf(stderr, "%s: %d failure(s)\n", name, tu_failures);
+        return 1;
+    }
+    printf("%s: all checks passed\n", name);
+    return 0;
+}
+
+uint64_t tu_seed(const char *test)
+{
+    const char *e = getenv("VKLLM_TEST_SEED");
+    uint64_t s = e ? strtoull(e, NULL, 0) : 0x5EEDC0FFEEull;
+    if (s == 0)
+        s = 1;
+    printf("%s: seed %llu (set VKLLM_TEST_SEED to replay)\n", test, (unsigned long long)s);
+    return s;
+}
+
+uint32_t tu_u32(tu_rng *r)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return (uint32_t)((r->s * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+float tu_uniform(tu_rng *r, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((tu_u32(r) >> 8) / 16777216.0);
+}
+
+float tu_normal(tu_rng *r)
+{
+    double u1 = ((tu_u32(r) >> 8) + 0.5) / 16777216.0, u2 = (tu_u32(r) >> 8) / 16777216.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+double tu_nmse(const float *a, const double *ref, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]))
+            return INFINITY;
+        double d = (double)a[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+const char *tu_model_path(const char *rel)
+{
+    static char buf[4096];
+    const char *root = getenv("VKLLM_MODELS");
+    snprintf(buf, sizeof buf, "%s/%s", root ? root : "../shared/models", rel);
+    return buf;
+}
+
+char *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    if (p) {
+        p[n] = 0;
+        if (len)
+            *len = (size_t)n;
+    }
+    return p;
+}
+
+static void tu_on_message(void *user, const char *msg)
+{
+    (void)user;
+    fprintf(stderr, "VALIDATION: %s\n", msg);
+}
+
+bool tu_gpu_open(tu_gpu *g)
+{
+    memset(g, 0, sizeof *g);
+    rt_instance_desc id = { .validation = getenv("VKLLM_NO_VALIDATION") == NULL,
+                            .on_message = tu_on_message };
+    int rc = rt_instance_create(&id, &g->inst);
+    if (rc) {
+        fprintf(stderr, "instance: %s: %s\n", rt_status_string(rc), rt_instance_errmsg(g->inst));
+        tu_failures++;
+        return false;
+    }
+    tu_inst = g->inst;
+    rt_ctx_desc cd = { .device = -1, .pipeline_cache = "" };
+    rc = rt_ctx_create(g->inst, &cd, &g->ctx);
+    if (rc) {
+        fprintf(stderr, "context: %s: %s\n", rt_status_string(rc), rt_ctx_errmsg(g->ctx));
+        tu_failures++;
+        return false;
+    }
+    const rt_device_info *d = rt_ctx_device(g->ctx);
+    printf("device: %s (subgroup %u)\n", d->name, d->subgroup_size);
+    return true;
+}
+
+void tu_gpu_close(tu_gpu *g)
+{
+    rt_ctx_destroy(g->ctx);
+    g->ctx = NULL;
+    /* the instance stays for tu_finish's validation count; the OS frees it */
+}
+
+bool tu_guard_fill(rt_buffer *b, size_t data_bytes)
+{
+    return rt_buffer_fill(b, data_bytes, TU_GUARD, TU_GUARD_WORD) == RT_OK;
+}
+
+bool tu_guard_check(rt_buffer *b, size_t data_bytes)
+{
+    uint32_t w[TU_GUARD / 4];
+    if (rt_buffer_read(b, data_bytes, w, TU_GUARD) != RT_OK)
+        return false;
+    for (int i = 0; i < TU_GUARD / 4; i++)
+        if (w[i] != TU_GUARD_WORD)
+            return false;
+    return true;
+}

@@ -1,0 +1,56 @@
+/* util.h: what every test shares: checks that count failures, a seeded RNG, the normalised error, and
+ * (for GPU tests) a Vulkan context with the validation layer on whose messages fail the test. */
+#ifndef VKLLM_TEST_UTIL_H
+#define VKLLM_TEST_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rt.h"
+
+extern int tu_failures;
+
+/* CHECK(cond, fmt, ...): on failure print file:line and the message, count it, go on. */
+#define CHECK(cond, ...)                                                        \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);               \
+            fprintf(stderr, __VA_ARGS__);                                       \
+            fputc('\n', stderr);                                                \
+            tu_failures++;                                                      \
+        }                                                                       \
+    } while (0)
+
+/* Ends a test's main: prints a summary, returns the exit status (0 only when nothing failed and no
+ * validation message was seen). */
+int tu_finish(const char *name);
+
+/* Seeded RNG (xorshift64*): the seed is printed by tu_seed() so a failure can be replayed. */
+typedef struct { uint64_t s; } tu_rng;
+uint64_t tu_seed(const char *test);   /* VKLLM_TEST_SEED or a fixed default; printed */
+uint32_t tu_u32(tu_rng *r);
+float tu_uniform(tu_rng *r, float lo, float hi);
+float tu_normal(tu_rng *r);
+
+/* sum((a-b)^2) / sum(b^2); a NaN or inf in a gives INFINITY. */
+double tu_nmse(const float *a, const double *ref, int64_t n);
+
+/* Path of a file under ../shared/models (VKLLM_MODELS); static buffer. */
+const char *tu_model_path(const char *rel);
+/* Reads a whole file (NUL-terminated); NULL on failure. Caller frees. */
+char *tu_read_file(const char *path, size_t *len);
+
+/* GPU tests: an instance with validation on (messages counted and printed) and a context on the
+ * default device (lavapipe in CI). tu_gpu_close() destroys them. */
+typedef struct { rt_instance *inst; rt_ctx *ctx; } tu_gpu;
+bool tu_gpu_open(tu_gpu *g);
+void tu_gpu_close(tu_gpu *g);
+
+/* Guard bytes: allocate outputs with TU_GUARD extra bytes filled with TU_GUARD_WORD, then check them. */
+#define TU_GUARD 256
+#define TU_GUARD_WORD 0xDEADBEEFu
+bool tu_guard_fill(rt_buffer *b, size_t data_bytes);
+bool tu_guard_check(rt_buffer *b, size_t data_bytes);
+
+#endif

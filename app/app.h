@@ -1,0 +1,35 @@
+/* app.h: the vkllm command. Each subcommand lives in its own app/cmd_*.c and is listed in main.c. */
+#ifndef VKLLM_APP_H
+#define VKLLM_APP_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* A subcommand: argv[0] is the subcommand's name. Returns the process exit status. */
+typedef int (*app_cmd_fn)(int argc, char **argv);
+
+int cmd_devices(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+
+/* Prints "vkllm: <message>" to stderr; returns 1 (use as `return app_fail(...)`). */
+int app_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Flag parsing helpers: on `--name VALUE` or `-n VALUE` at argv[*i], store the value and advance *i.
+ * They return false (after printing why) when the value is missing or malformed. */
+bool app_arg_str(int argc, char **argv, int *i, const char **out);
+bool app_arg_int(int argc, char **argv, int *i, long *out, long lo, long hi);
+bool app_arg_float(int argc, char **argv, int *i, double *out, double lo, double hi);
+
+/* The shared device flags: `--device N` (else VKLLM_DEVICE, else the best device) and
+ * `--validation`. app_device_flag() consumes them from argv[*i] and returns true if it did. */
+typedef struct app_device_opts { int device; bool validation; } app_device_opts;
+bool app_device_flag(int argc, char **argv, int *i, app_device_opts *o, bool *bad);
+
+/* JSON string output (escaped). */
+void app_json_str(FILE *f, const char *s);
+
+#endif

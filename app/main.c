@@ -1,0 +1,136 @@
+/* main.c: `vkllm <command> [options]`, the entry point; dispatches to app/cmd_*.c. */
+#include "app.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    app_cmd_fn fn;
+    const char *help;
+} commands[] = {
+    { "devices", cmd_devices, "list Vulkan devices, their memory and features (--json)" },
+    { "run", cmd_run, "generate text from a model: -m FILE -p PROMPT [-n N] [--temp T] ..." },
+    { "tokenize", cmd_tokenize, "print the tokens of a text: -m FILE -p TEXT [--ids]" },
+    { "info", cmd_info, "describe a model file: -m FILE [--json]" },
+    { "perplexity", cmd_perplexity, "perplexity of a text file: -m FILE -f TEXT [-c N]" },
+    { "bench", cmd_bench, "benchmarks: `bench kernels` times every kernel (--json)" },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vkllm <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`vkllm <command> --help` shows a command's options.\n"
+               "Device choice: --device N, or the environment variable VKLLM_DEVICE=N (see `vkllm devices`).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("vkllm 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "vkllm: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
+
+int app_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vkllm: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+bool app_arg_str(int argc, char **argv, int *i, const char **out)
+{
+    if (*i + 1 >= argc) {
+        app_fail("%s needs a value", argv[*i]);
+        return false;
+    }
+    *out = argv[++*i];
+    return true;
+}
+
+bool app_arg_int(int argc, char **argv, int *i, long *out, long lo, long hi)
+{
+    const char *s;
+    if (!app_arg_str(argc, argv, i, &s))
+        return false;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        app_fail("%s: '%s' is not an integer in [%ld, %ld]", argv[*i - 1], s, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool app_arg_float(int argc, char **argv, int *i, double *out, double lo, double hi)
+{
+    const char *s;
+    if (!app_arg_str(argc, argv, i, &s))
+        return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        app_fail("%s: '%s' is not a number in [%g, %g]", argv[*i - 1], s, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool app_device_flag(int argc, char **argv, int *i, app_device_opts *o, bool *bad)
+{
+    if (!strcmp(argv[*i], "--device")) {
+        long v;
+        if (!app_arg_int(argc, argv, i, &v, 0, 1000))
+            *bad = true;
+        else
+            o->device = (int)v;
+        return true;
+    }
+    if (!strcmp(argv[*i], "--validation")) {
+        o->validation = true;
+        return true;
+    }
+    return false;
+}
+
+void app_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}

@@ -38,7 +38,8 @@ const char *lm_status_string(int status);
  * the top of models/gguf.c. lm_gguf_open() checks the whole file before it returns: every count,
  * length, offset, dimension and type against the file size and sane limits; a malformed file is
  * refused with LM_ERR_FORMAT (LM_ERR_UNSUPPORTED for GGUF v1, big-endian files, nested arrays) and a
- * message that says what is wrong and where (byte offset, key or tensor name).
+ * message that starts with the path and says what is wrong and where (byte offset, key or tensor
+ * name), e.g. "m.gguf: tensor 'output.weight': unknown tensor type 77 at byte 14020".
  *
  * Lifetimes: every pointer handed out (key and tensor names, strings, array and tensor data) lives
  * until lm_gguf_close(). Key names, tensor names and scalar string values are NUL-terminated copies;
@@ -60,8 +61,9 @@ enum lm_ggml_type {
     LM_GGML_IQ2_XS = 17, LM_GGML_IQ3_XXS = 18, LM_GGML_IQ1_S = 19, LM_GGML_IQ4_NL = 20,
     LM_GGML_IQ3_S = 21, LM_GGML_IQ2_S = 22, LM_GGML_IQ4_XS = 23, LM_GGML_I8 = 24, LM_GGML_I16 = 25,
     LM_GGML_I32 = 26, LM_GGML_I64 = 27, LM_GGML_F64 = 28, LM_GGML_IQ1_M = 29, LM_GGML_BF16 = 30,
-    LM_GGML_TQ1_0 = 34, LM_GGML_TQ2_0 = 35, LM_GGML_MXFP4 = 39,
-    LM_GGML_TYPE_COUNT = 40
+    LM_GGML_TQ1_0 = 34, LM_GGML_TQ2_0 = 35, LM_GGML_MXFP4 = 39, LM_GGML_NVFP4 = 40, LM_GGML_Q1_0 = 41,
+    LM_GGML_Q2_0 = 42,
+    LM_GGML_TYPE_COUNT = 43
 };
 
 /* The ggml type table: name ("F32", "Q4_K", ...), elements per block, bytes per block. For an
@@ -117,7 +119,7 @@ int lm_gguf_get_str(const lm_gguf *g, const char *key, const char **out, size_t 
  * for a missing key or an index out of range. */
 int lm_gguf_get_arr(const lm_gguf *g, const char *key, int *elem_type, uint64_t *n, const void **data);
 int lm_gguf_get_arr_str(const lm_gguf *g, const char *key, uint64_t i, const char **s, size_t *len);
-/* Element i of an integer (or bool) / float array, converted; LM_ERR_TYPE for other element types. */
+/* Element i of an integer / float (f32, f64) array, converted; LM_ERR_TYPE for other element types. */
 int lm_gguf_arr_i64(const lm_gguf *g, const char *key, uint64_t i, int64_t *out);
 int lm_gguf_arr_f64(const lm_gguf *g, const char *key, uint64_t i, double *out);
 

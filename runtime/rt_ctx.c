@@ -1,0 +1,384 @@
+/* rt_ctx.c: one logical device (queue, one-off commands) and its compute pipelines with their cache. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "rt_internal.h"
+
+int rt_ctx_fail(rt_ctx *ctx, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->err, RT_ERRLEN, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int rt_ctx_vk_fail(rt_ctx *ctx, VkResult r, const char *what)
+{
+    if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY)
+        return rt_ctx_fail(ctx, RT_ERR_OUT_OF_MEMORY, "%s: device memory exhausted (%s)", what, rt_vk_result_string(r));
+    return rt_ctx_fail(ctx, rt_vk_status(r), "%s: %s", what, rt_vk_result_string(r));
+}
+
+static int create_device(rt_ctx *ctx)
+{
+    uint32_t n_q = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(ctx->phys, &n_q, NULL);
+    VkQueueFamilyProperties q[32];
+    if (n_q > 32)
+        n_q = 32;
+    vkGetPhysicalDeviceQueueFamilyProperties(ctx->phys, &n_q, q);
+    /* Prefer a compute queue family that also does graphics (the "universal" queue), which has
+     * timestamps everywhere; any compute family otherwise. */
+    int fam = -1;
+    for (uint32_t i = 0; i < n_q && fam < 0; i++)
+        if ((q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && (q[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))
+            fam = (int)i;
+    for (uint32_t i = 0; i < n_q && fam < 0; i++)
+        if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT)
+            fam = (int)i;
+    if (fam < 0)
+        return rt_ctx_fail(ctx, RT_ERR_UNSUPPORTED, "device %s has no compute queue", ctx->info.name);
+    ctx->queue_family = (uint32_t)fam;
+    if (!q[fam].timestampValidBits)
+        ctx->info.timestamp_period_ns = 0;
+
+    float prio = 1.0f;
+    VkDeviceQueueCreateInfo qci = { .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+                                    .queueFamilyIndex = ctx->queue_family, .queueCount = 1,
+                                    .pQueuePriorities = &prio };
+    VkPhysicalDeviceVulkan12Features f12 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                             .shaderFloat16 = ctx->info.fp16,
+                                             .storageBuffer8BitAccess = ctx->info.storage8 };
+    VkPhysicalDeviceVulkan11Features f11 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+                                             .pNext = &f12,
+                                             .storageBuffer16BitAccess = ctx->info.storage16 };
+    VkPhysicalDeviceFeatures2 f = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11 };
+    VkDeviceCreateInfo dci = { .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &f,
+                               .queueCreateInfoCount = 1, .pQueueCreateInfos = &qci };
+    VkResult r = vkCreateDevice(ctx->phys, &dci, NULL, &ctx->device);
+    if (r != VK_SUCCESS)
+        return rt_ctx_vk_fail(ctx, r, "vkCreateDevice");
+    vkGetDeviceQueue(ctx->device, ctx->queue_family, 0, &ctx->queue);
+
+    VkCommandPoolCreateInfo pci = { .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT |
+                                             VK_COMMAND_POOL_CREATE_TRANSIENT_BIT,
+                                    .queueFamilyIndex = ctx->queue_family };
+    if ((r = vkCreateCommandPool(ctx->device, &pci, NULL, &ctx->pool)) != VK_SUCCESS)
+        return rt_ctx_vk_fail(ctx, r, "vkCreateCommandPool");
+    VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
+    if ((r = vkCreateFence(ctx->device, &fci, NULL, &ctx->fence)) != VK_SUCCESS)
+        return rt_ctx_vk_fail(ctx, r, "vkCreateFence");
+    return RT_OK;
+}
+
+int rt_ctx_create(rt_instance *inst, const rt_ctx_desc *desc, rt_ctx **out)
+{
+    *out = NULL;
+    rt_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return RT_ERR_OUT_OF_MEMORY;
+    *out = ctx;
+    ctx->inst = inst;
+    int index = desc ? desc->device : -1;
+    if (index < 0) {
+        index = rt_instance_default_device(inst);
+        if (index < 0)
+            return rt_ctx_fail(ctx, RT_ERR_NO_DEVICE, "%s", rt_instance_errmsg(inst));
+    }
+    if (index >= inst->n_devices)
+        return rt_ctx_fail(ctx, RT_ERR_NO_DEVICE, "device %d does not exist (%d device%s, see `vkllm devices`)",
+                           index, inst->n_devices, inst->n_devices == 1 ? "" : "s");
+    ctx->info = inst->info[index];
+    ctx->phys = inst->phys[index];
+    if (!ctx->info.usable)
+        return rt_ctx_fail(ctx, RT_ERR_UNSUPPORTED,
+                           "device %d (%s) lacks what vkllm needs: Vulkan 1.2, a compute queue, 128 bytes of push constants",
+                           index, ctx->info.name);
+    ctx->profiling = desc && desc->profiling;
+    vkGetPhysicalDeviceMemoryProperties(ctx->phys, &ctx->memprops);
+    VkPhysicalDeviceProperties p;
+    vkGetPhysicalDeviceProperties(ctx->phys, &p);
+    ctx->storage_align = p.limits.minStorageBufferOffsetAlignment;
+    if (ctx->storage_align < 16)
+        ctx->storage_align = 16;
+    /* Device-local memory that is also host-visible and coherent in a heap that is not a small BAR
+     * window: buffers are then written directly instead of through staging copies. */
+    for (uint32_t i = 0; i < ctx->memprops.memoryTypeCount; i++) {
+        VkMemoryPropertyFlags fl = ctx->memprops.memoryTypes[i].propertyFlags;
+        VkDeviceSize heap = ctx->memprops.memoryHeaps[ctx->memprops.memoryTypes[i].heapIndex].size;
+        if ((fl & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) && (fl & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) &&
+            (fl & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT) && heap > (VkDeviceSize)1 << 30 &&
+            ctx->info.type != RT_DEVICE_DISCRETE)
+            ctx->device_mappable = true;
+    }
+
+    int rc = create_device(ctx);
+    if (rc)
+        return rc;
+    return rt_pipeline_cache_open(ctx, desc ? desc->pipeline_cache : NULL);
+}
+
+void rt_ctx_destroy(rt_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->device) {
+        vkDeviceWaitIdle(ctx->device);
+        rt_ctx_save_pipeline_cache(ctx);
+        rt_pipelines_destroy(ctx);
+        rt_memory_destroy(ctx);
+        if (ctx->fence)
+            vkDestroyFence(ctx->device, ctx->fence, NULL);
+        if (ctx->pool)
+            vkDestroyCommandPool(ctx->device, ctx->pool, NULL);
+        vkDestroyDevice(ctx->device, NULL);
+    }
+    free(ctx->pipelines);
+    free(ctx);
+}
+
+const char *rt_ctx_errmsg(const rt_ctx *ctx)
+{
+    return ctx ? ctx->err : "out of host memory";
+}
+
+const rt_device_info *rt_ctx_device(const rt_ctx *ctx)
+{
+    return &ctx->info;
+}
+
+int rt_ctx_begin_oneoff(rt_ctx *ctx, VkCommandBuffer *cb)
+{
+    VkCommandBufferAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                       .commandPool = ctx->pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                       .commandBufferCount = 1 };
+    VkResult r = vkAllocateCommandBuffers(ctx->device, &ai, cb);
+    if (r != VK_SUCCESS)
+        return rt_ctx_vk_fail(ctx, r, "vkAllocateCommandBuffers");
+    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT };
+    if ((r = vkBeginCommandBuffer(*cb, &bi)) != VK_SUCCESS) {
+        vkFreeCommandBuffers(ctx->device, ctx->pool, 1, cb);
+        return rt_ctx_vk_fail(ctx, r, "vkBeginCommandBuffer");
+    }
+    return RT_OK;
+}
+
+int rt_ctx_end_oneoff(rt_ctx *ctx, VkCommandBuffer cb)
+{
+    VkResult r = vkEndCommandBuffer(cb);
+    if (r == VK_SUCCESS) {
+        VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb };
+        r = vkQueueSubmit(ctx->queue, 1, &si, ctx->fence);
+        if (r == VK_SUCCESS) {
+            r = vkWaitForFences(ctx->device, 1, &ctx->fence, VK_TRUE, UINT64_MAX);
+            vkResetFences(ctx->device, 1, &ctx->fence);
+        }
+    }
+    vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &cb);
+    return r == VK_SUCCESS ? RT_OK : rt_ctx_vk_fail(ctx, r, "one-off copy submission");
+}
+
+/* ---------------------------------------------------------------- pipeline cache */
+
+static void default_cache_path(rt_ctx *ctx, char *buf, size_t n)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char dir[768];
+    if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/vkllm", xdg);
+    else if (home && *home)
+        snprintf(dir, sizeof dir, "%s/.cache/vkllm", home);
+    else {
+        buf[0] = 0;
+        return;
+    }
+    snprintf(buf, n, "%s/pipelines-%04x-%04x.bin", dir, ctx->info.vendor_id, ctx->info.device_id);
+}
+
+static void make_parent_dirs(const char *path)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(tmp, 0755); /* EEXIST is fine; a real failure shows when the file is written */
+            *p = '/';
+        }
+}
+
+int rt_pipeline_cache_open(rt_ctx *ctx, const char *path)
+{
+    if (path)
+        snprintf(ctx->pcache_path, sizeof ctx->pcache_path, "%s", path);
+    else
+        default_cache_path(ctx, ctx->pcache_path, sizeof ctx->pcache_path);
+
+    void *data = NULL;
+    size_t size = 0;
+    if (ctx->pcache_path[0]) {
+        FILE *f = fopen(ctx->pcache_path, "rb");
+        if (f) {
+            if (fseek(f, 0, SEEK_END) == 0) {
+                long n = ftell(f);
+                if (n > 0 && n < (64l << 20) && fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)n))) {
+                    if (fread(data, 1, (size_t)n, f) == (size_t)n)
+                        size = (size_t)n;
+                }
+            }
+            fclose(f);
+        }
+    }
+    /* A cache from another driver version is ignored by the driver; a corrupt one too (the header is
+     * checked by the implementation), so any bytes are safe to offer. */
+    VkPipelineCacheCreateInfo ci = { .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+                                     .initialDataSize = size, .pInitialData = size ? data : NULL };
+    VkResult r = vkCreatePipelineCache(ctx->device, &ci, NULL, &ctx->pcache);
+    if (r != VK_SUCCESS && size) {
+        ci.initialDataSize = 0;
+        ci.pInitialData = NULL;
+        size = 0;
+        r = vkCreatePipelineCache(ctx->device, &ci, NULL, &ctx->pcache);
+    }
+    free(data);
+    if (r != VK_SUCCESS)
+        return rt_ctx_vk_fail(ctx, r, "vkCreatePipelineCache");
+    ctx->pcache_loaded = (int64_t)size;
+    return RT_OK;
+}
+
+int rt_ctx_save_pipeline_cache(rt_ctx *ctx)
+{
+    if (!ctx->pcache || !ctx->pcache_path[0] || ctx->n_pipelines == 0)
+        return RT_OK;
+    size_t size = 0;
+    VkResult r = vkGetPipelineCacheData(ctx->device, ctx->pcache, &size, NULL);
+    if (r != VK_SUCCESS || size == 0)
+        return RT_OK;
+    void *data = malloc(size);
+    if (!data)
+        return rt_ctx_fail(ctx, RT_ERR_OUT_OF_MEMORY, "out of host memory saving the pipeline cache");
+    int rc = RT_OK;
+    if (vkGetPipelineCacheData(ctx->device, ctx->pcache, &size, data) == VK_SUCCESS) {
+        make_parent_dirs(ctx->pcache_path);
+        char tmp[1100];
+        snprintf(tmp, sizeof tmp, "%s.tmp", ctx->pcache_path);
+        FILE *f = fopen(tmp, "wb");
+        if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0 || rename(tmp, ctx->pcache_path) != 0)
+            rc = rt_ctx_fail(ctx, RT_ERR_IO, "cannot write the pipeline cache %s: %s", ctx->pcache_path, strerror(errno));
+    }
+    free(data);
+    return rc;
+}
+
+void rt_ctx_pipeline_stats(const rt_ctx *ctx, int *created, int64_t *cache_bytes_loaded)
+{
+    if (created)
+        *created = ctx->n_pipelines;
+    if (cache_bytes_loaded)
+        *cache_bytes_loaded = ctx->pcache_loaded;
+}
+
+/* ---------------------------------------------------------------- pipelines */
+
+int rt_pipeline_get(rt_ctx *ctx, enum rt_shader_id shader, const uint32_t *spec, int n_spec, int n_bindings,
+                    uint32_t push_size, rt_pipeline **out)
+{
+    if (n_spec > RT_MAX_SPEC || n_bindings > RT_MAX_BINDINGS || push_size > ctx->info.max_push_constants)
+        return rt_ctx_fail(ctx, RT_ERR_INVALID, "pipeline %s: too many constants or bindings",
+                           rt_shader_table[shader].name);
+    for (int i = 0; i < ctx->n_pipelines; i++) {
+        rt_pipeline *p = &ctx->pipelines[i];
+        if (p->shader == shader && p->n_spec == n_spec && !memcmp(p->spec, spec, sizeof(uint32_t) * (size_t)n_spec)) {
+            *out = p;
+            return RT_OK;
+        }
+    }
+    if (ctx->n_pipelines == ctx->cap_pipelines) {
+        /* pipelines are referenced by pointer from recorded sequences: grow by a new array only when
+         * none is recorded yet; in practice the cap is large enough that it never grows */
+        int cap = ctx->cap_pipelines ? ctx->cap_pipelines * 2 : 256;
+        if (ctx->cap_pipelines)
+            return rt_ctx_fail(ctx, RT_ERR_LIMIT, "more than %d pipelines", ctx->cap_pipelines);
+        ctx->pipelines = calloc((size_t)cap, sizeof *ctx->pipelines);
+        if (!ctx->pipelines)
+            return rt_ctx_fail(ctx, RT_ERR_OUT_OF_MEMORY, "out of host memory");
+        ctx->cap_pipelines = cap;
+    }
+    rt_pipeline *p = &ctx->pipelines[ctx->n_pipelines];
+    memset(p, 0, sizeof *p);
+    p->shader = shader;
+    p->n_spec = n_spec;
+    memcpy(p->spec, spec, sizeof(uint32_t) * (size_t)n_spec);
+    p->n_bindings = n_bindings;
+    p->push_size = push_size;
+
+    VkDescriptorSetLayoutBinding b[RT_MAX_BINDINGS];
+    for (int i = 0; i < n_bindings; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){ .binding = (uint32_t)i,
+                                               .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                               .descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT };
+    VkDescriptorSetLayoutCreateInfo dci = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                            .bindingCount = (uint32_t)n_bindings, .pBindings = b };
+    VkResult r = vkCreateDescriptorSetLayout(ctx->device, &dci, NULL, &p->dsl);
+    if (r != VK_SUCCESS)
+        return rt_ctx_vk_fail(ctx, r, "vkCreateDescriptorSetLayout");
+    VkPushConstantRange pr = { .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = push_size };
+    VkPipelineLayoutCreateInfo lci = { .sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                       .setLayoutCount = 1, .pSetLayouts = &p->dsl,
+                                       .pushConstantRangeCount = push_size ? 1 : 0, .pPushConstantRanges = &pr };
+    if ((r = vkCreatePipelineLayout(ctx->device, &lci, NULL, &p->layout)) != VK_SUCCESS)
+        goto out_destroy_dsl;
+
+    const struct rt_shader_code *code = &rt_shader_table[shader];
+    VkShaderModuleCreateInfo sci = { .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                     .codeSize = *code->size, .pCode = code->code };
+    VkShaderModule module;
+    if ((r = vkCreateShaderModule(ctx->device, &sci, NULL, &module)) != VK_SUCCESS)
+        goto out_destroy_layout;
+    VkSpecializationMapEntry me[RT_MAX_SPEC];
+    for (int i = 0; i < n_spec; i++)
+        me[i] = (VkSpecializationMapEntry){ .constantID = (uint32_t)i, .offset = (uint32_t)(4 * i), .size = 4 };
+    VkSpecializationInfo si = { .mapEntryCount = (uint32_t)n_spec, .pMapEntries = me,
+                                .dataSize = 4 * (size_t)n_spec, .pData = p->spec };
+    VkComputePipelineCreateInfo pci = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = { .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                   .module = module, .pName = "main", .pSpecializationInfo = n_spec ? &si : NULL },
+        .layout = p->layout,
+    };
+    r = vkCreateComputePipelines(ctx->device, ctx->pcache, 1, &pci, NULL, &p->pipeline);
+    vkDestroyShaderModule(ctx->device, module, NULL);
+    if (r != VK_SUCCESS)
+        goto out_destroy_layout;
+    ctx->n_pipelines++;
+    *out = p;
+    return RT_OK;
+
+out_destroy_layout:
+    vkDestroyPipelineLayout(ctx->device, p->layout, NULL);
+out_destroy_dsl:
+    vkDestroyDescriptorSetLayout(ctx->device, p->dsl, NULL);
+    return rt_ctx_vk_fail(ctx, r, rt_shader_table[shader].name);
+}
+
+void rt_pipelines_destroy(rt_ctx *ctx)
+{
+    for (int i = 0; i < ctx->n_pipelines; i++) {
+        rt_pipeline *p = &ctx->pipelines[i];
+        vkDestroyPipeline(ctx->device, p->pipeline, NULL);
+        vkDestroyPipelineLayout(ctx->device, p->layout, NULL);
+        vkDestroyDescriptorSetLayout(ctx->device, p->dsl, NULL);
+    }
+    ctx->n_pipelines = 0;
+    if (ctx->pcache)
+        vkDestroyPipelineCache(ctx->device, ctx->pcache, NULL);
+    ctx->pcache = VK_NULL_HANDLE;
+}

@@ -1,0 +1,127 @@
+/* rt_internal.h: the runtime's private structures, shared by the runtime sources only. */
+#ifndef VKLLM_RT_INTERNAL_H
+#define VKLLM_RT_INTERNAL_H
+
+#include <vulkan/vulkan.h>
+
+#include "rt.h"
+#include "rt_shaders.h"
+
+#define RT_ERRLEN 512
+
+/* Formats an error message into a handle's buffer; returns status (for `return rt_fail(...)`). */
+int rt_set_err(char *buf, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Maps a VkResult to an rt_status (out of memory stays out of memory). */
+int rt_vk_status(VkResult r);
+const char *rt_vk_result_string(VkResult r);
+
+struct rt_instance {
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    bool validation;
+    void (*on_message)(void *user, const char *message);
+    void *user;
+    uint32_t n_messages;
+    int n_devices;
+    VkPhysicalDevice *phys;
+    rt_device_info *info;
+    char err[RT_ERRLEN];
+};
+
+/* One device memory allocation bound to one VkBuffer, carved into sub-allocations. */
+typedef struct rt_block rt_block;
+struct rt_block {
+    VkDeviceMemory memory;
+    VkBuffer buffer;
+    VkDeviceSize size;
+    void *mapped;          /* persistent mapping when host-visible */
+    bool coherent;
+    rt_mem kind;
+    int n_live;            /* sub-allocations handed out */
+    struct rt_range { VkDeviceSize off, size; } *free; /* sorted free ranges */
+    int n_free, cap_free;
+    rt_block *next;
+};
+
+struct rt_buffer {
+    rt_ctx *ctx;
+    rt_block *block;
+    VkDeviceSize off;      /* in the block */
+    VkDeviceSize size;     /* as asked for */
+    VkDeviceSize alloc;    /* size carved out of the block (aligned) */
+};
+
+/* A pipeline, keyed by shader and specialization constants. */
+#define RT_MAX_SPEC 8
+#define RT_MAX_BINDINGS 8
+typedef struct rt_pipeline {
+    enum rt_shader_id shader;
+    int n_spec;
+    uint32_t spec[RT_MAX_SPEC];
+    int n_bindings;
+    uint32_t push_size;
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+    VkPipeline pipeline;
+    uint32_t wg[3];        /* workgroup size, for dispatch checks */
+} rt_pipeline;
+
+struct rt_ctx {
+    rt_instance *inst;
+    rt_device_info info;
+    VkPhysicalDevice phys;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    VkCommandPool pool;            /* for one-off transfer commands */
+    VkFence fence;                 /* for one-off transfer commands */
+    VkPhysicalDeviceMemoryProperties memprops;
+    VkDeviceSize storage_align;    /* minStorageBufferOffsetAlignment */
+    bool device_mappable;          /* device-local memory is also host-visible (lavapipe, UMA, ReBAR) */
+    bool profiling;
+    rt_block *blocks[3];           /* per rt_mem kind */
+    uint64_t reserved, used;
+    VkPipelineCache pcache;
+    char pcache_path[1024];
+    int64_t pcache_loaded;
+    rt_pipeline *pipelines;
+    int n_pipelines, cap_pipelines;
+    rt_buffer *staging;            /* lazily created, reused, for discrete GPUs */
+    char err[RT_ERRLEN];
+};
+
+/* Error reporting on a ctx (message copied into ctx->err). */
+int rt_ctx_fail(rt_ctx *ctx, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int rt_ctx_vk_fail(rt_ctx *ctx, VkResult r, const char *what);
+
+/* Returns a pipeline for shader with the given specialization constants (created on first use). */
+int rt_pipeline_get(rt_ctx *ctx, enum rt_shader_id shader, const uint32_t *spec, int n_spec,
+                    int n_bindings, uint32_t push_size, rt_pipeline **out);
+void rt_pipelines_destroy(rt_ctx *ctx);
+int rt_pipeline_cache_open(rt_ctx *ctx, const char *path);
+
+/* Memory: one-off command buffer submission for copies. */
+int rt_ctx_begin_oneoff(rt_ctx *ctx, VkCommandBuffer *cb);
+int rt_ctx_end_oneoff(rt_ctx *ctx, VkCommandBuffer cb);
+void rt_memory_destroy(rt_ctx *ctx);
+VkBuffer rt_buffer_vk(const rt_buffer *b);
+VkDeviceSize rt_buffer_vk_offset(const rt_buffer *b);
+
+/* A binding for one dispatch: a byte range of a buffer. */
+typedef struct rt_bind {
+    rt_buffer *buf;
+    size_t off;
+    size_t range;
+} rt_bind;
+
+/* Records a dispatch of `groups` workgroups (x, y, z) of pipeline p with the given bindings and push
+ * constants. Checks group counts against device limits, binding ranges against maxStorageBufferRange
+ * and offsets against the device's alignment. Sticky error on the sequence. */
+int rt_seq_dispatch(rt_seq *seq, rt_pipeline *p, const rt_bind *binds, int n_binds, const void *push,
+                    uint32_t gx, uint32_t gy, uint32_t gz);
+rt_ctx *rt_seq_ctx(rt_seq *seq);
+/* Sticky error on a sequence: returns the stored status if one is set. */
+int rt_seq_status(const rt_seq *seq);
+int rt_seq_fail(rt_seq *seq, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

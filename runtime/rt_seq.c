@@ -1,0 +1,350 @@
+/* rt_seq.c: recorded sequences of dispatches. One command buffer, its descriptor sets, barriers between
+ * dependent dispatches, timestamps when profiling; submitted as often as wanted without re-recording. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_internal.h"
+
+#define RT_SETS_PER_POOL 256
+#define RT_MAX_TIMESTAMPS 4096
+
+struct rt_seq {
+    rt_ctx *ctx;
+    VkCommandBuffer cb;
+    VkFence fence;
+    bool recording, pending, parallel, need_barrier;
+    int n_commands;             /* dispatches and copies recorded */
+    VkDescriptorPool *pools;    /* all reset at rt_seq_begin */
+    int n_pools, cap_pools, used_pools, sets_in_pool;
+    VkQueryPool queries;        /* profiling: one timestamp before the first dispatch and after each */
+    int n_stamps;
+    const char **stamp_names;   /* kernel of timestamp i (i >= 1) */
+    int n_timed;
+    double *timed_ns;
+    int status;                 /* sticky recording / submission error */
+    char err[RT_ERRLEN];
+};
+
+int rt_seq_fail(rt_seq *seq, int status, const char *fmt, ...)
+{
+    if (seq->status)
+        return seq->status; /* keep the first error */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(seq->err, RT_ERRLEN, fmt, ap);
+    va_end(ap);
+    seq->status = status;
+    return status;
+}
+
+static int seq_vk_fail(rt_seq *seq, VkResult r, const char *what)
+{
+    return rt_seq_fail(seq, rt_vk_status(r), "%s: %s", what, rt_vk_result_string(r));
+}
+
+int rt_seq_status(const rt_seq *seq) { return seq->status; }
+rt_ctx *rt_seq_ctx(rt_seq *seq) { return seq->ctx; }
+const char *rt_seq_errmsg(const rt_seq *seq) { return seq ? seq->err : "out of host memory"; }
+
+int rt_seq_create(rt_ctx *ctx, rt_seq **out)
+{
+    *out = NULL;
+    rt_seq *seq = calloc(1, sizeof *seq);
+    if (!seq)
+        return rt_ctx_fail(ctx, RT_ERR_OUT_OF_MEMORY, "out of host memory");
+    seq->ctx = ctx;
+    VkCommandBufferAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                       .commandPool = ctx->pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                       .commandBufferCount = 1 };
+    VkResult r = vkAllocateCommandBuffers(ctx->device, &ai, &seq->cb);
+    if (r != VK_SUCCESS)
+        goto out_free_seq;
+    VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
+    if ((r = vkCreateFence(ctx->device, &fci, NULL, &seq->fence)) != VK_SUCCESS)
+        goto out_free_cb;
+    if (ctx->profiling && ctx->info.timestamp_period_ns > 0) {
+        VkQueryPoolCreateInfo qci = { .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                      .queryType = VK_QUERY_TYPE_TIMESTAMP, .queryCount = RT_MAX_TIMESTAMPS };
+        if ((r = vkCreateQueryPool(ctx->device, &qci, NULL, &seq->queries)) != VK_SUCCESS)
+            goto out_destroy_fence;
+        seq->stamp_names = calloc(RT_MAX_TIMESTAMPS, sizeof *seq->stamp_names);
+        seq->timed_ns = calloc(RT_MAX_TIMESTAMPS, sizeof *seq->timed_ns);
+        if (!seq->stamp_names || !seq->timed_ns) {
+            rt_seq_destroy(seq);
+            return rt_ctx_fail(ctx, RT_ERR_OUT_OF_MEMORY, "out of host memory");
+        }
+    }
+    *out = seq;
+    return RT_OK;
+
+out_destroy_fence:
+    vkDestroyFence(ctx->device, seq->fence, NULL);
+out_free_cb:
+    vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &seq->cb);
+out_free_seq:
+    free(seq);
+    return rt_ctx_vk_fail(ctx, r, "rt_seq_create");
+}
+
+void rt_seq_destroy(rt_seq *seq)
+{
+    if (!seq)
+        return;
+    VkDevice dev = seq->ctx->device;
+    if (seq->pending)
+        vkWaitForFences(dev, 1, &seq->fence, VK_TRUE, UINT64_MAX);
+    for (int i = 0; i < seq->n_pools; i++)
+        vkDestroyDescriptorPool(dev, seq->pools[i], NULL);
+    if (seq->queries)
+        vkDestroyQueryPool(dev, seq->queries, NULL);
+    if (seq->fence)
+        vkDestroyFence(dev, seq->fence, NULL);
+    if (seq->cb)
+        vkFreeCommandBuffers(dev, seq->ctx->pool, 1, &seq->cb);
+    free(seq->pools);
+    free(seq->stamp_names);
+    free(seq->timed_ns);
+    free(seq);
+}
+
+int rt_seq_wait(rt_seq *seq)
+{
+    if (!seq->pending)
+        return seq->status;
+    VkResult r = vkWaitForFences(seq->ctx->device, 1, &seq->fence, VK_TRUE, UINT64_MAX);
+    seq->pending = false;
+    if (r != VK_SUCCESS)
+        return seq_vk_fail(seq, r, "vkWaitForFences");
+    vkResetFences(seq->ctx->device, 1, &seq->fence);
+    seq->n_timed = 0;
+    if (seq->queries && seq->n_stamps > 1) {
+        uint64_t t[RT_MAX_TIMESTAMPS];
+        r = vkGetQueryPoolResults(seq->ctx->device, seq->queries, 0, (uint32_t)seq->n_stamps, sizeof t, t,
+                                  sizeof t[0], VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+        if (r == VK_SUCCESS) {
+            for (int i = 1; i < seq->n_stamps; i++)
+                seq->timed_ns[i - 1] = (double)(t[i] - t[i - 1]) * seq->ctx->info.timestamp_period_ns;
+            seq->n_timed = seq->n_stamps - 1;
+        }
+    }
+    return RT_OK;
+}
+
+int rt_seq_begin(rt_seq *seq)
+{
+    int rc = rt_seq_wait(seq);
+    seq->status = RT_OK;
+    seq->err[0] = 0;
+    (void)rc;
+    VkResult r = vkResetCommandBuffer(seq->cb, 0);
+    if (r != VK_SUCCESS)
+        return seq_vk_fail(seq, r, "vkResetCommandBuffer");
+    for (int i = 0; i < seq->n_pools; i++)
+        vkResetDescriptorPool(seq->ctx->device, seq->pools[i], 0);
+    seq->used_pools = 0;
+    seq->sets_in_pool = RT_SETS_PER_POOL;
+    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
+    if ((r = vkBeginCommandBuffer(seq->cb, &bi)) != VK_SUCCESS)
+        return seq_vk_fail(seq, r, "vkBeginCommandBuffer");
+    seq->recording = true;
+    seq->parallel = false;
+    seq->need_barrier = false;
+    seq->n_commands = 0;
+    seq->n_stamps = 0;
+    if (seq->queries) {
+        vkCmdResetQueryPool(seq->cb, seq->queries, 0, RT_MAX_TIMESTAMPS);
+        vkCmdWriteTimestamp(seq->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, seq->queries, 0);
+        seq->n_stamps = 1;
+    }
+    return RT_OK;
+}
+
+/* All earlier compute and transfer writes are visible to later compute and transfer work. */
+static void barrier(rt_seq *seq)
+{
+    VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                           .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                            VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT };
+    vkCmdPipelineBarrier(seq->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0,
+                         NULL);
+    seq->need_barrier = false;
+}
+
+static void before_command(rt_seq *seq)
+{
+    if (seq->need_barrier)
+        barrier(seq);
+}
+
+static void after_command(rt_seq *seq, const char *name)
+{
+    seq->n_commands++;
+    if (!seq->parallel)
+        seq->need_barrier = true;
+    if (seq->queries && seq->n_stamps < RT_MAX_TIMESTAMPS) {
+        vkCmdWriteTimestamp(seq->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, seq->queries, (uint32_t)seq->n_stamps);
+        seq->stamp_names[seq->n_stamps++] = name;
+    }
+}
+
+void rt_seq_parallel(rt_seq *seq, bool on)
+{
+    seq->parallel = on;
+    if (!on && seq->n_commands)
+        seq->need_barrier = true;
+}
+
+int rt_seq_end(rt_seq *seq)
+{
+    if (!seq->recording)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "rt_seq_end without rt_seq_begin");
+    /* make results visible to the host (mapped reads after the fence) */
+    VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                           .dstAccessMask = VK_ACCESS_HOST_READ_BIT };
+    vkCmdPipelineBarrier(seq->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    VkResult r = vkEndCommandBuffer(seq->cb);
+    seq->recording = false;
+    if (r != VK_SUCCESS)
+        seq_vk_fail(seq, r, "vkEndCommandBuffer");
+    return seq->status;
+}
+
+int rt_seq_submit(rt_seq *seq)
+{
+    if (seq->recording || seq->status)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "rt_seq_submit: the sequence is not recorded (or failed)");
+    int rc = rt_seq_wait(seq);
+    if (rc)
+        return rc;
+    VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &seq->cb };
+    VkResult r = vkQueueSubmit(seq->ctx->queue, 1, &si, seq->fence);
+    if (r != VK_SUCCESS)
+        return seq_vk_fail(seq, r, "vkQueueSubmit");
+    seq->pending = true;
+    return RT_OK;
+}
+
+int rt_seq_run(rt_seq *seq)
+{
+    int rc = rt_seq_submit(seq);
+    return rc ? rc : rt_seq_wait(seq);
+}
+
+int rt_seq_timing_count(const rt_seq *seq) { return seq->n_timed; }
+
+int rt_seq_timing(const rt_seq *seq, int i, const char **kernel, double *ns)
+{
+    if (i < 0 || i >= seq->n_timed)
+        return RT_ERR_INVALID;
+    *kernel = seq->stamp_names[i + 1];
+    *ns = seq->timed_ns[i];
+    return RT_OK;
+}
+
+static int alloc_set(rt_seq *seq, VkDescriptorSetLayout dsl, VkDescriptorSet *set)
+{
+    rt_ctx *ctx = seq->ctx;
+    if (seq->sets_in_pool == RT_SETS_PER_POOL) {
+        if (seq->used_pools == seq->n_pools) {
+            if (seq->n_pools == seq->cap_pools) {
+                int cap = seq->cap_pools ? 2 * seq->cap_pools : 4;
+                VkDescriptorPool *np = realloc(seq->pools, sizeof *np * (size_t)cap);
+                if (!np)
+                    return rt_seq_fail(seq, RT_ERR_OUT_OF_MEMORY, "out of host memory");
+                seq->pools = np;
+                seq->cap_pools = cap;
+            }
+            VkDescriptorPoolSize ps = { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, RT_SETS_PER_POOL * RT_MAX_BINDINGS };
+            VkDescriptorPoolCreateInfo pci = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                               .maxSets = RT_SETS_PER_POOL, .poolSizeCount = 1, .pPoolSizes = &ps };
+            VkResult r = vkCreateDescriptorPool(ctx->device, &pci, NULL, &seq->pools[seq->n_pools]);
+            if (r != VK_SUCCESS)
+                return seq_vk_fail(seq, r, "vkCreateDescriptorPool");
+            seq->n_pools++;
+        }
+        seq->used_pools++;
+        seq->sets_in_pool = 0;
+    }
+    VkDescriptorSetAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                       .descriptorPool = seq->pools[seq->used_pools - 1], .descriptorSetCount = 1,
+                                       .pSetLayouts = &dsl };
+    VkResult r = vkAllocateDescriptorSets(ctx->device, &ai, set);
+    if (r != VK_SUCCESS)
+        return seq_vk_fail(seq, r, "vkAllocateDescriptorSets");
+    seq->sets_in_pool++;
+    return RT_OK;
+}
+
+int rt_seq_dispatch(rt_seq *seq, rt_pipeline *p, const rt_bind *binds, int n_binds, const void *push, uint32_t gx,
+                    uint32_t gy, uint32_t gz)
+{
+    if (seq->status)
+        return seq->status;
+    rt_ctx *ctx = seq->ctx;
+    const char *name = rt_shader_table[p->shader].name;
+    if (!seq->recording)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "%s: the sequence is not recording", name);
+    if (n_binds != p->n_bindings)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "%s: %d bindings given, %d expected", name, n_binds, p->n_bindings);
+    uint32_t g[3] = { gx, gy, gz };
+    for (int i = 0; i < 3; i++)
+        if (g[i] == 0 || g[i] > ctx->info.max_workgroup_count[i])
+            return rt_seq_fail(seq, RT_ERR_LIMIT, "%s: %u workgroups in dimension %d (device limit %u)", name, g[i], i,
+                               ctx->info.max_workgroup_count[i]);
+    VkDescriptorBufferInfo bi[RT_MAX_BINDINGS];
+    VkWriteDescriptorSet w[RT_MAX_BINDINGS];
+    VkDescriptorSet set;
+    for (int i = 0; i < n_binds; i++) {
+        const rt_bind *b = &binds[i];
+        if (!b->buf || b->range == 0 || b->off + b->range > b->buf->size + (b->buf->alloc - b->buf->size))
+            return rt_seq_fail(seq, RT_ERR_INVALID, "%s: binding %d outside its buffer", name, i);
+        if (b->range > ctx->info.max_storage_buffer_range)
+            return rt_seq_fail(seq, RT_ERR_LIMIT, "%s: binding %d is %zu bytes, above maxStorageBufferRange (%llu)",
+                               name, i, b->range, (unsigned long long)ctx->info.max_storage_buffer_range);
+        if ((b->buf->off + b->off) % ctx->storage_align)
+            return rt_seq_fail(seq, RT_ERR_INVALID, "%s: binding %d offset %zu is not aligned", name, i, b->off);
+        bi[i] = (VkDescriptorBufferInfo){ .buffer = b->buf->block->buffer, .offset = b->buf->off + b->off,
+                                          .range = b->range };
+    }
+    int rc = alloc_set(seq, p->dsl, &set);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n_binds; i++)
+        w[i] = (VkWriteDescriptorSet){ .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set,
+                                       .dstBinding = (uint32_t)i, .descriptorCount = 1,
+                                       .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = &bi[i] };
+    vkUpdateDescriptorSets(ctx->device, (uint32_t)n_binds, w, 0, NULL);
+
+    before_command(seq);
+    vkCmdBindPipeline(seq->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
+    vkCmdBindDescriptorSets(seq->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
+    if (p->push_size)
+        vkCmdPushConstants(seq->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->push_size, push);
+    vkCmdDispatch(seq->cb, gx, gy, gz);
+    after_command(seq, name);
+    return RT_OK;
+}
+
+int rt_seq_copy(rt_seq *seq, rt_ref dst, rt_ref src, size_t n)
+{
+    if (seq->status)
+        return seq->status;
+    if (!seq->recording)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "rt_seq_copy: the sequence is not recording");
+    if (!dst.buf || !src.buf || dst.off > dst.buf->size || n > dst.buf->size - dst.off || src.off > src.buf->size ||
+        n > src.buf->size - src.off)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "rt_seq_copy: range outside a buffer");
+    if (n == 0)
+        return RT_OK;
+    before_command(seq);
+    VkBufferCopy c = { .srcOffset = src.buf->off + src.off, .dstOffset = dst.buf->off + dst.off, .size = n };
+    vkCmdCopyBuffer(seq->cb, src.buf->block->buffer, dst.buf->block->buffer, 1, &c);
+    after_command(seq, "copy");
+    return RT_OK;
+}

@@ -1,0 +1,89 @@
+#version 450
+// Causal attention of one query row and one head per workgroup against the KV cache, flash style:
+// keys in tiles of WG; each thread scores one key of the tile, then the tile's softmax weights update a
+// running max, sum and output (online softmax), so the score matrix is never written to memory.
+// GQA: query head h reads KV head h / (n_heads / n_kv_heads). Head size up to 256.
+#include "common.glsl"
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint CTYPE = RT_DT_F32;
+layout(binding = 0) writeonly buffer O { float o[]; };
+layout(binding = 1) readonly buffer Q { float q[]; };
+layout(binding = 2) readonly buffer K { uint kc[]; };
+layout(binding = 3) readonly buffer V { uint vc[]; };
+layout(binding = 4) readonly buffer P { int pos[]; };
+layout(push_constant) uniform PC { rt_pc_attn p; };
+
+const uint MAXD = 256;
+const uint PER = (MAXD + gl_WorkGroupSize.x - 1) / gl_WorkGroupSize.x;
+shared float qs[MAXD];
+shared float ps[gl_WorkGroupSize.x];
+shared float red[gl_WorkGroupSize.x];
+
+void main()
+{
+    uint h = gl_WorkGroupID.x, r = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+    if (r >= p.rows)
+        return;
+    uint t = gl_LocalInvocationID.x, nt = gl_WorkGroupSize.x, D = p.head_dim;
+    uint kvh = h / (p.n_heads / p.n_kv_heads);
+    uint kv_dim = p.n_kv_heads * D;
+    for (uint d = t; d < D; d += nt)
+        qs[d] = q[p.off_q + (r * p.n_heads + h) * D + d] * p.scale;
+    barrier();
+
+    int last = min(pos[p.off_pos + r], int(p.cap) - 1);  // keys 0..last
+    float m = -1.0 / 0.0, l = 0.0;
+    float acc[PER];
+    for (uint i = 0; i < PER; i++)
+        acc[i] = 0.0;
+
+    for (int j0 = 0; j0 <= last; j0 += int(nt)) {
+        int j = j0 + int(t);
+        float s = -1.0 / 0.0;
+        if (j <= last) {
+            uint ko = p.off_k + uint(j) * kv_dim + kvh * D;
+            s = 0.0;
+            for (uint d = 0; d < D; d++)
+                s += qs[d] * LOAD_T(kc, CTYPE, ko + d);
+        }
+        // tile max
+        red[t] = s;
+        barrier();
+        for (uint st = nt / 2; st > 0; st >>= 1) {
+            if (t < st)
+                red[t] = max(red[t], red[t + st]);
+            barrier();
+        }
+        float m_new = max(m, red[0]);
+        barrier();
+        float pj = j <= last ? exp(s - m_new) : 0.0;
+        ps[t] = pj;
+        red[t] = pj;
+        barrier();
+        for (uint st = nt / 2; st > 0; st >>= 1) {
+            if (t < st)
+                red[t] += red[t + st];
+            barrier();
+        }
+        float corr = exp(m - m_new);
+        l = l * corr + red[0];
+        m = m_new;
+        uint n_keys = uint(min(int(nt), last - j0 + 1));
+        for (uint i = 0; i < PER; i++) {
+            uint d = t + i * nt;
+            if (d < D) {
+                float a = acc[i] * corr;
+                for (uint jj = 0; jj < n_keys; jj++)
+                    a += ps[jj] * LOAD_T(vc, CTYPE, p.off_v + uint(j0 + int(jj)) * kv_dim + kvh * D + d);
+                acc[i] = a;
+            }
+        }
+        barrier();
+    }
+    float inv = l > 0.0 ? 1.0 / l : 0.0;
+    for (uint i = 0; i < PER; i++) {
+        uint d = t + i * nt;
+        if (d < D)
+            o[p.off_o + (r * p.n_heads + h) * D + d] = acc[i] * inv;
+    }
+}

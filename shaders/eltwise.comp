@@ -1,0 +1,30 @@
+#version 450
+// Elementwise ops over n elements: add / mul with b broadcast at i % nb, scale, swiglu, gelu, copy.
+#include "common.glsl"
+layout(local_size_x_id = 0) in;
+layout(binding = 0) writeonly buffer Y { float y[]; };
+layout(binding = 1) readonly buffer A { float a[]; };
+layout(binding = 2) readonly buffer B { float b[]; };
+layout(push_constant) uniform PC { rt_pc_eltwise p; };
+
+void main()
+{
+    uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    for (uint i = gl_GlobalInvocationID.x; i < p.n; i += stride) {
+        float x = a[p.off_a + i];
+        float r;
+        if (p.op == RT_ELT_ADD)
+            r = x + b[p.off_b + i % p.nb];
+        else if (p.op == RT_ELT_MUL)
+            r = x * b[p.off_b + i % p.nb];
+        else if (p.op == RT_ELT_SCALE)
+            r = x * p.s;
+        else if (p.op == RT_ELT_SWIGLU)
+            r = x / (1.0 + exp(-x)) * b[p.off_b + i];
+        else if (p.op == RT_ELT_GELU)
+            r = 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+        else
+            r = x;
+        y[p.off_y + i] = r;
+    }
+}

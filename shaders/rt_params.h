@@ -1,0 +1,130 @@
+/* rt_params.h: every kernel's push-constant block, declared once for C (runtime/rt_ops*.c) and GLSL
+ * (the .comp files). Only 32-bit scalars, so C layout and std430 agree; C checks each size.
+ *
+ * In GLSL a kernel declares `layout(push_constant) uniform PC { rt_pc_X p; };`.
+ * Offsets (off_*) are in elements of that tensor's type, from the start of its binding: the runtime
+ * binds at an aligned byte offset and passes the rest here. */
+#ifndef VKLLM_RT_PARAMS_H
+#define VKLLM_RT_PARAMS_H
+
+#ifdef VULKAN
+#define RT_STRUCT(n) struct n
+#define RT_END(n)
+#define RT_CHECK(n, words)
+#else
+#include <stdint.h>
+typedef uint32_t uint;
+#define RT_STRUCT(n) typedef struct n
+#define RT_END(n) n
+#define RT_CHECK(n, words) _Static_assert(sizeof(n) == 4 * (words), #n " size");
+#endif
+
+/* weight / table / cache element types (rt_dtype) */
+#define RT_DT_F32 0
+#define RT_DT_F16 1
+#define RT_DT_BF16 2
+
+/* elementwise ops, shaders/eltwise.comp */
+#define RT_ELT_ADD 0
+#define RT_ELT_MUL 1
+#define RT_ELT_SCALE 2
+#define RT_ELT_SWIGLU 3
+#define RT_ELT_GELU 4
+#define RT_ELT_COPY 5
+
+RT_STRUCT(rt_pc_eltwise) {
+    uint n;       /* elements of y */
+    uint nb;      /* b is read at i % nb */
+    uint op;      /* RT_ELT_* */
+    uint off_y, off_a, off_b;
+    float s;      /* scale */
+    uint pad;
+} RT_END(rt_pc_eltwise);
+RT_CHECK(rt_pc_eltwise, 8)
+
+/* RMSNorm and LayerNorm, shaders/norm.comp: one workgroup per row */
+RT_STRUCT(rt_pc_norm) {
+    uint rows, dim;
+    uint layer;   /* 0: RMSNorm, 1: LayerNorm */
+    uint has_bias;
+    uint off_y, off_x, off_w, off_b;
+    float eps;
+    uint pad[3];
+} RT_END(rt_pc_norm);
+RT_CHECK(rt_pc_norm, 12)
+
+/* row softmax, shaders/softmax.comp: one workgroup per row */
+RT_STRUCT(rt_pc_softmax) {
+    uint rows, cols;
+    uint off_y, off_x;
+    float scale;
+    uint pad[3];
+} RT_END(rt_pc_softmax);
+RT_CHECK(rt_pc_softmax, 8)
+
+/* RoPE in place, shaders/rope.comp: one invocation per rotated pair */
+RT_STRUCT(rt_pc_rope) {
+    uint rows, n_heads, head_dim, n_rot;
+    uint mode;            /* 0 adjacent pairs, 1 neox halves */
+    uint off_x, off_pos, off_ff;
+    uint has_ff;          /* freq factors bound */
+    float base, freq_scale, ext_factor, attn_factor, beta_fast, beta_slow;
+    float n_ctx_orig;
+} RT_END(rt_pc_rope);
+RT_CHECK(rt_pc_rope, 16)
+
+/* gather rows of a table, shaders/get_rows.comp */
+RT_STRUCT(rt_pc_get_rows) {
+    uint rows, dim, n_table, dtype;
+    uint off_y, off_t, off_ids;
+    uint row0;            /* first table row of this binding (tables split by binding range) */
+    uint n_bound;         /* table rows in this binding */
+    uint pad[3];
+} RT_END(rt_pc_get_rows);
+RT_CHECK(rt_pc_get_rows, 12)
+
+/* write rows into a KV cache at positions, shaders/kv_write.comp */
+RT_STRUCT(rt_pc_kv_write) {
+    uint rows, dim, cap, dtype;
+    uint off_c, off_src, off_pos;
+    uint pad;
+} RT_END(rt_pc_kv_write);
+RT_CHECK(rt_pc_kv_write, 8)
+
+/* argmax per row, shaders/argmax.comp: one workgroup per row */
+RT_STRUCT(rt_pc_argmax) {
+    uint rows, cols;
+    uint off_out, off_x;
+} RT_END(rt_pc_argmax);
+RT_CHECK(rt_pc_argmax, 4)
+
+/* matrix product Y = X W^T (+ bias), shaders/matmul.comp (GEMM) and gemv.comp */
+RT_STRUCT(rt_pc_matmul) {
+    uint m, n, k;         /* X [m][k], W [n][k], Y [m][n] */
+    uint off_y, off_x, off_w, off_b;
+    uint has_bias;
+    uint ldy;             /* row stride of Y (elements) */
+    uint n0;              /* first output column of this dispatch (W split by binding range) */
+    uint pad[2];
+} RT_END(rt_pc_matmul);
+RT_CHECK(rt_pc_matmul, 12)
+
+/* causal attention against a KV cache, shaders/attention.comp */
+RT_STRUCT(rt_pc_attn) {
+    uint rows, n_heads, n_kv_heads, head_dim;
+    uint cap;
+    uint off_o, off_q, off_k, off_v, off_pos;
+    float scale;
+    uint pad;
+} RT_END(rt_pc_attn);
+RT_CHECK(rt_pc_attn, 12)
+
+/* calibration kernels for benchmarks, shaders/bench_copy.comp and bench_fma.comp */
+RT_STRUCT(rt_pc_bench) {
+    uint n;               /* vec4 elements to copy, or invocations */
+    uint iters;
+    uint pad[2];
+} RT_END(rt_pc_bench);
+RT_CHECK(rt_pc_bench, 4)
+
+#endif

@@ -1,0 +1,12 @@
+# The kernels: vkllm_shader(NAME FILE [DEFINES...]). A variant is a second line with the same file.
+vkllm_shader(eltwise eltwise.comp)
+vkllm_shader(norm norm.comp)
+vkllm_shader(softmax softmax.comp)
+vkllm_shader(argmax argmax.comp)
+vkllm_shader(rope rope.comp)
+vkllm_shader(get_rows get_rows.comp)
+vkllm_shader(kv_write kv_write.comp)
+vkllm_shader(bench_copy bench_copy.comp)
+vkllm_shader(bench_fma bench_fma.comp)
+vkllm_shader(gemv gemv.comp)
+vkllm_shader(attention attention.comp)

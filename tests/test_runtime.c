@@ -1,0 +1,177 @@
+/* test_runtime.c: devices, buffers (round trips up to and beyond the binding range), re-submission of a
+ * recorded sequence with a changed parameter, and pipeline-cache reuse. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static void test_devices(tu_gpu *g)
+{
+    int n = rt_instance_device_count(g->inst);
+    CHECK(n >= 1, "no devices");
+    for (int i = 0; i < n; i++) {
+        rt_device_info d;
+        CHECK(rt_instance_device_info(g->inst, i, &d) == RT_OK, "device %d info", i);
+        CHECK(d.name[0] && d.subgroup_size > 0 && d.n_heaps > 0, "device %d: empty info", i);
+    }
+    rt_device_info d;
+    CHECK(rt_instance_device_info(g->inst, n, &d) == RT_ERR_NO_DEVICE, "device index past the end accepted");
+    setenv("VKLLM_DEVICE", "99", 1);
+    CHECK(rt_instance_default_device(g->inst) == -1, "VKLLM_DEVICE=99 accepted");
+    setenv("VKLLM_DEVICE", "0", 1);
+    CHECK(rt_instance_default_device(g->inst) == 0, "VKLLM_DEVICE=0 not honoured");
+    unsetenv("VKLLM_DEVICE");
+}
+
+/* Writes a pattern to a buffer of `size` bytes in one call, reads it back, compares. */
+static void round_trip(tu_gpu *g, rt_mem kind, size_t size)
+{
+    rt_buffer *b;
+    int rc = rt_buffer_create(g->ctx, kind, size, &b);
+    CHECK(rc == RT_OK, "buffer of %zu: %s", size, rt_ctx_errmsg(g->ctx));
+    if (rc)
+        return;
+    uint32_t *src = malloc(size), *dst = malloc(size);
+    for (size_t i = 0; i < size / 4; i++)
+        src[i] = (uint32_t)(i * 2654435761u);
+    CHECK(rt_buffer_write(b, 0, src, size) == RT_OK, "write %zu", size);
+    memset(dst, 0, size);
+    CHECK(rt_buffer_read(b, 0, dst, size) == RT_OK, "read %zu", size);
+    CHECK(memcmp(src, dst, size) == 0, "round trip of %zu bytes differs", size);
+    /* a range in the middle */
+    CHECK(rt_buffer_read(b, size / 2, dst, 64) == RT_OK && !memcmp(dst, (char *)src + size / 2, 64), "partial read");
+    CHECK(rt_buffer_read(b, size - 4, dst, 8) == RT_ERR_INVALID, "read past the end accepted");
+    free(src);
+    free(dst);
+    rt_buffer_destroy(b);
+}
+
+/* An op over a table larger than one binding range: rows gathered from both sides of the range. */
+static void beyond_binding_range(tu_gpu *g)
+{
+    const rt_device_info *d = rt_ctx_device(g->ctx);
+    int64_t dim = 1024, n_table = (int64_t)(d->max_storage_buffer_range / (dim * 4)) + 300;
+    rt_buffer *table, *ids, *y;
+    CHECK(rt_buffer_create(g->ctx, RT_MEM_DEVICE, (size_t)(n_table * dim * 4), &table) == RT_OK, "big table");
+    CHECK(rt_buffer_create(g->ctx, RT_MEM_UPLOAD, 16, &ids) == RT_OK, "ids");
+    CHECK(rt_buffer_create(g->ctx, RT_MEM_READBACK, 4 * dim * 4, &y) == RT_OK, "y");
+    float *row = malloc(dim * 4);
+    int32_t want[4] = { 0, (int32_t)n_table - 1, (int32_t)(n_table / 2), (int32_t)n_table - 200 };
+    for (int r = 0; r < 4; r++) {
+        for (int64_t c = 0; c < dim; c++)
+            row[c] = (float)(want[r] * 7 + c);
+        rt_buffer_write(table, (size_t)want[r] * dim * 4, row, dim * 4);
+    }
+    rt_buffer_write(ids, 0, want, sizeof want);
+    rt_seq *s;
+    rt_seq_create(g->ctx, &s);
+    rt_seq_begin(s);
+    rt_op_get_rows(s, rt_at(y, 0), rt_at(table, 0), RT_F32, rt_at(ids, 0), 4, n_table, dim);
+    int rc = rt_seq_end(s);
+    CHECK(rc == RT_OK, "record: %s", rt_seq_errmsg(s));
+    CHECK(rt_seq_run(s) == RT_OK, "run");
+    float *out = rt_buffer_map(y);
+    for (int r = 0; r < 4; r++)
+        CHECK(out[r * dim] == (float)(want[r] * 7) && out[r * dim + dim - 1] == (float)(want[r] * 7 + dim - 1),
+              "row %d (table row %d) gathered wrong: %g", r, want[r], out[r * dim]);
+    rt_seq_destroy(s);
+    free(row);
+    rt_buffer_destroy(table);
+    rt_buffer_destroy(ids);
+    rt_buffer_destroy(y);
+}
+
+/* One recording, several submissions, the index read from a host-written buffer each time. */
+static void resubmit(tu_gpu *g)
+{
+    rt_buffer *table, *ids, *y;
+    float t[8 * 4];
+    for (int i = 0; i < 32; i++)
+        t[i] = (float)i;
+    rt_buffer_create(g->ctx, RT_MEM_DEVICE, sizeof t, &table);
+    rt_buffer_write(table, 0, t, sizeof t);
+    rt_buffer_create(g->ctx, RT_MEM_UPLOAD, 4, &ids);
+    rt_buffer_create(g->ctx, RT_MEM_READBACK, 16, &y);
+    rt_seq *s;
+    rt_seq_create(g->ctx, &s);
+    rt_seq_begin(s);
+    rt_op_get_rows(s, rt_at(y, 0), rt_at(table, 0), RT_F32, rt_at(ids, 0), 1, 8, 4);
+    rt_op_scale(s, rt_at(y, 0), rt_at(y, 0), 4, 2.0f);
+    CHECK(rt_seq_end(s) == RT_OK, "record: %s", rt_seq_errmsg(s));
+    for (int32_t id = 7; id >= 0; id -= 3) {
+        *(int32_t *)rt_buffer_map(ids) = id;
+        CHECK(rt_seq_run(s) == RT_OK, "run %d", id);
+        float *o = rt_buffer_map(y);
+        CHECK(o[0] == 2.0f * (float)(id * 4) && o[3] == 2.0f * (float)(id * 4 + 3), "re-submission with id %d gave %g",
+              id, o[0]);
+    }
+    /* a recording error is sticky and reported by rt_seq_end */
+    rt_seq_begin(s);
+    CHECK(rt_op_scale(s, rt_at(y, 0), rt_at(y, 0), 1000, 1.0f) == RT_ERR_INVALID, "op past a buffer's end accepted");
+    CHECK(rt_op_scale(s, rt_at(y, 0), rt_at(y, 0), 4, 1.0f) == RT_ERR_INVALID, "error not sticky");
+    CHECK(rt_seq_end(s) == RT_ERR_INVALID, "rt_seq_end lost the error");
+    CHECK(rt_seq_submit(s) != RT_OK, "a failed recording was submitted");
+    rt_seq_destroy(s);
+    rt_buffer_destroy(table);
+    rt_buffer_destroy(ids);
+    rt_buffer_destroy(y);
+}
+
+static void pipeline_cache(tu_gpu *g)
+{
+    char path[] = "/tmp/vkllm-pcache-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    unlink(path);
+    int64_t loaded[2];
+    for (int run = 0; run < 2; run++) {
+        rt_ctx *ctx;
+        rt_ctx_desc cd = { .device = -1, .pipeline_cache = path };
+        CHECK(rt_ctx_create(g->inst, &cd, &ctx) == RT_OK, "ctx with cache");
+        rt_buffer *b;
+        rt_buffer_create(ctx, RT_MEM_DEVICE, 64, &b);
+        rt_seq *s;
+        rt_seq_create(ctx, &s);
+        rt_seq_begin(s);
+        rt_op_scale(s, rt_at(b, 0), rt_at(b, 0), 16, 1.0f);
+        CHECK(rt_seq_end(s) == RT_OK && rt_seq_run(s) == RT_OK, "scale with cache");
+        int created;
+        rt_ctx_pipeline_stats(ctx, &created, &loaded[run]);
+        CHECK(created == 1, "%d pipelines created for one op", created);
+        rt_seq_destroy(s);
+        rt_buffer_destroy(b);
+        rt_ctx_destroy(ctx); /* saves the cache */
+    }
+    CHECK(loaded[0] == 0 && loaded[1] > 0, "pipeline cache not reused (loaded %lld then %lld bytes)",
+          (long long)loaded[0], (long long)loaded[1]);
+    unlink(path);
+}
+
+static void out_of_memory(tu_gpu *g)
+{
+    rt_buffer *b = NULL;
+    int rc = rt_buffer_create(g->ctx, RT_MEM_DEVICE, (size_t)1 << 50, &b);
+    CHECK(rc == RT_ERR_LIMIT || rc == RT_ERR_OUT_OF_MEMORY, "a 1 PiB buffer gave %d", rc);
+    CHECK(b == NULL && strlen(rt_ctx_errmsg(g->ctx)) > 0, "no message for a failed allocation");
+}
+
+int main(void)
+{
+    tu_gpu g;
+    if (!tu_gpu_open(&g))
+        return tu_finish("test_runtime");
+    test_devices(&g);
+    round_trip(&g, RT_MEM_DEVICE, 4096);
+    round_trip(&g, RT_MEM_READBACK, 1 << 20);
+    round_trip(&g, RT_MEM_DEVICE, rt_ctx_device(g.ctx)->max_storage_buffer_range + (1 << 20));
+    beyond_binding_range(&g);
+    resubmit(&g);
+    pipeline_cache(&g);
+    out_of_memory(&g);
+    uint64_t reserved, used;
+    rt_ctx_memory_usage(g.ctx, &reserved, &used);
+    CHECK(used == 0, "%llu bytes still allocated after every buffer was destroyed", (unsigned long long)used);
+    tu_gpu_close(&g);
+    return tu_finish("test_runtime");
+}

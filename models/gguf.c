@@ -347,10 +347,12 @@ static int parse_header(reader *r, lm_gguf *g)
     /* Each record takes a minimum number of bytes, so the counts are bounded by the file size. */
     size_t left = r->size - r->pos;
     if (n_kv > left / GGUF_MIN_KV_BYTES)
-        return fail(r, LM_ERR_FORMAT, "key/value count %llu at byte 16 is absurd: %zu bytes cannot hold that many",
+        return fail(r, LM_ERR_FORMAT, "key/value count %llu at byte 16 is absurd (or the file is truncated): "
+                    "the %zu bytes left cannot hold that many",
                     (unsigned long long)n_kv, left);
     if (n_tensors > left / GGUF_MIN_TENSOR_BYTES)
-        return fail(r, LM_ERR_FORMAT, "tensor count %llu at byte 8 is absurd: %zu bytes cannot hold that many",
+        return fail(r, LM_ERR_FORMAT, "tensor count %llu at byte 8 is absurd (or the file is truncated): "
+                    "the %zu bytes left cannot hold that many",
                     (unsigned long long)n_tensors, left);
     g->n_kv = (int64_t)n_kv;
     g->n_tensors = (int64_t)n_tensors;

@@ -1,9 +1,364 @@
-/* cmd_info.c: `vkllm info` (placeholder until implemented). */
+/* cmd_info.c: `vkllm info -m FILE [--json]`: what a GGUF file holds: architecture, parameter count,
+ * tensor types, hyper-parameters, tokenizer, special tokens, chat template. Text and JSON print the same
+ * fields, from one list of emitters below. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "app.h"
+#include "lm.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vkllm info -m FILE [--json]\n"
+               "Describes a GGUF model file: architecture, parameters, tensor types, hyper-parameters,\n"
+               "tokenizer and special tokens, chat template. --json prints the same as one JSON object.\n");
+}
+
+/* One output in either form: text rows "label  value" or the members of one JSON object. */
+typedef struct out {
+    bool json;
+    int n; /* members written at the current JSON level */
+} out;
+
+static void begin(out *o, const char *label, const char *jkey)
+{
+    if (o->json)
+        printf("%s\n  \"%s\": ", o->n++ ? "," : "", jkey);
+    else
+        printf("%-15s ", label);
+}
+
+static void end(out *o)
+{
+    if (!o->json)
+        putchar('\n');
+}
+
+static void field_str(out *o, const char *label, const char *jkey, const char *v)
+{
+    begin(o, label, jkey);
+    if (o->json)
+        app_json_str(stdout, v);
+    else
+        fputs(v, stdout);
+    end(o);
+}
+
+static void field_u64(out *o, const char *label, const char *jkey, uint64_t v)
+{
+    begin(o, label, jkey);
+    printf("%" PRIu64, v);
+    end(o);
+}
+
+/* Token text for a terminal: control bytes, quotes and backslashes escaped. */
+static void print_escaped(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else if (c == '\'' || c == '\\')
+            printf("\\%c", c);
+        else
+            putchar(c);
+    }
+}
+
+/* Element j of a numeric array, as text or JSON. */
+static void print_elem(const lm_gguf *g, const char *key, int et, uint64_t j)
+{
+    int64_t i;
+    double d;
+    if (et == LM_GGUF_BOOL) {
+        const void *data;
+        lm_gguf_get_arr(g, key, NULL, NULL, &data);
+        fputs(((const uint8_t *)data)[j] ? "true" : "false", stdout);
+    } else if (lm_gguf_arr_f64(g, key, j, &d) == LM_OK)
+        printf(isfinite(d) ? "%.9g" : "null", d);
+    else if (lm_gguf_arr_i64(g, key, j, &i) == LM_OK)
+        printf("%" PRId64, i);
+    else {
+        uint64_t u; /* a u64 element above INT64_MAX */
+        const void *data;
+        lm_gguf_get_arr(g, key, NULL, NULL, &data);
+        memcpy(&u, (const uint8_t *)data + j * 8, 8);
+        printf("%" PRIu64, u);
+    }
+}
+
+/* Any metadata value: numbers, strings, booleans; arrays in full when numeric and short. */
+static void print_value(out *o, const lm_gguf *g, const char *key)
+{
+    lm_gguf_kv_info k;
+    lm_gguf_kv(g, lm_gguf_find(g, key), &k);
+    uint64_t u;
+    int64_t i;
+    double d;
+    bool b;
+    const char *s;
+    if (k.type == LM_GGUF_STR && lm_gguf_get_str(g, key, &s, NULL) == LM_OK) {
+        if (o->json)
+            app_json_str(stdout, s);
+        else
+            fputs(s, stdout);
+    } else if (lm_gguf_get_bool(g, key, &b) == LM_OK)
+        fputs(b ? "true" : "false", stdout);
+    else if (lm_gguf_get_u64(g, key, &u) == LM_OK)
+        printf("%" PRIu64, u);
+    else if (lm_gguf_get_i64(g, key, &i) == LM_OK)
+        printf("%" PRId64, i);
+    else if (lm_gguf_get_f64(g, key, &d) == LM_OK)
+        printf(!o->json ? "%g" : isfinite(d) ? "%.9g" : "null", d);
+    else if (k.type == LM_GGUF_ARR && k.elem_type != LM_GGUF_STR && k.n <= 1024) {
+        printf("[");
+        for (uint64_t j = 0; j < k.n; j++) {
+            if (j)
+                fputs(", ", stdout);
+            print_elem(g, key, k.elem_type, j);
+        }
+        printf("]");
+    } else {
+        char desc[96];
+        snprintf(desc, sizeof desc, "[%" PRIu64 " x %s]", k.n, lm_gguf_vtype_name(k.elem_type));
+        if (o->json)
+            app_json_str(stdout, desc);
+        else
+            fputs(desc, stdout);
+    }
+}
+
+static void field_key(out *o, const lm_gguf *g, const char *label, const char *jkey, const char *key)
+{
+    if (lm_gguf_find(g, key) < 0)
+        return;
+    begin(o, label, jkey);
+    print_value(o, g, key);
+    end(o);
+}
+
+/* 292800 -> "292.80K" */
+static void human(uint64_t n, char *buf, size_t len)
+{
+    static const char units[] = " KMBT";
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        u++;
+    }
+    if (u)
+        snprintf(buf, len, "%.2f%c", v, units[u]);
+    else
+        snprintf(buf, len, "%" PRIu64, n);
+}
+
+static void tensor_summary(out *o, const lm_gguf *g)
+{
+    uint64_t params = 0, bytes = 0;
+    int64_t count[LM_GGML_TYPE_COUNT] = { 0 };
+    int64_t nt = lm_gguf_n_tensors(g);
+    for (int64_t i = 0; i < nt; i++) {
+        lm_gguf_tensor_info t;
+        lm_gguf_tensor(g, i, &t);
+        params += (uint64_t)t.n_elements;
+        bytes += t.size;
+        count[t.type]++;
+    }
+    char h[32];
+    human(params, h, sizeof h);
+    begin(o, "parameters", "parameters");
+    if (o->json || params < 1000)
+        printf("%" PRIu64, params);
+    else
+        printf("%" PRIu64 " (%s)", params, h);
+    end(o);
+    field_u64(o, "tensors", "n_tensors", (uint64_t)nt);
+    begin(o, "tensor bytes", "tensor_bytes");
+    printf("%" PRIu64, bytes);
+    if (!o->json)
+        printf(" (%.2f MiB)", bytes / 1048576.0);
+    end(o);
+    if (params) {
+        begin(o, "bits/weight", "bits_per_weight");
+        printf("%.2f", 8.0 * (double)bytes / (double)params);
+        end(o);
+    }
+    begin(o, "tensor types", "tensor_types");
+    fputs(o->json ? "{" : "", stdout);
+    int k = 0;
+    for (int ty = 0; ty < LM_GGML_TYPE_COUNT; ty++) {
+        if (!count[ty])
+            continue;
+        if (o->json)
+            printf("%s\"%s\": %" PRId64, k++ ? ", " : "", lm_gguf_type_name(ty), count[ty]);
+        else
+            printf("%s%s x%" PRId64, k++ ? ", " : "", lm_gguf_type_name(ty), count[ty]);
+    }
+    fputs(o->json ? "}" : (k ? "" : "none"), stdout);
+    end(o);
+}
+
+/* Hyper-parameters under "<arch>.": shown when present. */
+static void hparams(out *o, const lm_gguf *g, const char *arch)
+{
+    static const struct { const char *label, *jkey, *suffix; } keys[] = {
+        { "context", "context_length", "context_length" },
+        { "embedding", "embedding_length", "embedding_length" },
+        { "layers", "block_count", "block_count" },
+        { "feed forward", "feed_forward_length", "feed_forward_length" },
+        { "heads", "head_count", "attention.head_count" },
+        { "kv heads", "head_count_kv", "attention.head_count_kv" },
+        { "key length", "key_length", "attention.key_length" },
+        { "value length", "value_length", "attention.value_length" },
+        { "rope dims", "rope_dimension_count", "rope.dimension_count" },
+        { "rope base", "rope_freq_base", "rope.freq_base" },
+        { "rope scaling", "rope_scaling_type", "rope.scaling.type" },
+        { "rope factor", "rope_scaling_factor", "rope.scaling.factor" },
+        { "rms norm eps", "rms_norm_eps", "attention.layer_norm_rms_epsilon" },
+        { "norm eps", "norm_eps", "attention.layer_norm_epsilon" },
+        { "sliding window", "sliding_window", "attention.sliding_window" },
+        { "experts", "expert_count", "expert_count" },
+        { "experts used", "expert_used_count", "expert_used_count" },
+        { "vocab (arch)", "arch_vocab_size", "vocab_size" },
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char key[256];
+        snprintf(key, sizeof key, "%s.%s", arch, keys[i].suffix);
+        field_key(o, g, keys[i].label, keys[i].jkey, key);
+    }
+}
+
+static void special_tokens(out *o, const lm_gguf *g, uint64_t n_vocab)
+{
+    static const struct { const char *name, *key; } specials[] = {
+        { "bos", "tokenizer.ggml.bos_token_id" },     { "eos", "tokenizer.ggml.eos_token_id" },
+        { "unk", "tokenizer.ggml.unknown_token_id" }, { "pad", "tokenizer.ggml.padding_token_id" },
+        { "eot", "tokenizer.ggml.eot_token_id" },     { "sep", "tokenizer.ggml.seperator_token_id" },
+    };
+    int k = 0;
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++) {
+        uint64_t id;
+        if (lm_gguf_get_u64(g, specials[i].key, &id) != LM_OK)
+            continue;
+        if (k++ == 0) {
+            begin(o, "special tokens", "special_tokens");
+            fputs(o->json ? "{" : "", stdout);
+        }
+        const char *s = NULL;
+        size_t len = 0;
+        bool have = id < n_vocab && lm_gguf_get_arr_str(g, "tokenizer.ggml.tokens", id, &s, &len) == LM_OK;
+        if (o->json) {
+            printf("%s\"%s\": {\"id\": %" PRIu64 ", \"text\": ", k > 1 ? ", " : "", specials[i].name, id);
+            if (have) {
+                char text[1024];
+                snprintf(text, sizeof text, "%.*s", (int)(len < sizeof text ? len : sizeof text - 1), s);
+                app_json_str(stdout, text);
+            } else
+                printf("null");
+            printf("}");
+        } else {
+            printf("%s%s %" PRIu64, k > 1 ? ", " : "", specials[i].name, id);
+            if (have) {
+                printf(" '");
+                print_escaped(s, len);
+                printf("'");
+            } else
+                printf(" (none)");
+        }
+    }
+    if (k) {
+        fputs(o->json ? "}" : "", stdout);
+        end(o);
+    }
+}
+
+static void tokenizer(out *o, const lm_gguf *g)
+{
+    field_key(o, g, "tokenizer", "tokenizer_model", "tokenizer.ggml.model");
+    field_key(o, g, "pre-tokenizer", "tokenizer_pre", "tokenizer.ggml.pre");
+    int et;
+    uint64_t n_vocab = 0, n_merges = 0;
+    if (lm_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n_vocab, NULL) == LM_OK && et == LM_GGUF_STR)
+        field_u64(o, "vocab size", "vocab_size", n_vocab);
+    else
+        n_vocab = 0;
+    if (lm_gguf_get_arr(g, "tokenizer.ggml.merges", &et, &n_merges, NULL) == LM_OK)
+        field_u64(o, "merges", "n_merges", n_merges);
+    field_key(o, g, "add bos", "add_bos_token", "tokenizer.ggml.add_bos_token");
+    field_key(o, g, "add eos", "add_eos_token", "tokenizer.ggml.add_eos_token");
+    special_tokens(o, g, n_vocab);
+    const char *tmpl;
+    size_t tlen = 0;
+    bool has_tmpl = lm_gguf_get_str(g, "tokenizer.chat_template", &tmpl, &tlen) == LM_OK;
+    begin(o, "chat template", "chat_template");
+    if (o->json)
+        fputs(has_tmpl ? "true" : "false", stdout);
+    else if (has_tmpl)
+        printf("yes (%zu bytes)", tlen);
+    else
+        printf("no");
+    end(o);
+}
 
 int cmd_info(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return app_fail("'info' is not implemented yet");
+    const char *path = NULL;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--json"))
+            json = true;
+        else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
+            if (!app_arg_str(argc, argv, &i, &path))
+                return 1;
+        } else {
+            app_fail("info: unknown option '%s'", argv[i]);
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (!path) {
+        app_fail("info: no model file (-m FILE)");
+        usage(stderr);
+        return 1;
+    }
+
+    lm_gguf *g;
+    char err[512];
+    if (lm_gguf_open(path, &g, err, sizeof err) != LM_OK)
+        return app_fail("%s", err);
+
+    out o = { .json = json };
+    if (json)
+        printf("{");
+    field_str(&o, "file", "file", path);
+    begin(&o, "file size", "file_size");
+    printf("%zu", lm_gguf_file_size(g));
+    if (!json)
+        printf(" (%.2f MiB)", lm_gguf_file_size(g) / 1048576.0);
+    end(&o);
+    field_u64(&o, "gguf version", "gguf_version", lm_gguf_version(g));
+    const char *arch = NULL;
+    if (lm_gguf_get_str(g, "general.architecture", &arch, NULL) == LM_OK)
+        field_str(&o, "architecture", "architecture", arch);
+    field_key(&o, g, "name", "name", "general.name");
+    field_key(&o, g, "file type", "file_type", "general.file_type");
+    tensor_summary(&o, g);
+    if (arch)
+        hparams(&o, g, arch);
+    tokenizer(&o, g);
+    field_u64(&o, "metadata keys", "n_kv", (uint64_t)lm_gguf_n_kv(g));
+    if (json)
+        printf("\n}\n");
+    lm_gguf_close(g);
+    return 0;
 }

@@ -112,7 +112,8 @@ size_t lm_gguf_row_size(int type, int64_t n)
 {
     int64_t block = lm_gguf_type_block(type);
     size_t bytes;
-    if (!block || n < 0 || n % block || !mul_size((size_t)(n / block), ggml_types[type].size, &bytes))
+    if (!block || n < 0 || n % block || (uint64_t)(n / block) > SIZE_MAX ||
+        !mul_size((size_t)(n / block), ggml_types[type].size, &bytes))
         return 0;
     return bytes;
 }
@@ -550,7 +551,7 @@ static int parse_tensor(reader *r, lm_gguf *g, int64_t i)
                     (long long)t->ne[0], ggml_types[type].name, (long long)block);
     size_t size = lm_gguf_row_size(t->type, t->ne[0]);
     for (int d = 1; d < 4 && size; d++)
-        if (!mul_size(size, (size_t)t->ne[d], &size))
+        if ((uint64_t)t->ne[d] > SIZE_MAX || !mul_size(size, (size_t)t->ne[d], &size))
             size = 0;
     if (!size)
         return fail(r, LM_ERR_FORMAT, "byte size overflows (%lld x %lld x %lld x %lld %s)", (long long)t->ne[0],

@@ -43,7 +43,8 @@ const char *lm_status_string(int status);
  *
  * Lifetimes: every pointer handed out (key and tensor names, strings, array and tensor data) lives
  * until lm_gguf_close(). Key names, tensor names and scalar string values are NUL-terminated copies;
- * elements of string arrays are (ptr, len) into the mapping and are NOT NUL-terminated. */
+ * elements of string arrays are (ptr, len) into the mapping and are NOT NUL-terminated. A handle is
+ * read-only once open: any number of threads may read it at once. */
 typedef struct lm_gguf lm_gguf;
 
 /* Metadata value types, as numbered in the file. */
@@ -83,7 +84,8 @@ void lm_gguf_close(lm_gguf *g);
 uint32_t lm_gguf_version(const lm_gguf *g);     /* 2 or 3 */
 size_t lm_gguf_file_size(const lm_gguf *g);
 size_t lm_gguf_alignment(const lm_gguf *g);     /* general.alignment, default 32 */
-size_t lm_gguf_data_offset(const lm_gguf *g);   /* file offset of the tensor data section */
+size_t lm_gguf_data_offset(const lm_gguf *g);   /* file offset of the tensor data section (past the
+                                                   end of the file when there are no tensors) */
 
 /* Metadata keys, in file order. lm_gguf_find() returns the index of a key or -1 (hashed, O(1)).
  * lm_gguf_kv() describes key i: name, type, and for arrays the element type and the length

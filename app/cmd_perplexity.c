@@ -1,9 +1,163 @@
-/* cmd_perplexity.c: `vkllm perplexity` (placeholder until implemented). */
-#include "app.h"
+/* cmd_perplexity.c: `vkllm perplexity -m FILE -f TEXT -c N`, computed as llama.cpp's llama-perplexity
+ * does, so the numbers compare with published tables: the whole text is tokenized with BOS (when the
+ * vocabulary adds one); it is cut into chunks of N tokens (the remainder dropped); each chunk starts
+ * with BOS in place of its first token; the tokens of the second half of each chunk are scored (the
+ * negative log-likelihood of the token at position j+1 from the logits at j, for j = N/2 .. N-2). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_model.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vkllm perplexity -m FILE -f TEXT [-c N] [-b N] [--chunks K] [--tokenizer FILE] [--device N]\n"
+               "  -c N        tokens per chunk (default 512)\n"
+               "  --chunks K  score only the first K chunks\n");
+}
+
+/* log p(tok) from a row of logits, in double */
+static double log_prob(const float *logits, int32_t n, int32_t tok)
+{
+    float mx = logits[0];
+    for (int32_t i = 1; i < n; i++)
+        if (logits[i] > mx)
+            mx = logits[i];
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++)
+        sum += exp((double)logits[i] - mx);
+    return (double)logits[tok] - mx - log(sum);
+}
 
 int cmd_perplexity(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return app_fail("'perplexity' is not implemented yet");
+    const char *model = NULL, *tokenizer = NULL, *file = NULL;
+    long n_ctx = 512, n_batch = 0, max_chunks = -1;
+    bool bad = false;
+    app_device_opts dev = { .device = -1 };
+    for (int i = 1; i < argc && !bad; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            bad = !app_arg_str(argc, argv, &i, &model);
+        else if (!strcmp(a, "--tokenizer"))
+            bad = !app_arg_str(argc, argv, &i, &tokenizer);
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
+            bad = !app_arg_str(argc, argv, &i, &file);
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size"))
+            bad = !app_arg_int(argc, argv, &i, &n_ctx, 4, 1 << 20);
+        else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size"))
+            bad = !app_arg_int(argc, argv, &i, &n_batch, 1, 1 << 16);
+        else if (!strcmp(a, "--chunks"))
+            bad = !app_arg_int(argc, argv, &i, &max_chunks, 1, 1 << 30);
+        else if (!app_device_flag(argc, argv, &i, &dev, &bad)) {
+            usage(stderr);
+            return app_fail("perplexity: unknown option '%s'", a);
+        }
+    }
+    if (bad)
+        return 1;
+    if (!model || !file) {
+        usage(stderr);
+        return app_fail("perplexity: -m FILE and -f TEXT are required");
+    }
+    FILE *f = fopen(file, "rb");
+    if (!f)
+        return app_fail("cannot open %s", file);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = len >= 0 ? malloc((size_t)len + 1) : NULL;
+    if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) {
+        fclose(f);
+        free(text);
+        return app_fail("cannot read %s", file);
+    }
+    fclose(f);
+    text[len] = 0;
+
+    int status = 1;
+    app_model am = { 0 };
+    lm_session *s = NULL;
+    int32_t *toks = NULL;
+    float *logits = NULL;
+    char err[1024];
+    if (app_model_open(&am, model, tokenizer, &dev))
+        goto out;
+    const lm_vocab *v = lm_model_vocab(am.model);
+    int32_t n_vocab = lm_model_hparams(am.model)->n_vocab;
+    int64_t n_tok;
+    double t0 = app_now();
+    if (lm_tokenize(v, text, (size_t)len, true, false, &toks, &n_tok, err, sizeof err)) {
+        app_fail("%s: %s", file, err);
+        goto out;
+    }
+    fprintf(stderr, "vkllm: tokenized %s: %lld tokens in %.2f s\n", file, (long long)n_tok, app_now() - t0);
+    if (n_tok < 2 * n_ctx) {
+        app_fail("%s has %lld tokens; perplexity with a context of %ld needs at least %ld", file, (long long)n_tok,
+                 n_ctx, 2 * n_ctx);
+        goto out;
+    }
+    lm_session_opts so = { .n_ctx = (int32_t)n_ctx, .n_batch = (int32_t)(n_batch ? n_batch : n_ctx) };
+    if (lm_session_create(am.model, &so, &s, err, sizeof err)) {
+        app_fail("%s", err);
+        goto out;
+    }
+    int64_t n_chunks = n_tok / n_ctx;
+    if (max_chunks > 0 && max_chunks < n_chunks)
+        n_chunks = max_chunks;
+    /* logits are taken in pieces of `per` rows so that a long context with a large vocabulary does not
+     * need n_ctx * n_vocab floats at once */
+    int64_t per = 64;
+    logits = malloc(sizeof *logits * (size_t)per * (size_t)n_vocab);
+    if (!logits) {
+        app_fail("out of memory");
+        goto out;
+    }
+    bool add_bos = lm_vocab_add_bos(v) && lm_vocab_bos(v) >= 0;
+    int64_t first = n_ctx / 2;
+    double nll = 0, nll2 = 0;
+    int64_t count = 0;
+    fprintf(stderr, "vkllm: %lld chunks of %ld tokens\n", (long long)n_chunks, n_ctx);
+    t0 = app_now();
+    for (int64_t c = 0; c < n_chunks; c++) {
+        int32_t *chunk = toks + c * n_ctx;
+        int32_t saved = chunk[0];
+        if (add_bos)
+            chunk[0] = lm_vocab_bos(v);
+        lm_session_rewind(s, 0);
+        for (int64_t j0 = 0; j0 < n_ctx; j0 += per) {
+            int64_t k = n_ctx - j0 < per ? n_ctx - j0 : per;
+            bool want = j0 + k > first; /* rows from `first` on are scored */
+            if (lm_session_eval(s, chunk + j0, k, want ? logits : NULL, want, err, sizeof err)) {
+                app_fail("%s", err);
+                goto out;
+            }
+            for (int64_t j = j0 > first ? j0 : first; want && j < j0 + k && j < n_ctx - 1; j++) {
+                double lp = log_prob(logits + (j - j0) * n_vocab, n_vocab, chunk[j + 1]);
+                nll -= lp;
+                nll2 += lp * lp;
+                count++;
+            }
+        }
+        chunk[0] = saved;
+        printf("[%lld]%.4f,", (long long)(c + 1), exp(nll / count));
+        fflush(stdout);
+        if (c == 0)
+            fprintf(stderr, "vkllm: %.2f s per chunk\n", app_now() - t0);
+    }
+    double mean = nll / count, var = nll2 / count - mean * mean;
+    double ppl = exp(mean), err_ppl = count > 1 && var > 0 ? ppl * sqrt(var / (count - 1)) : 0;
+    printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", ppl, err_ppl);
+    printf("PPL = %.4f\n", ppl);
+    status = 0;
+out:
+    free(text);
+    free(toks);
+    free(logits);
+    lm_session_free(s);
+    app_model_close(&am);
+    return status;
 }

@@ -1,9 +1,250 @@
-/* cmd_run.c: `vkllm run` (placeholder until implemented). */
-#include "app.h"
+/* cmd_run.c: `vkllm run -m FILE -p PROMPT`: prints the prompt, then streams the generated text; load
+ * time and prompt and generation speed go to stderr. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_model.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vkllm run -m FILE [-p PROMPT | -f FILE] [options]\n"
+            "  -m, --model FILE       GGUF model (or a llama2.c checkpoint with --tokenizer)\n"
+            "      --tokenizer FILE   llama2.c tokenizer.bin for a llama2.c checkpoint\n"
+            "  -p, --prompt TEXT      prompt (default: empty, generation starts from BOS)\n"
+            "  -f, --file FILE        read the prompt from a file\n"
+            "  -n, --n-predict N      tokens to generate (default 128; -1: until the context is full)\n"
+            "  -c, --ctx-size N       context positions (default: the model's, at most 4096)\n"
+            "  -b, --batch-size N     prompt tokens per prefill pass (default 256)\n"
+            "      --temp T           temperature (default 0.8; 0: greedy)\n"
+            "      --top-k N          (default 40; 0: off)\n"
+            "      --top-p P          (default 0.95; 1: off)\n"
+            "      --min-p P          (default 0.05; 0: off)\n"
+            "      --repeat-penalty F (default 1.0: off)\n"
+            "      --repeat-last-n N  tokens the penalty looks back over (default 64)\n"
+            "  -s, --seed N           sampling seed (default: fixed, so runs repeat)\n"
+            "      --kv-f16           keep the KV cache in f16 (half the memory)\n"
+            "      --no-bos           do not add BOS to the prompt\n"
+            "      --parse-special    special-token texts in the prompt become their ids\n"
+            "      --device N         Vulkan device (see `vkllm devices`; or VKLLM_DEVICE=N)\n"
+            "      --validation       enable the Khronos validation layer\n");
+}
+
+/* Writes what the detokeniser has ready, flushing so the text streams. */
+static void emit(const char *s, size_t n)
+{
+    if (n) {
+        fwrite(s, 1, n, stdout);
+        fflush(stdout);
+    }
+}
 
 int cmd_run(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return app_fail("'run' is not implemented yet");
+    const char *model = NULL, *tokenizer = NULL, *prompt = "", *prompt_file = NULL;
+    long n_predict = 128, n_ctx = 0, n_batch = 0, top_k, repeat_last_n, seed = -1;
+    double temp, top_p, min_p, repeat_penalty;
+    bool kv_f16 = false, no_bos = false, parse_special = false, bad = false;
+    app_device_opts dev = { .device = -1 };
+    lm_sampler_params sp;
+    lm_sampler_defaults(&sp);
+    temp = sp.temp, top_p = sp.top_p, min_p = sp.min_p, repeat_penalty = sp.repeat_penalty;
+    top_k = sp.top_k, repeat_last_n = sp.repeat_last_n;
+
+    for (int i = 1; i < argc && !bad; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            bad = !app_arg_str(argc, argv, &i, &model);
+        else if (!strcmp(a, "--tokenizer"))
+            bad = !app_arg_str(argc, argv, &i, &tokenizer);
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt"))
+            bad = !app_arg_str(argc, argv, &i, &prompt);
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
+            bad = !app_arg_str(argc, argv, &i, &prompt_file);
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
+            bad = !app_arg_int(argc, argv, &i, &n_predict, -1, 1 << 30);
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size"))
+            bad = !app_arg_int(argc, argv, &i, &n_ctx, 0, 1 << 24);
+        else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size"))
+            bad = !app_arg_int(argc, argv, &i, &n_batch, 1, 1 << 16);
+        else if (!strcmp(a, "--temp"))
+            bad = !app_arg_float(argc, argv, &i, &temp, 0, 100);
+        else if (!strcmp(a, "--top-k"))
+            bad = !app_arg_int(argc, argv, &i, &top_k, 0, 1 << 24);
+        else if (!strcmp(a, "--top-p"))
+            bad = !app_arg_float(argc, argv, &i, &top_p, 0, 1);
+        else if (!strcmp(a, "--min-p"))
+            bad = !app_arg_float(argc, argv, &i, &min_p, 0, 1);
+        else if (!strcmp(a, "--repeat-penalty"))
+            bad = !app_arg_float(argc, argv, &i, &repeat_penalty, 0, 100);
+        else if (!strcmp(a, "--repeat-last-n"))
+            bad = !app_arg_int(argc, argv, &i, &repeat_last_n, 0, 1 << 20);
+        else if (!strcmp(a, "-s") || !strcmp(a, "--seed"))
+            bad = !app_arg_int(argc, argv, &i, &seed, 0, 0x7FFFFFFF);
+        else if (!strcmp(a, "--kv-f16"))
+            kv_f16 = true;
+        else if (!strcmp(a, "--no-bos"))
+            no_bos = true;
+        else if (!strcmp(a, "--parse-special"))
+            parse_special = true;
+        else if (!app_device_flag(argc, argv, &i, &dev, &bad)) {
+            usage(stderr);
+            return app_fail("run: unknown option '%s'", a);
+        }
+    }
+    if (bad)
+        return 1;
+    if (!model) {
+        usage(stderr);
+        return app_fail("run: -m FILE is required");
+    }
+    char *file_text = NULL;
+    if (prompt_file) {
+        FILE *f = fopen(prompt_file, "rb");
+        if (!f)
+            return app_fail("cannot open %s", prompt_file);
+        size_t cap = 1 << 16, len = 0;
+        file_text = malloc(cap + 1);
+        size_t r;
+        while (file_text && (r = fread(file_text + len, 1, cap - len, f)) > 0) {
+            len += r;
+            if (len == cap) {
+                char *nt = realloc(file_text, (cap *= 2) + 1);
+                if (!nt) {
+                    free(file_text);
+                    file_text = NULL;
+                }
+                file_text = nt;
+            }
+        }
+        fclose(f);
+        if (!file_text)
+            return app_fail("out of memory reading %s", prompt_file);
+        file_text[len] = 0;
+        prompt = file_text;
+    }
+    sp.temp = (float)temp;
+    sp.top_k = (int)top_k;
+    sp.top_p = (float)top_p;
+    sp.min_p = (float)min_p;
+    sp.repeat_penalty = (float)repeat_penalty;
+    sp.repeat_last_n = (int)repeat_last_n;
+    if (seed >= 0)
+        sp.seed = (uint64_t)seed;
+
+    int status = 1;
+    app_model am = { 0 };
+    lm_session *s = NULL;
+    lm_sampler *smp = NULL;
+    lm_detok *dt = NULL;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    char err[1024];
+    if (app_model_open(&am, model, tokenizer, &dev))
+        goto out;
+    const lm_vocab *v = lm_model_vocab(am.model);
+    const lm_hparams *hp = lm_model_hparams(am.model);
+    int64_t n_ids;
+    if (lm_tokenize(v, prompt, strlen(prompt), false, parse_special, &ids, &n_ids, err, sizeof err)) {
+        app_fail("prompt: %s", err);
+        goto out;
+    }
+    /* BOS first (as the vocab asks, or always for an empty prompt: generation needs a first token) */
+    bool bos = !no_bos && lm_vocab_bos(v) >= 0 && (lm_vocab_add_bos(v) || n_ids == 0);
+    if (bos || n_ids == 0) {
+        if (lm_vocab_bos(v) < 0) {
+            app_fail("an empty prompt needs a BOS token, and this vocabulary has none");
+            goto out;
+        }
+        int32_t *w = realloc(ids, sizeof *ids * (size_t)(n_ids + 1));
+        if (!w) {
+            app_fail("out of memory");
+            goto out;
+        }
+        ids = w;
+        memmove(ids + 1, ids, sizeof *ids * (size_t)n_ids);
+        ids[0] = lm_vocab_bos(v);
+        n_ids++;
+    }
+    lm_session_opts so = { .n_ctx = (int32_t)n_ctx, .n_batch = (int32_t)n_batch, .kv_f16 = kv_f16 };
+    if (lm_session_create(am.model, &so, &s, err, sizeof err)) {
+        app_fail("%s", err);
+        goto out;
+    }
+    if (n_ids >= lm_session_n_ctx(s)) {
+        app_fail("the prompt is %lld tokens, the context only %d (raise -c)", (long long)n_ids, lm_session_n_ctx(s));
+        goto out;
+    }
+    if (lm_sampler_create(&sp, hp->n_vocab, &smp, err, sizeof err)) {
+        app_fail("sampling: %s", err);
+        goto out;
+    }
+    if (lm_detok_create(v, false, &dt)) {
+        app_fail("out of memory");
+        goto out;
+    }
+    bool greedy = lm_sampler_is_greedy(&sp);
+    if (!greedy && !(logits = malloc(sizeof *logits * (size_t)hp->n_vocab))) {
+        app_fail("out of memory");
+        goto out;
+    }
+
+    /* the prompt as given, then the generated text as it comes */
+    emit(prompt, strlen(prompt));
+    for (int64_t i = 0; i < n_ids; i++)
+        lm_sampler_accept(smp, ids[i]);
+    double t0 = app_now();
+    /* all prompt tokens but the last go through prefill; the last is the first decode step */
+    if (n_ids > 1 && lm_session_eval(s, ids, n_ids - 1, NULL, false, err, sizeof err)) {
+        app_fail("%s", err);
+        goto out;
+    }
+    double t_prompt = app_now() - t0;
+    int32_t cur = ids[n_ids - 1];
+    int64_t n_gen = 0;
+    double t1 = app_now();
+    /* the detokeniser must see the prompt's last token so that word boundaries come out right */
+    const char *piece;
+    size_t plen;
+    lm_detok_push(dt, cur, &piece, &plen);
+    while (n_predict < 0 || n_gen < n_predict) {
+        if (lm_session_n_past(s) >= lm_session_n_ctx(s)) {
+            fprintf(stderr, "\nvkllm: the context is full (%d positions)\n", lm_session_n_ctx(s));
+            break;
+        }
+        int32_t next;
+        if (lm_session_step(s, cur, logits, &next, err, sizeof err)) {
+            app_fail("%s", err);
+            goto out;
+        }
+        if (!greedy)
+            next = lm_sampler_sample(smp, logits);
+        lm_sampler_accept(smp, next);
+        n_gen++;
+        if (lm_vocab_is_eog(v, next))
+            break;
+        if (lm_detok_push(dt, next, &piece, &plen) == LM_OK)
+            emit(piece, plen);
+        cur = next;
+    }
+    if (lm_detok_flush(dt, &piece, &plen) == LM_OK)
+        emit(piece, plen);
+    double t_gen = app_now() - t1;
+    printf("\n");
+    fprintf(stderr, "\nvkllm: load %.2f s | prompt %lld tokens, %.1f tokens/s | generation %lld tokens, %.1f tokens/s\n",
+            am.load_s, (long long)n_ids, n_ids > 1 && t_prompt > 0 ? (n_ids - 1) / t_prompt : 0.0, (long long)n_gen,
+            t_gen > 0 ? n_gen / t_gen : 0.0);
+    status = 0;
+out:
+    free(file_text);
+    free(logits);
+    free(ids);
+    lm_detok_free(dt);
+    lm_sampler_free(smp);
+    lm_session_free(s);
+    app_model_close(&am);
+    return status;
 }

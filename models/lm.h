@@ -144,9 +144,245 @@ int lm_gguf_tensor(const lm_gguf *g, int64_t i, lm_gguf_tensor_info *out); /* LM
 
 /* ======================================================================== tokenizer (models/tok_*.c) */
 
+/* Vocabularies and their tokenizers, built from the GGUF tokenizer metadata (tokenizer.ggml.*) or
+ * from a llama2.c tokenizer file:
+ *   "spm": SentencePiece BPE (GGUF tokenizer.ggml.model = "llama", and llama2.c files): merges of
+ *          adjacent pieces by highest score, byte fallback to <0xXX>, spaces as U+2581 and a leading
+ *          space when add_space_prefix;
+ *   "bpe": byte-level BPE ("gpt2"): the pre-tokenizer regexes that tokenizer.ggml.pre names (PCRE2),
+ *          GPT-2 bytes-to-unicode, merges by rank;
+ *   "wpm": WordPiece ("bert"): BERT basic tokenizer (NFD, lowercase, accents stripped, punctuation and
+ *          CJK split), then greedy longest match.
+ * Tokens whose type is CONTROL or USER_DEFINED (and the UNKNOWN token) are "special": their text in
+ * the input becomes their id when parse_special is set (USER_DEFINED ones always, as HF does).
+ * A vocab is immutable once loaded: it may be used from several threads at once. Ids are int32_t;
+ * -1 means "none". */
+typedef struct lm_vocab lm_vocab;
+
+/* Token types, numbered as GGUF tokenizer.ggml.token_type. */
+enum lm_token_type {
+    LM_TOKEN_UNDEFINED = 0, LM_TOKEN_NORMAL = 1, LM_TOKEN_UNKNOWN = 2, LM_TOKEN_CONTROL = 3,
+    LM_TOKEN_USER_DEFINED = 4, LM_TOKEN_UNUSED = 5, LM_TOKEN_BYTE = 6,
+};
+
+/* CONSTRUCTORS: *out is NULL on failure. LM_ERR_UNSUPPORTED for a tokenizer model or pre-tokenizer
+ * we do not know (the message names it), LM_ERR_FORMAT / LM_ERR_TYPE / LM_ERR_NOT_FOUND for bad or
+ * missing metadata. The vocab copies what it needs: the lm_gguf may be closed afterwards.
+ * lm_vocab_from_llama2c reads llama2.c's tokenizer.bin format (int32 max_token_length, then per token
+ * float32 score, int32 length, bytes; ids 0, 1, 2 = <unk>, <s>, </s>) into an "spm" vocab.
+ * DESTRUCTOR: lm_vocab_free(NULL) is a no-op. */
+int lm_vocab_from_gguf(const lm_gguf *g, lm_vocab **out, char *err, size_t errlen);
+int lm_vocab_from_llama2c(const char *path, lm_vocab **out, char *err, size_t errlen);
+void lm_vocab_free(lm_vocab *v);
+
+int32_t lm_vocab_n_tokens(const lm_vocab *v);
+const char *lm_vocab_kind(const lm_vocab *v);  /* "spm", "bpe" or "wpm" */
+const char *lm_vocab_pre(const lm_vocab *v);   /* bpe: the pre-tokenizer ("default" if none given); else "" */
+int32_t lm_vocab_bos(const lm_vocab *v);       /* BOS (for wpm: [CLS]), -1 if none */
+int32_t lm_vocab_eos(const lm_vocab *v);
+int32_t lm_vocab_eot(const lm_vocab *v);       /* end of turn: metadata, else found by text (<|eot_id|>, <|im_end|>, ...) */
+int32_t lm_vocab_unk(const lm_vocab *v);
+int32_t lm_vocab_sep(const lm_vocab *v);
+int32_t lm_vocab_pad(const lm_vocab *v);
+int32_t lm_vocab_nl(const lm_vocab *v);        /* the token of "\n", -1 if none */
+bool lm_vocab_add_bos(const lm_vocab *v);      /* whether a prompt starts with BOS (metadata, else the kind's default) */
+bool lm_vocab_add_eos(const lm_vocab *v);
+/* End of generation: EOS, EOT, EOM and tokens such as <|im_end|>, <|eot_id|>, <|end|>, <end_of_turn>,
+ * <|endoftext|>. False for ids out of range. */
+bool lm_vocab_is_eog(const lm_vocab *v, int32_t id);
+int lm_vocab_token_type(const lm_vocab *v, int32_t id); /* enum lm_token_type, -1 when out of range */
+float lm_vocab_score(const lm_vocab *v, int32_t id);    /* 0 when out of range */
+/* The id of the token whose text is exactly s[0..len) (raw text, as lm_token_text), or -1. */
+int32_t lm_vocab_find(const lm_vocab *v, const char *s, size_t len);
+
+/* Text -> ids. text[0..len) must be valid UTF-8 (else LM_ERR_INVALID, the message names the byte
+ * offset). add_special: add what the vocab asks for around the text (BOS when lm_vocab_add_bos, EOS
+ * when lm_vocab_add_eos; wpm: [CLS] ... [SEP]). parse_special: CONTROL tokens' texts in the input
+ * (e.g. "<|im_start|>") become their ids; otherwise they are tokenized as plain text.
+ * *ids is malloc'd (free() it; NULL when *n == 0). */
+int lm_tokenize(const lm_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
+                int32_t **ids, int64_t *n, char *err, size_t errlen);
+
+/* The raw text of token id as stored in the vocab (spm: "▁the", bpe: "Ġthe", <0x0A>); NUL-terminated,
+ * lives as long as the vocab. NULL when id is out of range. */
+const char *lm_token_text(const lm_vocab *v, int32_t id, size_t *len);
+/* The bytes token id stands for (spm: "▁" -> " ", <0xXX> -> that byte; bpe: bytes-to-unicode undone;
+ * wpm: "##" continuation joined); control tokens give their text, unused ones "". May be a partial
+ * UTF-8 character. Lives as long as the vocab; NULL when id is out of range. */
+const char *lm_token_piece(const lm_vocab *v, int32_t id, size_t *len);
+
+/* Streaming detokeniser: feed ids one at a time, get back bytes that are safe to print: complete UTF-8
+ * characters only. The trailing bytes of a character split across tokens are held back until it is
+ * complete; invalid bytes become U+FFFD. The leading space of the first piece of the stream, and of
+ * a piece right after BOS, is dropped when the vocab adds a space prefix (spm) or marks word starts
+ * (wpm). special: print CONTROL / UNKNOWN tokens as their text (else they print as nothing). */
+typedef struct lm_detok lm_detok;
+int lm_detok_create(const lm_vocab *v, bool special, lm_detok **out);
+void lm_detok_free(lm_detok *d);
+void lm_detok_reset(lm_detok *d);  /* start a new stream */
+/* Bytes now ready, in *out (valid until the next call on d; *len may be 0). LM_ERR_INVALID for an id
+ * out of range, LM_ERR_NOMEM. */
+int lm_detok_push(lm_detok *d, int32_t id, const char **out, size_t *len);
+/* End of stream: held-back bytes of an incomplete character come out as U+FFFD. */
+int lm_detok_flush(lm_detok *d, const char **out, size_t *len);
+
+/* ids -> text in one go (the streaming rules above, then flush); *text is malloc'd and NUL-terminated. */
+int lm_detokenize(const lm_vocab *v, const int32_t *ids, int64_t n, bool special, char **text, size_t *len,
+                  char *err, size_t errlen);
+
 /* ======================================================================== model (models/model*.c) */
 
+/* A decoder-only transformer resident on one device: hyper-parameters (read-only), weights (uploaded
+ * once, kept in their file's type: F32, F16 or BF16), and its vocabulary. Architectures: "llama"
+ * (Llama 1-3, Mistral, TinyLlama, SmolLM) and "qwen2". Also loads llama2.c checkpoints. */
+typedef struct lm_model lm_model;
+
+enum lm_rope_scaling { LM_ROPE_SCALING_NONE = 0, LM_ROPE_SCALING_LINEAR, LM_ROPE_SCALING_YARN };
+
+typedef struct lm_hparams {
+    char arch[32];          /* "llama", "qwen2" */
+    char name[128];         /* general.name, or the file's base name */
+    int32_t n_vocab;
+    int32_t dim;            /* embedding length */
+    int32_t n_layers;
+    int32_t n_heads, n_kv_heads, head_dim;
+    int32_t ffn_dim;
+    int32_t n_ctx_train;    /* context length the model was trained with */
+    float norm_eps;         /* RMSNorm epsilon */
+    int32_t n_rot;          /* dims rotated by RoPE per head */
+    int rope_mode;          /* RT_ROPE_ADJACENT (llama) or RT_ROPE_NEOX (qwen2) */
+    float rope_base;
+    enum lm_rope_scaling rope_scaling;
+    float rope_factor;      /* context scaling factor (1 = none) */
+    int32_t rope_n_ctx_orig;/* yarn: original context length */
+    float yarn_attn_factor, yarn_beta_fast, yarn_beta_slow;
+    bool has_rope_freqs;    /* rope_freqs.weight (Llama 3.1+ per-frequency factors) */
+    bool has_qkv_bias;      /* qwen2 */
+    bool tied_output;       /* the output matrix is the token embedding */
+    int64_t n_params;       /* elements in all weight tensors */
+    int weight_type;        /* enum lm_ggml_type of most matrices */
+} lm_hparams;
+
+typedef struct lm_load_opts {
+    /* Called now and then while weights upload, with the fraction done (0..1). */
+    void (*progress)(void *user, float done);
+    void *user;
+} lm_load_opts;
+
+/* CONSTRUCTOR: a GGUF model. LM_ERR_UNSUPPORTED names an unknown architecture or tensor type;
+ * LM_ERR_FORMAT a missing or misshapen tensor; LM_ERR_DEVICE when the device cannot hold it (the
+ * message says why). *out is NULL on failure. The model keeps ctx; ctx must outlive it. */
+int lm_model_load(rt_ctx *ctx, const char *path, const lm_load_opts *opts, lm_model **out, char *err, size_t errlen);
+/* CONSTRUCTOR: a llama2.c checkpoint (legacy v0 format) with its tokenizer.bin. */
+int lm_model_load_llama2c(rt_ctx *ctx, const char *checkpoint, const char *tokenizer, const lm_load_opts *opts,
+                          lm_model **out, char *err, size_t errlen);
+/* DESTRUCTOR: sessions of the model must be freed first. */
+void lm_model_free(lm_model *m);
+const lm_hparams *lm_model_hparams(const lm_model *m);
+const lm_vocab *lm_model_vocab(const lm_model *m);
+/* Bytes of device memory the weights use. */
+uint64_t lm_model_device_bytes(const lm_model *m);
+
+/* A session: one conversation's KV cache on the device, activation buffers, and the recorded decode
+ * step. Tokens are evaluated at positions n_past, n_past + 1, ...; the cache holds n_ctx positions. */
+typedef struct lm_session lm_session;
+
+typedef struct lm_session_opts {
+    int32_t n_ctx;          /* positions in the KV cache; 0: min(n_ctx_train, 4096) */
+    int32_t n_batch;        /* prompt tokens per prefill pass; 0: 256 */
+    bool kv_f16;            /* f16 KV cache (half the memory) instead of f32 */
+} lm_session_opts;
+
+int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out, char *err, size_t errlen);
+void lm_session_free(lm_session *s);
+int32_t lm_session_n_ctx(const lm_session *s);
+int32_t lm_session_n_past(const lm_session *s);
+/* Forget the cached positions from pos on (0: start a new conversation). */
+void lm_session_rewind(lm_session *s, int32_t pos);
+/* Evaluates n tokens (prefill in batches of n_batch through GEMMs). logits: NULL, or room for n_vocab
+ * floats (the logits after the last token), or with all_logits room for n * n_vocab (one row per token,
+ * for perplexity). LM_ERR_INVALID when n_past + n exceeds n_ctx or an id is out of range. */
+int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits, bool all_logits, char *err,
+                    size_t errlen);
+/* One decode step of one token through the recorded command buffer. With logits == NULL the argmax is
+ * taken on the device and only its id comes back (*next); else the n_vocab logits are copied out and
+ * *next is their argmax. */
+int lm_session_step(lm_session *s, int32_t id, float *logits, int32_t *next, char *err, size_t errlen);
+
 /* ======================================================================== sampler (models/sampler.c) */
+
+/* The token sampler: one step's logits in, one token id out. Stop conditions are the caller's.
+ *
+ * Default mode: llama.cpp's default sampler chain, in its order (each stage sees what the previous
+ * one left):
+ *   penalties    for each distinct token among the last repeat_last_n accepted ones (count = its
+ *                occurrences there): logit = logit > 0 ? logit / repeat_penalty : logit * repeat_penalty,
+ *                then logit -= count * frequency_penalty + presence_penalty;
+ *   top-k        keep the top_k highest logits;
+ *   top-p        softmax of what is left (at temperature 1), sorted descending: keep the shortest
+ *                prefix whose cumulative probability is >= top_p;
+ *   min-p        keep the tokens with p >= min_p * p_max, i.e. logit >= max_logit + ln(min_p);
+ *   temperature  logit / temp;
+ *   softmax and one draw from the sampler's seeded RNG (splitmix64, 53-bit uniform).
+ * temp <= 0 is greedy: the argmax of the penalised logits, the lowest id on ties, and no RNG draw.
+ * Ties between equal logits are ordered by ascending id in every stage. NaN logits never win. Cost:
+ * O(n_vocab) per token plus O(n_vocab log top_k) for top-k; top-p without top-k sorts only the
+ * tokens that can be in the nucleus (p >= (1 - top_p) / (n_vocab - 1)), so a 150k vocabulary is
+ * fully sorted only in the rare case where floating-point rounding leaves that set short.
+ *
+ * llama2.c mode (llama2c = true): karpathy/llama2.c run.c's sampler, as described in
+ * ../shared/models/README.md section 2: temp <= 0 is argmax (lowest id on ties); otherwise logits /
+ * temp, softmax in float32, one coin from llama2.c's xorshift64* RNG (state = seed, which must not be
+ * 0), then, when 0 < top_p < 1, top-p by llama2.c's rule (keep p >= (1 - top_p) / (n_vocab - 1),
+ * sort descending (ties: ascending id), cut after the first cumulative p > top_p, return the first
+ * token whose running sum exceeds coin * that cumulative p), else plain multinomial
+ * (first token whose running sum exceeds coin). top_k, min_p and the penalties are ignored.
+ *
+ * Determinism: the same params (seed included), accepted tokens and logits give the same choices,
+ * on any machine. A sampler belongs to one thread at a time. */
+typedef struct lm_sampler lm_sampler;
+
+#define LM_SAMPLER_DEFAULT_SEED 42u          /* the seed lm_sampler_defaults() sets */
+#define LM_SAMPLER_SEED_RANDOM UINT64_MAX    /* ask lm_sampler_create() to pick a seed (see lm_sampler_seed) */
+
+typedef struct lm_sampler_params {
+    float temp;              /* temperature; <= 0: greedy. Finite. Default 0.8 */
+    int32_t top_k;           /* >= 0; 0 (or >= n_vocab): off. Default 40 */
+    float top_p;             /* (0, 1]; 1: off. llama2c mode: [0, 1], 0 or 1: off. Default 0.95 */
+    float min_p;             /* [0, 1]; 0: off. Default 0.05 */
+    float repeat_penalty;    /* > 0, finite; 1: off. Default 1.0 */
+    float frequency_penalty; /* finite; 0: off. Default 0 */
+    float presence_penalty;  /* finite; 0: off. Default 0 */
+    int32_t repeat_last_n;   /* penalty window in accepted tokens, >= 0; 0: penalties off. Default 64.
+                              * (llama.cpp's -1, "the context size", is for the caller to resolve.) */
+    uint64_t seed;           /* default LM_SAMPLER_DEFAULT_SEED; LM_SAMPLER_SEED_RANDOM: pick one */
+    bool llama2c;            /* llama2.c's sampler instead of llama.cpp's chain. Default false */
+} lm_sampler_params;
+
+/* llama.cpp's defaults: temp 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat_penalty 1.0,
+ * frequency/presence 0, repeat_last_n 64, seed LM_SAMPLER_DEFAULT_SEED, llama2c false. */
+void lm_sampler_defaults(lm_sampler_params *p);
+/* LM_OK, or LM_ERR_INVALID with a message naming the bad field (e.g. "top_p = 1.5: must be in
+ * (0, 1]"). Lets a front end check its flags before loading a model. */
+int lm_sampler_params_check(const lm_sampler_params *p, char *err, size_t errlen);
+/* True when sampling is a plain argmax of the raw logits (temp <= 0 and no active penalty): the
+ * caller may then take the argmax on the GPU (lowest id on ties) and skip reading logits back. */
+bool lm_sampler_is_greedy(const lm_sampler_params *p);
+
+/* CONSTRUCTOR: checks the params (as lm_sampler_params_check) and n_vocab >= 1; LM_ERR_INVALID or
+ * LM_ERR_NOMEM, *out NULL on failure. DESTRUCTOR: lm_sampler_free(NULL) is a no-op. */
+int lm_sampler_create(const lm_sampler_params *p, int32_t n_vocab, lm_sampler **out, char *err, size_t errlen);
+void lm_sampler_free(lm_sampler *s);
+/* Forgets the accepted tokens and puts the RNG back to the seed: the next choices repeat. */
+void lm_sampler_reset(lm_sampler *s);
+/* The seed in use (the one picked when LM_SAMPLER_SEED_RANDOM was asked): print it to replay a run. */
+uint64_t lm_sampler_seed(const lm_sampler *s);
+/* Appends a token to the penalty window: call it for every prompt token and every generated token.
+ * Ids outside [0, n_vocab) are ignored. */
+void lm_sampler_accept(lm_sampler *s, int32_t id);
+/* Chooses the next token from logits[n_vocab]. The logits are used as scratch and modified (the
+ * penalties are applied in place). Always returns an id in [0, n_vocab); it does not accept it. */
+int32_t lm_sampler_sample(lm_sampler *s, float *logits);
 
 #ifdef __cplusplus
 }

@@ -188,7 +188,8 @@ int rt_seq_run(rt_seq *seq);
 const char *rt_seq_errmsg(const rt_seq *seq);
 /* METHOD: by default every dispatch waits for the one before it (a full compute barrier). Between
  * rt_seq_parallel(seq, true) and rt_seq_parallel(seq, false) dispatches are recorded without barriers
- * between them (they must not depend on each other); a barrier follows the group. */
+ * between them (they must not depend on each other); a barrier follows the group. Groups nest: the
+ * barrier comes when the outermost group ends. */
 void rt_seq_parallel(rt_seq *seq, bool on);
 /* METHOD: with profiling on, after rt_seq_wait: the number of dispatches timed in the last submission,
  * and for dispatch i its kernel name and duration in nanoseconds. */

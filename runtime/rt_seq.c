@@ -14,7 +14,8 @@ struct rt_seq {
     rt_ctx *ctx;
     VkCommandBuffer cb;
     VkFence fence;
-    bool recording, pending, parallel, need_barrier;
+    bool recording, pending, need_barrier;
+    int parallel;               /* depth of rt_seq_parallel(true) groups */
     int n_commands;             /* dispatches and copies recorded */
     VkDescriptorPool *pools;    /* all reset at rt_seq_begin */
     int n_pools, cap_pools, used_pools, sets_in_pool;
@@ -149,7 +150,7 @@ int rt_seq_begin(rt_seq *seq)
     if ((r = vkBeginCommandBuffer(seq->cb, &bi)) != VK_SUCCESS)
         return seq_vk_fail(seq, r, "vkBeginCommandBuffer");
     seq->recording = true;
-    seq->parallel = false;
+    seq->parallel = 0;
     seq->need_barrier = false;
     seq->n_commands = 0;
     seq->n_stamps = 0;
@@ -193,9 +194,11 @@ static void after_command(rt_seq *seq, const char *name)
 
 void rt_seq_parallel(rt_seq *seq, bool on)
 {
-    seq->parallel = on;
-    if (!on && seq->n_commands)
+    if (on) {
+        seq->parallel++;
+    } else if (seq->parallel > 0 && --seq->parallel == 0 && seq->n_commands) {
         seq->need_barrier = true;
+    }
 }
 
 int rt_seq_end(rt_seq *seq)

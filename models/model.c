@@ -1,0 +1,400 @@
+/* model.c: a GGUF model onto the device: hyper-parameters from the metadata, weights uploaded once in
+ * their file's type; and the same structures from a llama2.c checkpoint. */
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model_internal.h"
+
+const char *lm_status_string(int status)
+{
+    switch (status) {
+    case LM_OK: return "ok";
+    case LM_ERR_IO: return "I/O error";
+    case LM_ERR_FORMAT: return "malformed file";
+    case LM_ERR_UNSUPPORTED: return "unsupported";
+    case LM_ERR_TYPE: return "wrong metadata type";
+    case LM_ERR_NOT_FOUND: return "not found";
+    case LM_ERR_INVALID: return "invalid input";
+    case LM_ERR_NOMEM: return "out of memory";
+    case LM_ERR_DEVICE: return "device error";
+    }
+    return "unknown status";
+}
+
+int lm_fail(char *err, size_t errlen, int status, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) {
+                man <<= 1;
+                exp--;
+            }
+            bits = sign | (exp << 23) | ((man & 0x3FF) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7F800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+int lm_weight_upload(lm_model *m, lm_weight *w, const void *data, int ggml_type, int64_t ne0, int64_t ne1,
+                     bool to_f32, char *err, size_t errlen)
+{
+    rt_dtype t;
+    switch (ggml_type) {
+    case LM_GGML_F32: t = RT_F32; break;
+    case LM_GGML_F16: t = RT_F16; break;
+    case LM_GGML_BF16: t = RT_BF16; break;
+    default:
+        return lm_fail(err, errlen, LM_ERR_UNSUPPORTED, "tensor type %s is not supported yet (F32, F16 and BF16 are)",
+                       lm_gguf_type_name(ggml_type) ? lm_gguf_type_name(ggml_type) : "?");
+    }
+    int64_t n = ne0 * ne1;
+    size_t bytes = (size_t)n * rt_dtype_size(t);
+    float *conv = NULL;
+    if (to_f32 && t != RT_F32) {
+        conv = malloc((size_t)n * sizeof *conv);
+        if (!conv)
+            return lm_fail(err, errlen, LM_ERR_NOMEM, "out of host memory");
+        const uint16_t *h = data;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t v;
+            memcpy(&v, &h[i], 2);
+            if (t == RT_F16) {
+                conv[i] = half_to_float(v);
+            } else {
+                uint32_t b = (uint32_t)v << 16;
+                memcpy(&conv[i], &b, 4);
+            }
+        }
+        data = conv;
+        t = RT_F32;
+        bytes = (size_t)n * 4;
+    }
+    int rc = rt_buffer_create(m->ctx, RT_MEM_DEVICE, bytes, &w->buf);
+    if (rc == RT_OK) {
+        rc = rt_buffer_write(w->buf, 0, data, bytes);
+        if (rc) {
+            rt_buffer_destroy(w->buf);
+            w->buf = NULL;
+        }
+    }
+    free(conv);
+    if (rc)
+        return lm_fail(err, errlen, LM_ERR_DEVICE, "uploading %.1f MiB: %s", bytes / 1048576.0, rt_ctx_errmsg(m->ctx));
+    w->type = t;
+    w->ne0 = ne0;
+    w->ne1 = ne1;
+    m->device_bytes += bytes;
+    return LM_OK;
+}
+
+int lm_hparams_check(const lm_hparams *hp, char *err, size_t errlen)
+{
+    if (hp->dim <= 0 || hp->dim > 65536 || hp->n_layers <= 0 || hp->n_layers > 1024 || hp->n_heads <= 0 ||
+        hp->n_heads > 1024 || hp->n_kv_heads <= 0 || hp->n_heads % hp->n_kv_heads || hp->head_dim <= 0 ||
+        hp->head_dim > 256 || hp->ffn_dim <= 0 || hp->ffn_dim > 1 << 20 || hp->n_vocab <= 0 ||
+        hp->n_vocab > 1 << 24 || hp->n_rot <= 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2 ||
+        !(hp->norm_eps > 0) || !(hp->rope_base > 0) || hp->n_ctx_train <= 0)
+        return lm_fail(err, errlen, hp->head_dim > 256 ? LM_ERR_UNSUPPORTED : LM_ERR_FORMAT,
+                       "implausible hyper-parameters: dim %d, layers %d, heads %d/%d, head_dim %d (max 256), ffn %d, "
+                       "vocab %d, n_rot %d, eps %g, rope base %g, context %d",
+                       hp->dim, hp->n_layers, hp->n_heads, hp->n_kv_heads, hp->head_dim, hp->ffn_dim, hp->n_vocab,
+                       hp->n_rot, hp->norm_eps, hp->rope_base, hp->n_ctx_train);
+    return LM_OK;
+}
+
+void lm_model_free(lm_model *m)
+{
+    if (!m)
+        return;
+    rt_buffer_destroy(m->tok_embd.buf);
+    if (m->output.buf != m->tok_embd.buf)
+        rt_buffer_destroy(m->output.buf);
+    rt_buffer_destroy(m->out_norm.buf);
+    rt_buffer_destroy(m->rope_freqs.buf);
+    if (m->layers)
+        for (int l = 0; l < m->hp.n_layers; l++) {
+            lm_layer *L = &m->layers[l];
+            lm_weight *ws[] = { &L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
+                                &L->bv, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down };
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+                rt_buffer_destroy(ws[i]->buf);
+        }
+    free(m->layers);
+    lm_vocab_free(m->vocab);
+    free(m);
+}
+
+const lm_hparams *lm_model_hparams(const lm_model *m) { return &m->hp; }
+const lm_vocab *lm_model_vocab(const lm_model *m) { return m->vocab; }
+uint64_t lm_model_device_bytes(const lm_model *m) { return m->device_bytes; }
+
+/* ---------------------------------------------------------------- GGUF */
+
+typedef struct loader {
+    lm_model *m;
+    const lm_gguf *g;
+    const lm_load_opts *opts;
+    uint64_t total, done;   /* bytes, for progress */
+    char *err;
+    size_t errlen;
+} loader;
+
+/* Loads tensor `name` with dims [ne1][ne0] (ne1 = 1 for vectors). Absent and optional: w->buf stays NULL. */
+static int load(loader *ld, lm_weight *w, const char *name, int64_t ne0, int64_t ne1, bool required, bool to_f32)
+{
+    int64_t i = lm_gguf_find_tensor(ld->g, name);
+    if (i < 0)
+        return required ? lm_fail(ld->err, ld->errlen, LM_ERR_FORMAT, "tensor '%s' is missing", name) : LM_OK;
+    lm_gguf_tensor_info t;
+    lm_gguf_tensor(ld->g, i, &t);
+    bool shape_ok = t.ne[0] == ne0 && (t.n_dims == 1 ? ne1 == 1 : t.ne[1] == ne1) && t.ne[2] == 1 && t.ne[3] == 1;
+    if (!shape_ok)
+        return lm_fail(ld->err, ld->errlen, LM_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                       name, (long long)t.ne[0], (long long)t.ne[1], (long long)t.ne[2], (long long)t.ne[3],
+                       (long long)ne0, (long long)ne1);
+    char msg[256];
+    int rc = lm_weight_upload(ld->m, w, t.data, t.type, ne0, ne1, to_f32, msg, sizeof msg);
+    if (rc)
+        return lm_fail(ld->err, ld->errlen, rc, "tensor '%s': %s", name, msg);
+    ld->done += t.size;
+    if (ld->opts && ld->opts->progress && ld->total)
+        ld->opts->progress(ld->opts->user, (float)((double)ld->done / (double)ld->total));
+    return LM_OK;
+}
+
+/* Reads "<arch>.<key>" as u32 / f32 with a default when absent; wrong types are errors. */
+static int arch_u32(loader *ld, const char *key, int32_t *out, int32_t def, bool required)
+{
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", ld->m->hp.arch, key);
+    uint32_t v;
+    int rc = lm_gguf_get_u32(ld->g, full, &v);
+    if (rc == LM_ERR_NOT_FOUND && !required) {
+        *out = def;
+        return LM_OK;
+    }
+    if (rc || v > 0x7FFFFFFF)
+        return lm_fail(ld->err, ld->errlen, rc == LM_ERR_NOT_FOUND ? LM_ERR_FORMAT : LM_ERR_TYPE,
+                       "metadata '%s' is %s", full, rc == LM_ERR_NOT_FOUND ? "missing" : "not a 32-bit count");
+    *out = (int32_t)v;
+    return LM_OK;
+}
+
+static int arch_f32(loader *ld, const char *key, float *out, float def)
+{
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", ld->m->hp.arch, key);
+    int rc = lm_gguf_get_f32(ld->g, full, out);
+    if (rc == LM_ERR_NOT_FOUND) {
+        *out = def;
+        return LM_OK;
+    }
+    return rc ? lm_fail(ld->err, ld->errlen, LM_ERR_TYPE, "metadata '%s' is not a number", full) : LM_OK;
+}
+
+static int read_hparams(loader *ld)
+{
+    lm_hparams *hp = &ld->m->hp;
+    int rc;
+    if ((rc = arch_u32(ld, "embedding_length", &hp->dim, 0, true)) ||
+        (rc = arch_u32(ld, "block_count", &hp->n_layers, 0, true)) ||
+        (rc = arch_u32(ld, "attention.head_count", &hp->n_heads, 0, true)) ||
+        (rc = arch_u32(ld, "attention.head_count_kv", &hp->n_kv_heads, hp->n_heads, false)) ||
+        (rc = arch_u32(ld, "feed_forward_length", &hp->ffn_dim, 0, true)) ||
+        (rc = arch_u32(ld, "context_length", &hp->n_ctx_train, 2048, false)) ||
+        (rc = arch_f32(ld, "attention.layer_norm_rms_epsilon", &hp->norm_eps, 1e-5f)) ||
+        (rc = arch_f32(ld, "rope.freq_base", &hp->rope_base, 10000.0f)))
+        return rc;
+    if (hp->n_heads <= 0)
+        return lm_fail(ld->err, ld->errlen, LM_ERR_FORMAT, "attention.head_count is 0");
+    if ((rc = arch_u32(ld, "attention.key_length", &hp->head_dim, hp->dim / hp->n_heads, false)) ||
+        (rc = arch_u32(ld, "rope.dimension_count", &hp->n_rot, hp->head_dim, false)))
+        return rc;
+    int32_t vlen;
+    if ((rc = arch_u32(ld, "attention.value_length", &vlen, hp->head_dim, false)))
+        return rc;
+    if (vlen != hp->head_dim)
+        return lm_fail(ld->err, ld->errlen, LM_ERR_UNSUPPORTED, "key length %d differs from value length %d", hp->head_dim, vlen);
+    hp->rope_mode = strcmp(hp->arch, "qwen2") == 0 ? RT_ROPE_NEOX : RT_ROPE_ADJACENT;
+    hp->has_qkv_bias = strcmp(hp->arch, "qwen2") == 0;
+
+    /* RoPE scaling: rope.scaling.type (none / linear / yarn) and factor; older files: rope.scale_linear */
+    char key[128];
+    const char *stype = NULL;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", hp->arch);
+    if (lm_gguf_get_str(ld->g, key, &stype, NULL) == LM_ERR_TYPE)
+        return lm_fail(ld->err, ld->errlen, LM_ERR_TYPE, "metadata '%s' is not a string", key);
+    float factor, linear;
+    if ((rc = arch_f32(ld, "rope.scaling.factor", &factor, 1.0f)) || (rc = arch_f32(ld, "rope.scale_linear", &linear, 1.0f)))
+        return rc;
+    hp->rope_factor = 1.0f;
+    hp->rope_scaling = LM_ROPE_SCALING_NONE;
+    if (!stype && linear != 1.0f) {
+        hp->rope_scaling = LM_ROPE_SCALING_LINEAR;
+        hp->rope_factor = linear;
+    } else if (stype && !strcmp(stype, "linear")) {
+        hp->rope_scaling = LM_ROPE_SCALING_LINEAR;
+        hp->rope_factor = factor;
+    } else if (stype && !strcmp(stype, "yarn")) {
+        hp->rope_scaling = LM_ROPE_SCALING_YARN;
+        hp->rope_factor = factor;
+    } else if (stype && strcmp(stype, "none") != 0) {
+        return lm_fail(ld->err, ld->errlen, LM_ERR_UNSUPPORTED, "RoPE scaling type '%s' is not supported", stype);
+    }
+    if (!(hp->rope_factor > 0))
+        return lm_fail(ld->err, ld->errlen, LM_ERR_FORMAT, "RoPE scaling factor %g", hp->rope_factor);
+    if ((rc = arch_u32(ld, "rope.scaling.original_context_length", &hp->rope_n_ctx_orig, hp->n_ctx_train, false)) ||
+        (rc = arch_f32(ld, "rope.scaling.attn_factor", &hp->yarn_attn_factor, 1.0f)) ||
+        (rc = arch_f32(ld, "rope.scaling.yarn_beta_fast", &hp->yarn_beta_fast, 32.0f)) ||
+        (rc = arch_f32(ld, "rope.scaling.yarn_beta_slow", &hp->yarn_beta_slow, 1.0f)))
+        return rc;
+    hp->n_vocab = lm_vocab_n_tokens(ld->m->vocab);
+    return lm_hparams_check(hp, ld->err, ld->errlen);
+}
+
+static int load_weights(loader *ld)
+{
+    lm_model *m = ld->m;
+    lm_hparams *hp = &m->hp;
+    int64_t dim = hp->dim, q_dim = (int64_t)hp->n_heads * hp->head_dim, kv_dim = (int64_t)hp->n_kv_heads * hp->head_dim;
+    int rc;
+    if ((rc = load(ld, &m->tok_embd, "token_embd.weight", dim, hp->n_vocab, true, false)) ||
+        (rc = load(ld, &m->out_norm, "output_norm.weight", dim, 1, true, true)) ||
+        (rc = load(ld, &m->output, "output.weight", dim, hp->n_vocab, false, false)) ||
+        (rc = load(ld, &m->rope_freqs, "rope_freqs.weight", hp->n_rot / 2, 1, false, true)))
+        return rc;
+    if (!m->output.buf) {
+        m->output = m->tok_embd;
+        hp->tied_output = true;
+    }
+    hp->has_rope_freqs = m->rope_freqs.buf != NULL;
+    m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
+    if (!m->layers)
+        return lm_fail(ld->err, ld->errlen, LM_ERR_NOMEM, "out of host memory");
+    for (int l = 0; l < hp->n_layers; l++) {
+        lm_layer *L = &m->layers[l];
+        char n[64];
+#define LOAD(field, suffix, ne0, ne1, req, f32)                        \
+    snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                     \
+    if ((rc = load(ld, &L->field, n, ne0, ne1, req, f32)))             \
+        return rc;
+        LOAD(attn_norm, "attn_norm.weight", dim, 1, true, true)
+        LOAD(wq, "attn_q.weight", dim, q_dim, true, false)
+        LOAD(wk, "attn_k.weight", dim, kv_dim, true, false)
+        LOAD(wv, "attn_v.weight", dim, kv_dim, true, false)
+        LOAD(wo, "attn_output.weight", q_dim, dim, true, false)
+        LOAD(bq, "attn_q.bias", q_dim, 1, hp->has_qkv_bias, true)
+        LOAD(bk, "attn_k.bias", kv_dim, 1, hp->has_qkv_bias, true)
+        LOAD(bv, "attn_v.bias", kv_dim, 1, hp->has_qkv_bias, true)
+        LOAD(ffn_norm, "ffn_norm.weight", dim, 1, true, true)
+        LOAD(w_gate, "ffn_gate.weight", dim, hp->ffn_dim, true, false)
+        LOAD(w_up, "ffn_up.weight", dim, hp->ffn_dim, true, false)
+        LOAD(w_down, "ffn_down.weight", hp->ffn_dim, dim, true, false)
+#undef LOAD
+    }
+    return LM_OK;
+}
+
+/* Counts parameters and the most common matrix type; also checks every tensor's type up front so that
+ * an unsupported file fails before anything is uploaded. */
+static int survey(loader *ld)
+{
+    int64_t count[LM_GGML_TYPE_COUNT] = { 0 };
+    for (int64_t i = 0; i < lm_gguf_n_tensors(ld->g); i++) {
+        lm_gguf_tensor_info t;
+        lm_gguf_tensor(ld->g, i, &t);
+        ld->m->hp.n_params += t.n_elements;
+        ld->total += t.size;
+        if (t.type != LM_GGML_F32 && t.type != LM_GGML_F16 && t.type != LM_GGML_BF16)
+            return lm_fail(ld->err, ld->errlen, LM_ERR_UNSUPPORTED,
+                           "tensor '%s' has type %s, which vkllm does not support yet (F32, F16 and BF16 are)",
+                           t.name, lm_gguf_type_name(t.type) ? lm_gguf_type_name(t.type) : "?");
+        if (t.n_dims >= 2)
+            count[t.type] += t.n_elements;
+    }
+    int best = LM_GGML_F32;
+    for (int t = 0; t < LM_GGML_TYPE_COUNT; t++)
+        if (count[t] > count[best])
+            best = t;
+    ld->m->hp.weight_type = best;
+    return LM_OK;
+}
+
+int lm_model_load(rt_ctx *ctx, const char *path, const lm_load_opts *opts, lm_model **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    lm_gguf *g;
+    int rc = lm_gguf_open(path, &g, err, errlen);
+    if (rc)
+        return rc;
+    lm_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        lm_gguf_close(g);
+        return lm_fail(err, errlen, LM_ERR_NOMEM, "out of host memory");
+    }
+    m->ctx = ctx;
+    loader ld = { .m = m, .g = g, .opts = opts, .err = err, .errlen = errlen };
+    const char *arch, *name;
+    if ((rc = lm_gguf_get_str(g, "general.architecture", &arch, NULL))) {
+        rc = lm_fail(err, errlen, LM_ERR_FORMAT, "%s: general.architecture is missing or not a string", path);
+        goto out_free;
+    }
+    if (strcmp(arch, "llama") != 0 && strcmp(arch, "qwen2") != 0) {
+        rc = lm_fail(err, errlen, LM_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama and qwen2 are)",
+                     path, arch);
+        goto out_free;
+    }
+    snprintf(m->hp.arch, sizeof m->hp.arch, "%s", arch);
+    if (lm_gguf_get_str(g, "general.name", &name, NULL) == LM_OK)
+        snprintf(m->hp.name, sizeof m->hp.name, "%s", name);
+    else
+        snprintf(m->hp.name, sizeof m->hp.name, "%s", strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
+    char msg[512];
+    if ((rc = lm_vocab_from_gguf(g, &m->vocab, msg, sizeof msg))) {
+        rc = lm_fail(err, errlen, rc, "%s: tokenizer: %s", path, msg);
+        goto out_free;
+    }
+    if ((rc = survey(&ld)) || (rc = read_hparams(&ld)) || (rc = load_weights(&ld))) {
+        if (err && errlen) {
+            snprintf(msg, sizeof msg, "%s", err);
+            lm_fail(err, errlen, rc, "%s: %s", path, msg);
+        }
+        goto out_free;
+    }
+    lm_gguf_close(g);
+    *out = m;
+    return LM_OK;
+
+out_free:
+    lm_model_free(m);
+    lm_gguf_close(g);
+    return rc;
+}

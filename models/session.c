@@ -1,0 +1,279 @@
+/* session.c: a conversation on the device: the KV cache, activation buffers, the forward pass recorded
+ * from runtime ops (read it top to bottom like llama2.c's forward()), prefill in batches, and the decode
+ * step recorded once and re-submitted with the token and position in a host-written buffer. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+enum logits_mode { LOGITS_NONE, LOGITS_LAST, LOGITS_ALL };
+
+struct lm_session {
+    lm_model *m;
+    int32_t n_ctx, n_batch, n_past;
+    rt_dtype kv_type;
+    int32_t logit_rows;        /* rows the logits buffer holds (all-logits passes are cut to this) */
+    rt_buffer **kc, **vc;      /* per layer: [n_ctx][n_kv_heads * head_dim] */
+    rt_buffer *x;              /* [n_batch][dim] the residual stream */
+    rt_buffer *xb;             /* [n_batch][max(dim, q_dim)] normed input / attention output projection */
+    rt_buffer *q;              /* [n_batch][q_dim] */
+    rt_buffer *k, *v;          /* [n_batch][kv_dim] this pass's keys and values */
+    rt_buffer *att;            /* [n_batch][q_dim] attention output */
+    rt_buffer *hb, *hb2;       /* [n_batch][ffn_dim] */
+    rt_buffer *logits;         /* [logit_rows][n_vocab] */
+    rt_buffer *ids, *pos;      /* [n_batch] int32, written by the host (upload memory) */
+    rt_buffer *next;           /* int32, argmax of the last logits row (readback memory) */
+    rt_buffer *logits_host;    /* [logit_rows][n_vocab] readback */
+    rt_seq *pass;              /* prefill passes, re-recorded per pass */
+    rt_seq *step_argmax;       /* decode step ending in a device argmax (recorded once) */
+    rt_seq *step_logits;       /* decode step that also copies the logits out (recorded once) */
+    bool argmax_recorded, logits_recorded;
+};
+
+static rt_ref at(rt_buffer *b, int64_t elem_off) { return rt_at(b, (size_t)elem_off * 4); }
+
+/* Records the forward pass of n tokens (ids and positions already in s->ids / s->pos) into seq. */
+static int record_forward(lm_session *s, rt_seq *seq, int64_t n, enum logits_mode mode, bool argmax, bool copy_out)
+{
+    const lm_model *m = s->m;
+    const lm_hparams *hp = &m->hp;
+    int64_t dim = hp->dim, hd = hp->head_dim, q_dim = (int64_t)hp->n_heads * hd, kv_dim = (int64_t)hp->n_kv_heads * hd;
+    rt_ref none = { 0 };
+    rt_rope_desc rope = {
+        .mode = hp->rope_mode, .n_rot = hp->n_rot, .base = hp->rope_base,
+        .freq_scale = hp->rope_scaling == LM_ROPE_SCALING_NONE ? 1.0f : 1.0f / hp->rope_factor,
+        .ext_factor = hp->rope_scaling == LM_ROPE_SCALING_YARN ? 1.0f : 0.0f,
+        .attn_factor = hp->rope_scaling == LM_ROPE_SCALING_YARN ? hp->yarn_attn_factor : 1.0f,
+        .beta_fast = hp->yarn_beta_fast, .beta_slow = hp->yarn_beta_slow, .n_ctx_orig = hp->rope_n_ctx_orig,
+        .freq_factors = m->rope_freqs.buf ? rt_at(m->rope_freqs.buf, 0) : none,
+    };
+    rt_attn_desc attn = { .n_heads = hp->n_heads, .n_kv_heads = hp->n_kv_heads, .head_dim = hp->head_dim,
+                          .scale = 1.0f / sqrtf((float)hd), .cap = s->n_ctx, .cache_type = s->kv_type };
+    rt_ref X = at(s->x, 0), XB = at(s->xb, 0), Q = at(s->q, 0), K = at(s->k, 0), V = at(s->v, 0), ATT = at(s->att, 0),
+           HB = at(s->hb, 0), HB2 = at(s->hb2, 0), IDS = at(s->ids, 0), POS = at(s->pos, 0);
+#define W(w) rt_at((w).buf, 0), (w).type
+#define B(w) ((w).buf ? rt_at((w).buf, 0) : none)
+
+    rt_seq_begin(seq);
+    rt_op_get_rows(seq, X, rt_at(m->tok_embd.buf, 0), m->tok_embd.type, IDS, n, hp->n_vocab, dim);
+    for (int l = 0; l < hp->n_layers; l++) {
+        const lm_layer *L = &m->layers[l];
+        /* attention: x += wo · attention(rope(wq · norm(x)), cache(rope(wk · norm(x))), cache(wv · norm(x))) */
+        rt_op_rmsnorm(seq, XB, X, rt_at(L->attn_norm.buf, 0), n, dim, hp->norm_eps);
+        rt_seq_parallel(seq, true);
+        rt_op_matmul(seq, Q, XB, W(L->wq), B(L->bq), n, q_dim, dim);
+        rt_op_matmul(seq, K, XB, W(L->wk), B(L->bk), n, kv_dim, dim);
+        rt_op_matmul(seq, V, XB, W(L->wv), B(L->bv), n, kv_dim, dim);
+        rt_seq_parallel(seq, false);
+        rt_seq_parallel(seq, true);
+        rt_op_rope(seq, Q, POS, n, hp->n_heads, (int)hd, &rope);
+        rt_op_rope(seq, K, POS, n, hp->n_kv_heads, (int)hd, &rope);
+        rt_op_kv_write(seq, rt_at(s->vc[l], 0), s->kv_type, V, POS, n, kv_dim, s->n_ctx);
+        rt_seq_parallel(seq, false);
+        rt_op_kv_write(seq, rt_at(s->kc[l], 0), s->kv_type, K, POS, n, kv_dim, s->n_ctx);
+        rt_op_attention(seq, ATT, Q, rt_at(s->kc[l], 0), rt_at(s->vc[l], 0), POS, n, &attn);
+        rt_op_matmul(seq, XB, ATT, W(L->wo), none, n, dim, q_dim);
+        rt_op_add(seq, X, X, XB, n * dim, n * dim);
+        /* feed-forward: x += w_down · (silu(w_gate · norm(x)) * (w_up · norm(x))) */
+        rt_op_rmsnorm(seq, XB, X, rt_at(L->ffn_norm.buf, 0), n, dim, hp->norm_eps);
+        rt_seq_parallel(seq, true);
+        rt_op_matmul(seq, HB, XB, W(L->w_gate), none, n, hp->ffn_dim, dim);
+        rt_op_matmul(seq, HB2, XB, W(L->w_up), none, n, hp->ffn_dim, dim);
+        rt_seq_parallel(seq, false);
+        rt_op_swiglu(seq, HB, HB, HB2, n * hp->ffn_dim);
+        rt_op_matmul(seq, XB, HB, W(L->w_down), none, n, dim, hp->ffn_dim);
+        rt_op_add(seq, X, X, XB, n * dim, n * dim);
+    }
+    if (mode != LOGITS_NONE) {
+        /* logits = output · norm(x), for the last row or all rows */
+        int64_t rows = mode == LOGITS_ALL ? n : 1;
+        rt_ref xlast = at(s->x, (n - rows) * dim);
+        rt_op_rmsnorm(seq, XB, xlast, rt_at(m->out_norm.buf, 0), rows, dim, hp->norm_eps);
+        rt_op_matmul(seq, rt_at(s->logits, 0), XB, W(m->output), none, rows, hp->n_vocab, dim);
+        if (argmax)
+            rt_op_argmax(seq, rt_at(s->next, 0), rt_at(s->logits, (size_t)(rows - 1) * hp->n_vocab * 4), 1, hp->n_vocab);
+        if (copy_out)
+            rt_seq_copy(seq, rt_at(s->logits_host, 0), rt_at(s->logits, 0), (size_t)rows * hp->n_vocab * 4);
+    }
+#undef W
+#undef B
+    return rt_seq_end(seq);
+}
+
+void lm_session_free(lm_session *s)
+{
+    if (!s)
+        return;
+    rt_seq_destroy(s->pass);
+    rt_seq_destroy(s->step_argmax);
+    rt_seq_destroy(s->step_logits);
+    if (s->kc)
+        for (int l = 0; l < s->m->hp.n_layers; l++) {
+            rt_buffer_destroy(s->kc[l]);
+            rt_buffer_destroy(s->vc[l]);
+        }
+    free(s->kc);
+    free(s->vc);
+    rt_buffer *bufs[] = { s->x, s->xb, s->q, s->k, s->v, s->att, s->hb, s->hb2, s->logits, s->ids, s->pos, s->next,
+                          s->logits_host };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        rt_buffer_destroy(bufs[i]);
+    s->m->n_sessions--;
+    free(s);
+}
+
+int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const lm_hparams *hp = &m->hp;
+    lm_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return lm_fail(err, errlen, LM_ERR_NOMEM, "out of host memory");
+    s->m = m;
+    m->n_sessions++;
+    s->n_ctx = opts && opts->n_ctx > 0 ? opts->n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    s->n_batch = opts && opts->n_batch > 0 ? opts->n_batch : 256;
+    if (s->n_batch > s->n_ctx)
+        s->n_batch = s->n_ctx;
+    s->kv_type = opts && opts->kv_f16 && hp->head_dim % 2 == 0 ? RT_F16 : RT_F32;
+    const rt_device_info *dev = rt_ctx_device(m->ctx);
+    int64_t row_bytes = (int64_t)hp->n_vocab * 4;
+    int64_t fit = (int64_t)(dev->max_storage_buffer_range - 1024) / row_bytes;
+    s->logit_rows = fit < 1 ? 1 : fit < s->n_batch ? (int32_t)fit : s->n_batch;
+
+    int64_t B = s->n_batch, dim = hp->dim, q_dim = (int64_t)hp->n_heads * hp->head_dim,
+            kv_dim = (int64_t)hp->n_kv_heads * hp->head_dim;
+    size_t cache_bytes = (size_t)s->n_ctx * (size_t)kv_dim * rt_dtype_size(s->kv_type);
+    rt_ctx *ctx = m->ctx;
+    int rc = RT_OK;
+    s->kc = calloc((size_t)hp->n_layers, sizeof *s->kc);
+    s->vc = calloc((size_t)hp->n_layers, sizeof *s->vc);
+    if (!s->kc || !s->vc) {
+        lm_session_free(s);
+        return lm_fail(err, errlen, LM_ERR_NOMEM, "out of host memory");
+    }
+    for (int l = 0; l < hp->n_layers && !rc; l++) {
+        rc = rt_buffer_create(ctx, RT_MEM_DEVICE, cache_bytes, &s->kc[l]);
+        if (!rc)
+            rc = rt_buffer_create(ctx, RT_MEM_DEVICE, cache_bytes, &s->vc[l]);
+    }
+    struct { rt_buffer **b; rt_mem kind; int64_t bytes; } want[] = {
+        { &s->x, RT_MEM_DEVICE, B * dim * 4 },
+        { &s->xb, RT_MEM_DEVICE, B * (dim > q_dim ? dim : q_dim) * 4 },
+        { &s->q, RT_MEM_DEVICE, B * q_dim * 4 },
+        { &s->k, RT_MEM_DEVICE, B * kv_dim * 4 },
+        { &s->v, RT_MEM_DEVICE, B * kv_dim * 4 },
+        { &s->att, RT_MEM_DEVICE, B * q_dim * 4 },
+        { &s->hb, RT_MEM_DEVICE, B * hp->ffn_dim * 4 },
+        { &s->hb2, RT_MEM_DEVICE, B * hp->ffn_dim * 4 },
+        { &s->logits, RT_MEM_DEVICE, s->logit_rows * row_bytes },
+        { &s->ids, RT_MEM_UPLOAD, B * 4 },
+        { &s->pos, RT_MEM_UPLOAD, B * 4 },
+        { &s->next, RT_MEM_READBACK, 4 },
+        { &s->logits_host, RT_MEM_READBACK, s->logit_rows * row_bytes },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0] && !rc; i++)
+        rc = rt_buffer_create(ctx, want[i].kind, (size_t)want[i].bytes, want[i].b);
+    if (!rc)
+        rc = rt_seq_create(ctx, &s->pass);
+    if (!rc)
+        rc = rt_seq_create(ctx, &s->step_argmax);
+    if (!rc)
+        rc = rt_seq_create(ctx, &s->step_logits);
+    if (rc) {
+        lm_fail(err, errlen, LM_ERR_DEVICE, "a context of %d positions (KV cache %.1f MiB) does not fit: %s", s->n_ctx,
+                2.0 * hp->n_layers * cache_bytes / 1048576.0, rt_ctx_errmsg(ctx));
+        lm_session_free(s);
+        return LM_ERR_DEVICE;
+    }
+    *out = s;
+    return LM_OK;
+}
+
+int32_t lm_session_n_ctx(const lm_session *s) { return s->n_ctx; }
+int32_t lm_session_n_past(const lm_session *s) { return s->n_past; }
+
+void lm_session_rewind(lm_session *s, int32_t pos)
+{
+    if (pos >= 0 && pos < s->n_past)
+        s->n_past = pos;
+}
+
+static int check_ids(const lm_session *s, const int32_t *ids, int64_t n, char *err, size_t errlen)
+{
+    if (n <= 0)
+        return lm_fail(err, errlen, LM_ERR_INVALID, "no tokens to evaluate");
+    if (s->n_past + n > s->n_ctx)
+        return lm_fail(err, errlen, LM_ERR_INVALID,
+                       "%lld tokens after %d exceed the context of %d positions (raise -c)", (long long)n, s->n_past,
+                       s->n_ctx);
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= s->m->hp.n_vocab)
+            return lm_fail(err, errlen, LM_ERR_INVALID, "token id %d is outside the vocabulary (%d)", ids[i],
+                           s->m->hp.n_vocab);
+    return LM_OK;
+}
+
+static int run_failed(lm_session *s, rt_seq *seq, char *err, size_t errlen)
+{
+    (void)s;
+    return lm_fail(err, errlen, LM_ERR_DEVICE, "forward pass: %s", rt_seq_errmsg(seq));
+}
+
+int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits, bool all_logits, char *err,
+                    size_t errlen)
+{
+    int rc = check_ids(s, ids, n, err, errlen);
+    if (rc)
+        return rc;
+    int64_t per = all_logits && logits ? (s->n_batch < s->logit_rows ? s->n_batch : s->logit_rows) : s->n_batch;
+    size_t row_bytes = (size_t)s->m->hp.n_vocab * 4;
+    for (int64_t done = 0; done < n; done += per) {
+        int64_t c = n - done < per ? n - done : per;
+        bool last = done + c == n;
+        enum logits_mode mode = !logits ? LOGITS_NONE : all_logits ? LOGITS_ALL : last ? LOGITS_LAST : LOGITS_NONE;
+        int32_t *pi = rt_buffer_map(s->ids), *pp = rt_buffer_map(s->pos);
+        if (!pi || !pp)
+            return lm_fail(err, errlen, LM_ERR_DEVICE, "upload buffers are not mapped");
+        for (int64_t i = 0; i < c; i++) {
+            pi[i] = ids[done + i];
+            pp[i] = (int32_t)(s->n_past + i);
+        }
+        if (record_forward(s, s->pass, c, mode, false, mode != LOGITS_NONE) || rt_seq_run(s->pass))
+            return run_failed(s, s->pass, err, errlen);
+        s->n_past += (int32_t)c;
+        if (mode == LOGITS_ALL)
+            memcpy(logits + done * s->m->hp.n_vocab, rt_buffer_map(s->logits_host), (size_t)c * row_bytes);
+        else if (mode == LOGITS_LAST)
+            memcpy(logits, rt_buffer_map(s->logits_host), row_bytes);
+    }
+    return LM_OK;
+}
+
+int lm_session_step(lm_session *s, int32_t id, float *logits, int32_t *next, char *err, size_t errlen)
+{
+    int rc = check_ids(s, &id, 1, err, errlen);
+    if (rc)
+        return rc;
+    rt_seq *seq = logits ? s->step_logits : s->step_argmax;
+    bool *recorded = logits ? &s->logits_recorded : &s->argmax_recorded;
+    int32_t *pi = rt_buffer_map(s->ids), *pp = rt_buffer_map(s->pos);
+    pi[0] = id;
+    pp[0] = s->n_past;
+    /* recorded once, on first use; every later step only re-submits it */
+    if (!*recorded) {
+        if (record_forward(s, seq, 1, LOGITS_LAST, true, logits != NULL))
+            return run_failed(s, seq, err, errlen);
+        *recorded = true;
+    }
+    if (rt_seq_submit(seq))
+        return run_failed(s, seq, err, errlen);
+    if (rt_seq_wait(seq))
+        return run_failed(s, seq, err, errlen);
+    s->n_past++;
+    *next = *(int32_t *)rt_buffer_map(s->next);
+    if (logits)
+        memcpy(logits, rt_buffer_map(s->logits_host), (size_t)s->m->hp.n_vocab * 4);
+    return LM_OK;
+}

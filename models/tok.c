@@ -1,0 +1,1395 @@
+/* tok.c: what every tokenizer shares: building a vocabulary (from GGUF metadata or a llama2.c
+ * tokenizer file), special tokens, splitting the input on special-token texts, the dispatch to the
+ * SPM / BPE / WPM encoders, and detokenisation (whole and streaming).
+ *
+ * Special tokens follow llama.cpp's conventions, which the converted GGUF files assume: the texts of
+ * CONTROL, USER_DEFINED and UNKNOWN tokens are cut out of the input first, longest text first
+ * (CONTROL and UNKNOWN only when parse_special is set: USER_DEFINED always, as HF tokenizers do),
+ * and the fragments between them are tokenized on their own. */
+#include "tok_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ helpers */
+
+int tok_err(char *err, size_t errlen, int status, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+/* FNV-1a, 32 bits: short keys, few collisions in practice, no state. */
+uint32_t tok_hash(const void *s, size_t len)
+{
+    const unsigned char *p = s;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+int tok_map_build(tok_map *m, const char *blob, const tok_str *keys, int64_t n)
+{
+    uint64_t cap = 16;
+    while (cap < (uint64_t)n * 2)
+        cap <<= 1;
+    m->mask = (uint32_t)(cap - 1);
+    m->slot = malloc(cap * sizeof *m->slot);
+    m->hash = malloc(cap * sizeof *m->hash);
+    if (!m->slot || !m->hash) {
+        tok_map_free(m);
+        return LM_ERR_NOMEM;
+    }
+    memset(m->slot, 0xff, cap * sizeof *m->slot);
+    for (int64_t i = 0; i < n; i++) {
+        const char *s = blob + keys[i].off;
+        uint32_t len = keys[i].len;
+        uint32_t h = tok_hash(s, len);
+        uint32_t j = h & m->mask;
+        bool dup = false;
+        while (m->slot[j] >= 0) {
+            const tok_str *k = &keys[m->slot[j]];
+            if (m->hash[j] == h && k->len == len && !memcmp(blob + k->off, s, len)) {
+                dup = true; /* keep the first: lowest id, lowest merge rank */
+                break;
+            }
+            j = (j + 1) & m->mask;
+        }
+        if (!dup) {
+            m->slot[j] = (int32_t)i;
+            m->hash[j] = h;
+        }
+    }
+    return LM_OK;
+}
+
+int32_t tok_map_find(const tok_map *m, const char *blob, const tok_str *keys, const char *s, size_t len)
+{
+    if (!m->slot)
+        return -1;
+    uint32_t h = tok_hash(s, len);
+    for (uint32_t j = h & m->mask; m->slot[j] >= 0; j = (j + 1) & m->mask) {
+        const tok_str *k = &keys[m->slot[j]];
+        if (m->hash[j] == h && k->len == len && !memcmp(blob + k->off, s, len))
+            return m->slot[j];
+    }
+    return -1;
+}
+
+void tok_map_free(tok_map *m)
+{
+    free(m->slot);
+    free(m->hash);
+    m->slot = NULL;
+    m->hash = NULL;
+}
+
+bool tok_buf_reserve(tok_buf *b, size_t extra)
+{
+    if (extra > SIZE_MAX / 2 - b->n)
+        return false;
+    if (b->n + extra <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->n + extra)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return false;
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+bool tok_buf_push(tok_buf *b, const void *s, size_t len)
+{
+    if (!tok_buf_reserve(b, len + 1))
+        return false;
+    if (len)
+        memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = 0;
+    return true;
+}
+
+void tok_buf_free(tok_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->n = b->cap = 0;
+}
+
+bool tok_ids_push(tok_ids *t, int32_t id)
+{
+    if (t->n == t->cap) {
+        int64_t cap = t->cap ? t->cap * 2 : 64;
+        int32_t *p = realloc(t->p, (size_t)cap * sizeof *p);
+        if (!p)
+            return false;
+        t->p = p;
+        t->cap = cap;
+    }
+    t->p[t->n++] = id;
+    return true;
+}
+
+int tok_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    int len;
+    uint32_t v;
+    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        v = c & 0x0F;
+        if (c == 0xE0)
+            lo = 0xA0; /* no overlong */
+        if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        v = c & 0x07;
+        if (c == 0xF0)
+            lo = 0x90;
+        if (c == 0xF4)
+            hi = 0x8F; /* <= U+10FFFF */
+    } else {
+        return -1;
+    }
+    for (int i = 1; i < len; i++) {
+        if ((size_t)i >= n)
+            return 0; /* valid so far, more needed */
+        unsigned char b = s[i];
+        if (i == 1 ? (b < lo || b > hi) : (b & 0xC0) != 0x80)
+            return -i;
+        v = (v << 6) | (b & 0x3F);
+    }
+    *cp = v;
+    return len;
+}
+
+int tok_utf8_encode(uint32_t cp, char *out)
+{
+    unsigned char *o = (unsigned char *)out;
+    if (cp < 0x80) {
+        o[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (unsigned char)(0xC0 | (cp >> 6));
+        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (cp >> 12));
+        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | (cp >> 18));
+    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+int32_t tok_find(const lm_vocab *v, const char *s, size_t len)
+{
+    return tok_map_find(&v->map, v->blob, v->tok, s, len);
+}
+
+/* ---------------------------------------------------------------------------------- building */
+
+/* Texts that mark end-of-turn and end-of-generation tokens in converted vocabularies that do not say
+ * so in their metadata (the same lists llama.cpp uses, so that models behave alike). */
+static const char *const eot_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>",
+    "_<EOT>", "[EOT]", "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>",
+    "<end_of_utterance>", NULL,
+};
+static const char *const eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+    "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>",
+    "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>", NULL,
+};
+static const char *const fim_pad_texts[] = { "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", NULL };
+static const char *const fim_rep_texts[] = { "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", NULL };
+static const char *const fim_sep_texts[] = { "<|file_sep|>", NULL };
+
+static const char *const eom_texts[] = { "<|eom_id|>", NULL };
+
+static int32_t first_of(const lm_vocab *v, const char *const *list)
+{
+    for (; *list; list++) {
+        int32_t id = tok_find(v, *list, strlen(*list));
+        if (id >= 0)
+            return id;
+    }
+    return -1;
+}
+
+static void mark_control(lm_vocab *v, int32_t id)
+{
+    if (v->type[id] != LM_TOKEN_CONTROL)
+        v->type[id] = LM_TOKEN_CONTROL;
+}
+
+static void find_eog(lm_vocab *v)
+{
+    /* the first text of each list that the vocab has (Llama 3 has both <|eot_id|> and <|end_of_text|>:
+     * the end of a turn is the former) */
+    if (v->eot < 0 && (v->eot = first_of(v, eot_texts)) >= 0)
+        mark_control(v, v->eot);
+    if (v->eom < 0 && (v->eom = first_of(v, eom_texts)) >= 0)
+        mark_control(v, v->eom);
+    if (v->fim_pad < 0)
+        v->fim_pad = first_of(v, fim_pad_texts);
+    if (v->fim_rep < 0)
+        v->fim_rep = first_of(v, fim_rep_texts);
+    if (v->fim_sep < 0)
+        v->fim_sep = first_of(v, fim_sep_texts);
+    for (const char *const *t = eog_texts; *t; t++) {
+        int32_t id = tok_find(v, *t, strlen(*t));
+        if (id >= 0) {
+            v->eog[id] = 1;
+            mark_control(v, id);
+        }
+    }
+    const int32_t always[] = { v->fim_pad, v->fim_rep, v->fim_sep, v->eos, v->eot, v->eom };
+    for (size_t i = 0; i < sizeof always / sizeof always[0]; i++)
+        if (always[i] >= 0)
+            v->eog[always[i]] = 1;
+    /* gpt-oss: these structure tokens always print */
+    static const char *const shown[] = { "<|channel|>", "<|message|>", "<|start|>", "<|constrain|>", NULL };
+    for (const char *const *t = shown; *t; t++) {
+        int32_t id = tok_find(v, *t, strlen(*t));
+        if (id >= 0)
+            v->type[id] = LM_TOKEN_USER_DEFINED;
+    }
+    /* o200k_harmony / solar-open: <|end|> ends a message, not the generation */
+    static const char *const ret[] = { "<|return|>", NULL }, *const call[] = { "<|call|>", "<|calls|>", NULL };
+    static const char *const flush[] = { "<|flush|>", NULL }, *const end[] = { "<|end|>", NULL };
+    int32_t end_id = first_of(v, end);
+    bool has_return = first_of(v, ret) >= 0, has_call = first_of(v, call) >= 0, has_flush = first_of(v, flush) >= 0;
+    if (end_id >= 0 && ((has_return && has_call) || (has_call && has_flush))) {
+        v->eog[end_id] = 0;
+        v->type[end_id] = LM_TOKEN_USER_DEFINED;
+    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool is_special_type(int t)
+{
+    return t == LM_TOKEN_CONTROL || t == LM_TOKEN_USER_DEFINED || t == LM_TOKEN_UNKNOWN;
+}
+
+/* The special tokens, longest text first (ties: lowest id), so that the partition prefers
+ * "<|im_start|>" over a shorter special token inside it. */
+static int build_specials(lm_vocab *v)
+{
+    int32_t n = 0;
+    for (int32_t id = 0; id < v->n; id++)
+        n += is_special_type(v->type[id]) && v->tok[id].len;
+    uint64_t *keys = malloc((size_t)(n ? n : 1) * sizeof *keys);
+    v->special = malloc((size_t)(n ? n : 1) * sizeof *v->special);
+    if (!keys || !v->special) {
+        free(keys);
+        return LM_ERR_NOMEM;
+    }
+    n = 0;
+    for (int32_t id = 0; id < v->n; id++)
+        if (is_special_type(v->type[id]) && v->tok[id].len)
+            keys[n++] = ((uint64_t)(UINT32_MAX - v->tok[id].len) << 32) | (uint32_t)id;
+    qsort(keys, (size_t)n, sizeof *keys, cmp_u64);
+    for (int32_t i = 0; i < n; i++)
+        v->special[i] = (int32_t)(keys[i] & 0xffffffffu);
+    v->n_special = n;
+    free(keys);
+    return LM_OK;
+}
+
+/* "<0xXX>" -> XX, else -1. */
+static int parse_byte_token(const char *s, size_t len)
+{
+    if (len != 6 || memcmp(s, "<0x", 3) || s[5] != '>' || !isxdigit((unsigned char)s[3]) ||
+        !isxdigit((unsigned char)s[4]))
+        return -1;
+    char hex[3] = { s[3], s[4], 0 };
+    return (int)strtol(hex, NULL, 16);
+}
+
+/* What each token prints as, computed once (llama.cpp's token_to_piece with special = true). */
+static int build_pieces(lm_vocab *v)
+{
+    tok_buf b = { 0 };
+    v->piece = malloc((size_t)v->n * sizeof *v->piece);
+    if (!v->piece)
+        return LM_ERR_NOMEM;
+    for (int32_t id = 0; id < v->n; id++) {
+        const char *s = tok_text(v, id);
+        size_t len = v->tok[id].len, start = b.n;
+        bool ok = true;
+        switch (v->type[id]) {
+        case LM_TOKEN_CONTROL:
+        case LM_TOKEN_UNKNOWN:
+        case LM_TOKEN_USER_DEFINED:
+            ok = tok_buf_push(&b, s, len);
+            break;
+        case LM_TOKEN_BYTE: {
+            int byte = parse_byte_token(s, len);
+            char c = (char)byte;
+            ok = byte >= 0 ? tok_buf_push(&b, &c, 1) : tok_buf_push(&b, s, len);
+            break;
+        }
+        case LM_TOKEN_NORMAL:
+            if (v->kind == TOK_BPE) {
+                /* undo bytes-to-unicode; a code point outside the 256 is kept as it is */
+                for (size_t i = 0; i < len && ok;) {
+                    uint32_t cp;
+                    int k = tok_utf8_decode((const unsigned char *)s + i, len - i, &cp);
+                    if (k <= 0) {
+                        ok = tok_buf_push(&b, s + i, 1);
+                        i++;
+                        continue;
+                    }
+                    int byte = tok_bpe_cp_to_byte(cp);
+                    char c = (char)byte;
+                    ok = byte >= 0 ? tok_buf_push(&b, &c, 1) : tok_buf_push(&b, s + i, (size_t)k);
+                    i += (size_t)k;
+                }
+            } else {
+                /* U+2581 (e2 96 81) -> space */
+                for (size_t i = 0; i < len && ok;) {
+                    if (i + 3 <= len && !memcmp(s + i, "\xe2\x96\x81", 3)) {
+                        ok = tok_buf_push(&b, " ", 1);
+                        i += 3;
+                    } else {
+                        ok = tok_buf_push(&b, s + i, 1);
+                        i++;
+                    }
+                }
+            }
+            break;
+        default: /* unused, undefined: print as nothing */
+            break;
+        }
+        if (!ok || !tok_buf_push(&b, "", 1) || b.n > UINT32_MAX) {
+            tok_buf_free(&b);
+            return LM_ERR_NOMEM;
+        }
+        v->piece[id].off = (uint32_t)start;
+        v->piece[id].len = (uint32_t)(b.n - start - 1); /* the NUL is not part of the piece */
+    }
+    v->piece_blob = b.p;
+    return LM_OK;
+}
+
+/* Metadata id -> vocab id: absent keeps the default, anything out of range means none. */
+static int32_t pick_id(int64_t given, int32_t dflt, int32_t n)
+{
+    if (given < 0)
+        return dflt >= 0 && dflt < n ? dflt : -1;
+    return given < n ? (int32_t)given : -1;
+}
+
+static bool name_has(const char *name, const char *what)
+{
+    if (!name)
+        return false;
+    size_t n = strlen(name), w = strlen(what);
+    for (size_t i = 0; i + w <= n; i++) {
+        size_t j = 0;
+        while (j < w && tolower((unsigned char)name[i + j]) == what[j])
+            j++;
+        if (j == w)
+            return true;
+    }
+    return false;
+}
+
+/* Per-model strip flags of special tokens that GGUF does not carry (as llama.cpp sets them). */
+static void apply_quirks(lm_vocab *v, const tok_desc *d)
+{
+    if (name_has(d->pre, "jina-v2-de") || name_has(d->pre, "jina-v2-es") || name_has(d->pre, "jina-v2-code")) {
+        int32_t id = tok_find(v, "<mask>", 6);
+        if (id >= 0)
+            v->attr[id] |= TOK_ATTR_LSTRIP;
+    } else if (name_has(d->name, "phi-3") || name_has(d->name, "phi3")) {
+        for (int32_t i = 0; i < v->n_special; i++)
+            v->attr[v->special[i]] |= TOK_ATTR_RSTRIP;
+        int32_t id = tok_find(v, "</s>", 4);
+        if (id >= 0)
+            v->attr[id] |= TOK_ATTR_RSTRIP;
+        const char *no[] = { "<unk>", "<s>", "<|endoftext|>" };
+        for (size_t i = 0; i < 3; i++) {
+            id = tok_find(v, no[i], strlen(no[i]));
+            if (id >= 0)
+                v->attr[id] &= (uint8_t)~TOK_ATTR_RSTRIP;
+        }
+    } else if (name_has(d->name, "modern-bert")) {
+        int32_t id = tok_find(v, "[MASK]", 6);
+        if (id >= 0)
+            v->attr[id] |= TOK_ATTR_LSTRIP;
+    }
+}
+
+int tok_vocab_build(const tok_desc *d, lm_vocab **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    enum tok_kind kind;
+    if (!d->model)
+        return tok_err(err, errlen, LM_ERR_NOT_FOUND, "no tokenizer model (tokenizer.ggml.model)");
+    if (!strcmp(d->model, "llama"))
+        kind = TOK_SPM;
+    else if (!strcmp(d->model, "gpt2"))
+        kind = TOK_BPE;
+    else if (!strcmp(d->model, "bert"))
+        kind = TOK_WPM;
+    else
+        return tok_err(err, errlen, LM_ERR_UNSUPPORTED,
+                       "tokenizer model '%s' is not supported (supported: llama, gpt2, bert)", d->model);
+    if (d->n_tokens <= 0 || d->n_tokens > INT32_MAX)
+        return tok_err(err, errlen, LM_ERR_FORMAT, "tokenizer has %lld tokens", (long long)d->n_tokens);
+
+    int32_t n = (int32_t)d->n_tokens;
+    uint64_t total = 0;
+    for (int32_t i = 0; i < n; i++)
+        total += (uint64_t)d->tok_len[i] + 1;
+    if (total > UINT32_MAX)
+        return tok_err(err, errlen, LM_ERR_FORMAT, "token texts take %llu bytes (at most 4 GiB)",
+                       (unsigned long long)total);
+
+    int rc = LM_ERR_NOMEM;
+    lm_vocab *v = calloc(1, sizeof *v);
+    if (!v)
+        return tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+    v->kind = kind;
+    v->n = n;
+    v->blob = malloc((size_t)total);
+    v->tok = malloc((size_t)n * sizeof *v->tok);
+    v->score = malloc((size_t)n * sizeof *v->score);
+    v->type = malloc((size_t)n);
+    v->attr = calloc((size_t)n, 1);
+    v->eog = calloc((size_t)n, 1);
+    if (!v->blob || !v->tok || !v->score || !v->type || !v->attr || !v->eog)
+        goto out_free_vocab;
+    size_t off = 0;
+    for (int32_t i = 0; i < n; i++) {
+        size_t len = d->tok_len[i];
+        if (len)
+            memcpy(v->blob + off, d->tok[i], len);
+        v->blob[off + len] = 0;
+        v->tok[i].off = (uint32_t)off;
+        v->tok[i].len = (uint32_t)len;
+        off += len + 1;
+        if (len > v->max_len)
+            v->max_len = (uint32_t)len;
+        v->score[i] = d->score ? d->score[i] : 0.0f;
+        int t = d->type ? d->type[i] : LM_TOKEN_NORMAL;
+        v->type[i] = (uint8_t)(t >= LM_TOKEN_UNDEFINED && t <= LM_TOKEN_BYTE ? t : LM_TOKEN_UNDEFINED);
+    }
+    if (tok_map_build(&v->map, v->blob, v->tok, n))
+        goto out_free_vocab;
+
+    /* defaults of the kind (the converters rely on them when a key is missing) */
+    int32_t bos = -1, eos = -1, unk = -1, sep = -1, pad = -1, mask = -1;
+    switch (kind) {
+    case TOK_SPM:
+        bos = 1, eos = 2, unk = 0;
+        v->add_bos = true;
+        v->add_space_prefix = true;
+        break;
+    case TOK_WPM:
+        bos = 101, unk = 100, sep = 102, pad = 0, mask = 103;
+        v->add_bos = true;
+        v->add_sep = true;
+        break;
+    case TOK_BPE:
+        bos = 11, eos = 11;
+        break;
+    }
+    v->bos = bos; /* tok_bpe_init may clear it (chatglm) */
+    v->eot = v->eom = v->cls = v->nl = -1;
+    v->fim_pre = v->fim_suf = v->fim_mid = v->fim_pad = v->fim_rep = v->fim_sep = -1;
+    for (int i = 0; i < 256; i++)
+        v->byte_tok[i] = v->byte_char_tok[i] = -1;
+    if (kind == TOK_BPE) {
+        rc = tok_bpe_init(v, d->pre, d, err, errlen);
+        if (rc)
+            goto out_free_vocab_keep_err;
+    }
+    v->bos = pick_id(d->bos >= 0 ? d->bos : d->cls, v->bos, n);
+    v->eos = pick_id(d->eos, eos, n);
+    v->eot = pick_id(d->eot, -1, n);
+    v->eom = pick_id(d->eom, -1, n);
+    v->unk = pick_id(d->unk, unk, n);
+    v->sep = pick_id(d->sep, sep, n);
+    v->pad = pick_id(d->pad, pad, n);
+    v->cls = pick_id(d->cls, kind == TOK_WPM ? bos : -1, n);
+    v->mask = pick_id(d->mask, mask, n);
+    v->fim_pre = pick_id(d->fim_pre, -1, n);
+    v->fim_suf = pick_id(d->fim_suf, -1, n);
+    v->fim_mid = pick_id(d->fim_mid, -1, n);
+    v->fim_pad = pick_id(d->fim_pad, -1, n);
+    v->fim_rep = pick_id(d->fim_rep, -1, n);
+    v->fim_sep = pick_id(d->fim_sep, -1, n);
+    if (d->add_bos >= 0)
+        v->add_bos = d->add_bos;
+    if (d->add_eos >= 0)
+        v->add_eos = d->add_eos;
+    if (d->add_sep >= 0)
+        v->add_sep = d->add_sep;
+    if (d->add_space_prefix >= 0 && kind == TOK_SPM)
+        v->add_space_prefix = d->add_space_prefix;
+    v->add_bos = v->add_bos && v->bos >= 0;
+    v->add_eos = v->add_eos && v->eos >= 0;
+    v->add_sep = v->add_sep && v->sep >= 0;
+    v->lowercase = d->lowercase >= 0 ? d->lowercase != 0 : true;
+    v->strip_accents = d->strip_accents >= 0 ? d->strip_accents != 0 : v->lowercase;
+
+    if (kind == TOK_SPM) {
+        for (int b = 0; b < 256; b++) {
+            char name[8];
+            snprintf(name, sizeof name, "<0x%02X>", b);
+            int32_t id = tok_find(v, name, 6);
+            if (id < 0) {
+                char c = (char)b;
+                id = tok_find(v, &c, 1);
+            }
+            v->byte_tok[b] = id;
+        }
+    }
+    find_eog(v);
+    if (build_specials(v))
+        goto out_free_vocab;
+    apply_quirks(v, d);
+    if (build_pieces(v))
+        goto out_free_vocab;
+    if (kind == TOK_SPM) {
+        v->nl = v->byte_tok['\n'];
+    } else if (kind == TOK_BPE) {
+        int32_t *ids;
+        int64_t nn;
+        if (lm_tokenize(v, "\n", 1, false, false, &ids, &nn, NULL, 0) == LM_OK && nn > 0)
+            v->nl = ids[0];
+        free(ids);
+    }
+    *out = v;
+    return LM_OK;
+
+out_free_vocab:
+    rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory while loading the vocabulary");
+out_free_vocab_keep_err:
+    lm_vocab_free(v);
+    return rc;
+}
+
+void lm_vocab_free(lm_vocab *v)
+{
+    if (!v)
+        return;
+    if (v->kind == TOK_BPE)
+        tok_bpe_free(v);
+    tok_map_free(&v->map);
+    free(v->blob);
+    free(v->tok);
+    free(v->score);
+    free(v->type);
+    free(v->attr);
+    free(v->eog);
+    free(v->piece_blob);
+    free(v->piece);
+    free(v->special);
+    free(v);
+}
+
+/* -------------------------------------------------------------------------------- accessors */
+
+int32_t lm_vocab_n_tokens(const lm_vocab *v) { return v ? v->n : 0; }
+
+const char *lm_vocab_kind(const lm_vocab *v)
+{
+    static const char *const names[] = { "spm", "bpe", "wpm" };
+    return v ? names[v->kind] : "";
+}
+
+const char *lm_vocab_pre(const lm_vocab *v) { return v && v->kind == TOK_BPE ? v->pre_name : ""; }
+int32_t lm_vocab_bos(const lm_vocab *v) { return v ? v->bos : -1; }
+int32_t lm_vocab_eos(const lm_vocab *v) { return v ? v->eos : -1; }
+int32_t lm_vocab_eot(const lm_vocab *v) { return v ? v->eot : -1; }
+int32_t lm_vocab_unk(const lm_vocab *v) { return v ? v->unk : -1; }
+int32_t lm_vocab_sep(const lm_vocab *v) { return v ? v->sep : -1; }
+int32_t lm_vocab_pad(const lm_vocab *v) { return v ? v->pad : -1; }
+int32_t lm_vocab_nl(const lm_vocab *v) { return v ? v->nl : -1; }
+bool lm_vocab_add_bos(const lm_vocab *v) { return v && v->add_bos; }
+bool lm_vocab_add_eos(const lm_vocab *v) { return v && v->add_eos; }
+
+bool lm_vocab_is_eog(const lm_vocab *v, int32_t id)
+{
+    return v && id >= 0 && id < v->n && v->eog[id];
+}
+
+int lm_vocab_token_type(const lm_vocab *v, int32_t id)
+{
+    return v && id >= 0 && id < v->n ? v->type[id] : -1;
+}
+
+float lm_vocab_score(const lm_vocab *v, int32_t id)
+{
+    return v && id >= 0 && id < v->n ? v->score[id] : 0.0f;
+}
+
+int32_t lm_vocab_find(const lm_vocab *v, const char *s, size_t len)
+{
+    return v && (s || !len) ? tok_find(v, s ? s : "", len) : -1;
+}
+
+const char *lm_token_text(const lm_vocab *v, int32_t id, size_t *len)
+{
+    if (!v || id < 0 || id >= v->n)
+        return NULL;
+    if (len)
+        *len = v->tok[id].len;
+    return tok_text(v, id);
+}
+
+const char *lm_token_piece(const lm_vocab *v, int32_t id, size_t *len)
+{
+    if (!v || id < 0 || id >= v->n)
+        return NULL;
+    if (len)
+        *len = v->piece[id].len;
+    return v->piece_blob + v->piece[id].off;
+}
+
+/* ------------------------------------------------------------------------------- tokenizing */
+
+/* A piece of the input: raw text (id < 0) or a special token found in it. */
+typedef struct tok_frag {
+    int32_t id;
+    size_t off, len;
+} tok_frag;
+
+typedef struct tok_frags {
+    tok_frag *p;
+    size_t n, cap;
+} tok_frags;
+
+/* Replaces fragment `at` with items[0..k), 1 <= k <= 3. */
+static bool frags_replace(tok_frags *f, size_t at, const tok_frag *items, size_t k)
+{
+    if (f->n + k - 1 > f->cap) {
+        size_t cap = f->cap * 2 + k;
+        tok_frag *p = realloc(f->p, cap * sizeof *p);
+        if (!p)
+            return false;
+        f->p = p;
+        f->cap = cap;
+    }
+    memmove(f->p + at + k, f->p + at + 1, (f->n - at - 1) * sizeof *f->p);
+    memcpy(f->p + at, items, k * sizeof *items);
+    f->n += k - 1;
+    return true;
+}
+
+/* Cuts the texts of special tokens out of the raw fragments, longest token first. */
+static int partition(const lm_vocab *v, const char *text, size_t len, bool parse_special, tok_frags *f)
+{
+    f->n = 0;
+    if (!len)
+        return LM_OK;
+    f->cap = 16;
+    f->p = malloc(f->cap * sizeof *f->p);
+    if (!f->p)
+        return LM_ERR_NOMEM;
+    f->p[f->n++] = (tok_frag){ -1, 0, len };
+    for (int32_t s = 0; s < v->n_special; s++) {
+        int32_t id = v->special[s];
+        int t = v->type[id];
+        if (!parse_special && (t == LM_TOKEN_CONTROL || t == LM_TOKEN_UNKNOWN))
+            continue;
+        const char *st = tok_text(v, id);
+        size_t sl = v->tok[id].len;
+        for (size_t i = 0; i < f->n; i++) {
+            if (f->p[i].id >= 0 || f->p[i].len < sl)
+                continue;
+            size_t off = f->p[i].off, flen = f->p[i].len;
+            const char *m = memmem(text + off, flen, st, sl);
+            if (!m)
+                continue;
+            size_t pos = (size_t)(m - text);
+            tok_frag items[3];
+            size_t k = 0;
+            size_t llen = pos - off;
+            if (v->attr[id] & TOK_ATTR_LSTRIP)
+                while (llen && isspace((unsigned char)text[off + llen - 1]))
+                    llen--;
+            if (llen)
+                items[k++] = (tok_frag){ -1, off, llen };
+            items[k++] = (tok_frag){ id, pos, sl };
+            size_t roff = pos + sl, rlen = off + flen - roff;
+            if (v->attr[id] & TOK_ATTR_RSTRIP)
+                while (rlen && isspace((unsigned char)text[roff])) {
+                    roff++;
+                    rlen--;
+                }
+            bool right = rlen > 0;
+            if (right)
+                items[k++] = (tok_frag){ -1, roff, rlen };
+            if (!frags_replace(f, i, items, k))
+                return LM_ERR_NOMEM;
+            /* continue with the right part (if any), which may hold more occurrences */
+            i += k - 1;
+            if (right)
+                i--;
+        }
+    }
+    return LM_OK;
+}
+
+/* The SPM input: an optional leading space, then spaces as U+2581. */
+static bool spm_escape(tok_buf *b, const char *s, size_t len, bool prefix)
+{
+    b->n = 0;
+    if (prefix && !tok_buf_push(b, "\xe2\x96\x81", 3))
+        return false;
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || s[i] == ' ') {
+            if (!tok_buf_push(b, s + start, i - start))
+                return false;
+            if (i < len && !tok_buf_push(b, "\xe2\x96\x81", 3))
+                return false;
+            start = i + 1;
+        }
+    }
+    return true;
+}
+
+int lm_tokenize(const lm_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
+                int32_t **ids, int64_t *n, char *err, size_t errlen)
+{
+    if (ids)
+        *ids = NULL;
+    if (n)
+        *n = 0;
+    if (!v || !ids || !n || (!text && len))
+        return tok_err(err, errlen, LM_ERR_INVALID, "lm_tokenize: bad arguments");
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = tok_utf8_decode((const unsigned char *)text + i, len - i, &cp);
+        if (k <= 0)
+            return tok_err(err, errlen, LM_ERR_INVALID, "invalid UTF-8 in the text at byte offset %zu (byte 0x%02x)",
+                           i, (unsigned char)text[i]);
+        i += (size_t)k;
+    }
+
+    tok_frags f = { 0 };
+    tok_ids out = { 0 };
+    tok_buf esc = { 0 };
+    int rc = partition(v, text, len, parse_special, &f);
+    if (rc)
+        goto out_nomem;
+    if (add_special && v->add_bos && !tok_ids_push(&out, v->bos))
+        goto out_nomem;
+    bool prev_special = true; /* SPM: a text fragment at the start or after a special gets the prefix */
+    for (size_t i = 0; i < f.n; i++) {
+        const tok_frag *fr = &f.p[i];
+        if (fr->id >= 0) {
+            if (!tok_ids_push(&out, fr->id))
+                goto out_nomem;
+            prev_special = true;
+            continue;
+        }
+        switch (v->kind) {
+        case TOK_SPM:
+            if (!spm_escape(&esc, text + fr->off, fr->len, v->add_space_prefix && prev_special))
+                goto out_nomem;
+            rc = tok_spm_encode(v, esc.p, esc.n, &out);
+            break;
+        case TOK_BPE:
+            rc = tok_bpe_encode(v, text + fr->off, fr->len, &out, err, errlen);
+            if (rc && rc != LM_ERR_NOMEM)
+                goto out_free;
+            break;
+        case TOK_WPM:
+            rc = tok_wpm_encode(v, text + fr->off, fr->len, &out);
+            break;
+        }
+        if (rc)
+            goto out_nomem;
+        prev_special = false;
+    }
+    if (add_special && v->kind != TOK_WPM && v->add_eos && !tok_ids_push(&out, v->eos))
+        goto out_nomem;
+    if (add_special && v->kind == TOK_WPM && v->add_sep && !tok_ids_push(&out, v->sep))
+        goto out_nomem;
+    free(f.p);
+    tok_buf_free(&esc);
+    if (!out.n) {
+        free(out.p);
+        out.p = NULL;
+    }
+    *ids = out.p;
+    *n = out.n;
+    return LM_OK;
+
+out_nomem:
+    rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory while tokenizing");
+out_free:
+    free(f.p);
+    free(out.p);
+    tok_buf_free(&esc);
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------- detokenizing */
+
+struct lm_detok {
+    const lm_vocab *v;
+    bool special;
+    bool at_start;          /* nothing pushed yet */
+    int32_t prev;           /* previous token, -1 at the start */
+    unsigned char hold[4];  /* the first bytes of a character not yet complete */
+    int nhold;
+    tok_buf out;
+    tok_buf scratch;
+};
+
+int lm_detok_create(const lm_vocab *v, bool special, lm_detok **out)
+{
+    *out = NULL;
+    if (!v)
+        return LM_ERR_INVALID;
+    lm_detok *d = calloc(1, sizeof *d);
+    if (!d)
+        return LM_ERR_NOMEM;
+    d->v = v;
+    d->special = special;
+    lm_detok_reset(d);
+    *out = d;
+    return LM_OK;
+}
+
+void lm_detok_free(lm_detok *d)
+{
+    if (!d)
+        return;
+    tok_buf_free(&d->out);
+    tok_buf_free(&d->scratch);
+    free(d);
+}
+
+void lm_detok_reset(lm_detok *d)
+{
+    d->at_start = true;
+    d->prev = -1;
+    d->nhold = 0;
+}
+
+static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+
+/* Moves the complete characters of s[0..n) to d->out, invalid bytes as U+FFFD, and keeps a trailing
+ * incomplete character in d->hold. */
+static bool emit_utf8(lm_detok *d, const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int k = tok_utf8_decode(s + i, n - i, &cp);
+        if (k > 0) {
+            size_t j = i + (size_t)k; /* copy a run of valid characters at once */
+            while (j < n) {
+                int k2 = tok_utf8_decode(s + j, n - j, &cp);
+                if (k2 <= 0)
+                    break;
+                j += (size_t)k2;
+            }
+            if (!tok_buf_push(&d->out, s + i, j - i))
+                return false;
+            i = j;
+        } else if (k == 0) {
+            d->nhold = (int)(n - i);
+            memcpy(d->hold, s + i, n - i);
+            return true;
+        } else {
+            if (!tok_buf_push(&d->out, replacement, 3))
+                return false;
+            i += (size_t)-k;
+        }
+    }
+    return true;
+}
+
+int lm_detok_push(lm_detok *d, int32_t id, const char **out, size_t *len)
+{
+    const lm_vocab *v = d->v;
+    d->out.n = 0;
+    *out = "";
+    *len = 0;
+    if (id < 0 || id >= v->n)
+        return LM_ERR_INVALID;
+    const char *p = v->piece_blob + v->piece[id].off;
+    size_t n = v->piece[id].len;
+    int t = v->type[id];
+    if (!d->special && (t == LM_TOKEN_CONTROL || t == LM_TOKEN_UNKNOWN))
+        n = 0;
+    bool strip = (v->kind == TOK_SPM && v->add_space_prefix) || v->kind == TOK_WPM;
+    if (strip && (d->at_start || (d->prev >= 0 && d->prev == v->bos)) && n && p[0] == ' ') {
+        p++;
+        n--;
+    }
+    d->at_start = false;
+    d->prev = id;
+    if (!n)
+        return LM_OK;
+    tok_buf *s = &d->scratch;
+    s->n = 0;
+    if (!tok_buf_push(s, d->hold, (size_t)d->nhold) || !tok_buf_push(s, p, n))
+        return LM_ERR_NOMEM;
+    d->nhold = 0;
+    if (!emit_utf8(d, (const unsigned char *)s->p, s->n))
+        return LM_ERR_NOMEM;
+    *out = d->out.p ? d->out.p : "";
+    *len = d->out.n;
+    return LM_OK;
+}
+
+int lm_detok_flush(lm_detok *d, const char **out, size_t *len)
+{
+    d->out.n = 0;
+    *out = "";
+    *len = 0;
+    if (d->nhold) {
+        d->nhold = 0;
+        if (!tok_buf_push(&d->out, replacement, 3))
+            return LM_ERR_NOMEM;
+        *out = d->out.p;
+        *len = d->out.n;
+    }
+    return LM_OK;
+}
+
+int lm_detokenize(const lm_vocab *v, const int32_t *ids, int64_t n, bool special, char **text, size_t *len,
+                  char *err, size_t errlen)
+{
+    *text = NULL;
+    if (len)
+        *len = 0;
+    lm_detok *d;
+    if (!v || (n && !ids) || n < 0)
+        return tok_err(err, errlen, LM_ERR_INVALID, "lm_detokenize: bad arguments");
+    if (lm_detok_create(v, special, &d))
+        return tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+    tok_buf all = { 0 };
+    int rc = LM_OK;
+    const char *p;
+    size_t pl;
+    for (int64_t i = 0; i <= n && !rc; i++) {
+        if (i < n) {
+            rc = lm_detok_push(d, ids[i], &p, &pl);
+            if (rc == LM_ERR_INVALID) {
+                tok_err(err, errlen, rc, "token id %d at position %lld is out of range [0, %d)", ids[i],
+                        (long long)i, v->n);
+                break;
+            }
+        } else {
+            rc = lm_detok_flush(d, &p, &pl);
+        }
+        if (!rc && !tok_buf_push(&all, p, pl))
+            rc = LM_ERR_NOMEM;
+        if (rc == LM_ERR_NOMEM)
+            tok_err(err, errlen, rc, "out of memory");
+    }
+    lm_detok_free(d);
+    if (!rc && !tok_buf_push(&all, "", 0))
+        rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+    if (rc) {
+        tok_buf_free(&all);
+        return rc;
+    }
+    *text = all.p;
+    if (len)
+        *len = all.n;
+    return LM_OK;
+}
+
+/* ---------------------------------------------------------------------------------- loaders */
+
+static void desc_init(tok_desc *d)
+{
+    memset(d, 0, sizeof *d);
+    d->bos = d->eos = d->eot = d->eom = d->unk = d->sep = d->pad = d->cls = d->mask = -1;
+    d->fim_pre = d->fim_suf = d->fim_mid = d->fim_pad = d->fim_rep = d->fim_sep = -1;
+    d->add_bos = d->add_eos = d->add_sep = d->add_space_prefix = d->lowercase = d->strip_accents = -1;
+}
+
+/* An optional token-id key: absent leaves *out at -1; a negative value means none. */
+static int gguf_id(const lm_gguf *g, const char *key, int64_t *out, char *err, size_t errlen)
+{
+    int64_t v;
+    int rc = lm_gguf_get_i64(g, key, &v);
+    if (rc == LM_ERR_NOT_FOUND)
+        return LM_OK;
+    if (rc)
+        return tok_err(err, errlen, rc, "%s: not an integer", key);
+    *out = v < 0 ? INT64_MAX : v;
+    return LM_OK;
+}
+
+static int gguf_flag(const lm_gguf *g, const char *key, int *out, char *err, size_t errlen)
+{
+    bool b;
+    int rc = lm_gguf_get_bool(g, key, &b);
+    if (rc == LM_ERR_NOT_FOUND)
+        return LM_OK;
+    if (rc)
+        return tok_err(err, errlen, rc, "%s: not a bool", key);
+    *out = b;
+    return LM_OK;
+}
+
+static int gguf_opt_str(const lm_gguf *g, const char *key, const char **out, char *err, size_t errlen)
+{
+    int rc = lm_gguf_get_str(g, key, out, NULL);
+    if (rc == LM_ERR_NOT_FOUND) {
+        *out = NULL;
+        return LM_OK;
+    }
+    if (rc)
+        return tok_err(err, errlen, rc, "%s: not a string", key);
+    return LM_OK;
+}
+
+/* A string array as (ptr, len) arrays; *n = 0 and LM_OK when the key is absent and !required. */
+static int gguf_strs(const lm_gguf *g, const char *key, bool required, const char ***s, size_t **len,
+                     int64_t *n, char *err, size_t errlen)
+{
+    int et;
+    uint64_t cnt;
+    const void *data;
+    *s = NULL;
+    *len = NULL;
+    *n = 0;
+    int rc = lm_gguf_get_arr(g, key, &et, &cnt, &data);
+    if (rc == LM_ERR_NOT_FOUND && !required)
+        return LM_OK;
+    if (rc == LM_ERR_NOT_FOUND)
+        return tok_err(err, errlen, rc, "%s is missing", key);
+    if (rc || et != LM_GGUF_STR)
+        return tok_err(err, errlen, LM_ERR_TYPE, "%s: not an array of strings", key);
+    if (cnt > INT32_MAX)
+        return tok_err(err, errlen, LM_ERR_FORMAT, "%s: %llu entries", key, (unsigned long long)cnt);
+    *s = malloc((cnt ? cnt : 1) * sizeof **s);
+    *len = malloc((cnt ? cnt : 1) * sizeof **len);
+    if (!*s || !*len)
+        return tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+    for (uint64_t i = 0; i < cnt; i++) {
+        rc = lm_gguf_get_arr_str(g, key, i, &(*s)[i], &(*len)[i]);
+        if (rc)
+            return tok_err(err, errlen, rc, "%s[%llu]: cannot read", key, (unsigned long long)i);
+    }
+    *n = (int64_t)cnt;
+    return LM_OK;
+}
+
+/* A numeric array of at least n entries converted to float (as_float) or int32. */
+static int gguf_nums(const lm_gguf *g, const char *key, int64_t n, bool as_float, void **out, char *err,
+                     size_t errlen)
+{
+    int et;
+    uint64_t cnt;
+    const void *data;
+    *out = NULL;
+    int rc = lm_gguf_get_arr(g, key, &et, &cnt, &data);
+    if (rc == LM_ERR_NOT_FOUND)
+        return LM_OK;
+    if (rc)
+        return tok_err(err, errlen, LM_ERR_TYPE, "%s: not an array", key);
+    if (cnt < (uint64_t)n)
+        return tok_err(err, errlen, LM_ERR_FORMAT, "%s has %llu entries for %lld tokens", key,
+                       (unsigned long long)cnt, (long long)n);
+    void *p = malloc((size_t)(n ? n : 1) * 4);
+    if (!p)
+        return tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+    *out = p;
+    for (int64_t i = 0; i < n; i++) {
+        if (as_float) {
+            double x;
+            if (lm_gguf_arr_f64(g, key, (uint64_t)i, &x)) {
+                int64_t k;
+                if (lm_gguf_arr_i64(g, key, (uint64_t)i, &k))
+                    return tok_err(err, errlen, LM_ERR_TYPE, "%s: not numbers", key);
+                x = (double)k;
+            }
+            ((float *)p)[i] = (float)x;
+        } else {
+            int64_t k;
+            if (lm_gguf_arr_i64(g, key, (uint64_t)i, &k))
+                return tok_err(err, errlen, LM_ERR_TYPE, "%s: not integers", key);
+            ((int32_t *)p)[i] = k < INT32_MIN || k > INT32_MAX ? 0 : (int32_t)k;
+        }
+    }
+    return LM_OK;
+}
+
+int lm_vocab_from_gguf(const lm_gguf *g, lm_vocab **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!g)
+        return tok_err(err, errlen, LM_ERR_INVALID, "lm_vocab_from_gguf: no file");
+    tok_desc d;
+    desc_init(&d);
+    const char **tok = NULL, **merge = NULL;
+    size_t *tok_len = NULL, *merge_len = NULL;
+    float *score = NULL;
+    int32_t *type = NULL;
+    int rc = lm_gguf_get_str(g, "tokenizer.ggml.model", &d.model, NULL);
+    if (rc == LM_ERR_NOT_FOUND) {
+        rc = tok_err(err, errlen, rc, "the file has no tokenizer (tokenizer.ggml.model is missing)");
+        goto out;
+    }
+    if (rc) {
+        rc = tok_err(err, errlen, rc, "tokenizer.ggml.model: not a string");
+        goto out;
+    }
+    if ((rc = gguf_opt_str(g, "tokenizer.ggml.pre", &d.pre, err, errlen)) ||
+        (rc = gguf_opt_str(g, "general.name", &d.name, err, errlen)))
+        goto out;
+    if (strcmp(d.model, "llama") && strcmp(d.model, "gpt2") && strcmp(d.model, "bert")) {
+        rc = tok_err(err, errlen, LM_ERR_UNSUPPORTED,
+                     "tokenizer model '%s' is not supported (supported: llama, gpt2, bert)", d.model);
+        goto out;
+    }
+    if ((rc = gguf_strs(g, "tokenizer.ggml.tokens", true, &tok, &tok_len, &d.n_tokens, err, errlen)) ||
+        (rc = gguf_strs(g, "tokenizer.ggml.merges", false, &merge, &merge_len, &d.n_merges, err, errlen)) ||
+        (rc = gguf_nums(g, "tokenizer.ggml.scores", d.n_tokens, true, (void **)&score, err, errlen)) ||
+        (rc = gguf_nums(g, "tokenizer.ggml.token_type", d.n_tokens, false, (void **)&type, err, errlen)))
+        goto out;
+    d.tok = tok;
+    d.tok_len = tok_len;
+    d.merge = merge;
+    d.merge_len = merge_len;
+    d.score = score;
+    d.type = type;
+    static const struct {
+        const char *key;
+        size_t off;
+    } ids[] = {
+        { "tokenizer.ggml.bos_token_id", offsetof(tok_desc, bos) },
+        { "tokenizer.ggml.eos_token_id", offsetof(tok_desc, eos) },
+        { "tokenizer.ggml.eot_token_id", offsetof(tok_desc, eot) },
+        { "tokenizer.ggml.eom_token_id", offsetof(tok_desc, eom) },
+        { "tokenizer.ggml.unknown_token_id", offsetof(tok_desc, unk) },
+        { "tokenizer.ggml.seperator_token_id", offsetof(tok_desc, sep) },
+        { "tokenizer.ggml.padding_token_id", offsetof(tok_desc, pad) },
+        { "tokenizer.ggml.cls_token_id", offsetof(tok_desc, cls) },
+        { "tokenizer.ggml.mask_token_id", offsetof(tok_desc, mask) },
+        { "tokenizer.ggml.prefix_token_id", offsetof(tok_desc, fim_pre) },
+        { "tokenizer.ggml.suffix_token_id", offsetof(tok_desc, fim_suf) },
+        { "tokenizer.ggml.middle_token_id", offsetof(tok_desc, fim_mid) },
+        { "tokenizer.ggml.fim_pre_token_id", offsetof(tok_desc, fim_pre) },
+        { "tokenizer.ggml.fim_suf_token_id", offsetof(tok_desc, fim_suf) },
+        { "tokenizer.ggml.fim_mid_token_id", offsetof(tok_desc, fim_mid) },
+        { "tokenizer.ggml.fim_pad_token_id", offsetof(tok_desc, fim_pad) },
+        { "tokenizer.ggml.fim_rep_token_id", offsetof(tok_desc, fim_rep) },
+        { "tokenizer.ggml.fim_sep_token_id", offsetof(tok_desc, fim_sep) },
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if ((rc = gguf_id(g, ids[i].key, (int64_t *)((char *)&d + ids[i].off), err, errlen)))
+            goto out;
+    static const struct {
+        const char *key;
+        size_t off;
+    } flags[] = {
+        { "tokenizer.ggml.add_bos_token", offsetof(tok_desc, add_bos) },
+        { "tokenizer.ggml.add_eos_token", offsetof(tok_desc, add_eos) },
+        { "tokenizer.ggml.add_sep_token", offsetof(tok_desc, add_sep) },
+        { "tokenizer.ggml.add_space_prefix", offsetof(tok_desc, add_space_prefix) },
+        { "tokenizer.ggml.normalizer.lowercase", offsetof(tok_desc, lowercase) },
+        { "tokenizer.ggml.normalizer.strip_accents", offsetof(tok_desc, strip_accents) },
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if ((rc = gguf_flag(g, flags[i].key, (int *)((char *)&d + flags[i].off), err, errlen)))
+            goto out;
+    rc = tok_vocab_build(&d, out, err, errlen);
+out:
+    free(tok);
+    free(tok_len);
+    free(merge);
+    free(merge_len);
+    free(score);
+    free(type);
+    return rc;
+}
+
+/* llama2.c's tokenizer.bin: int32 max_token_length, then for each token float32 score, int32 length
+ * and the bytes (no count: tokens run to the end of the file). Spaces are real spaces, ids 0, 1, 2
+ * are <unk>, "\n<s>\n", "\n</s>\n", and byte tokens are "<0xXX>". Loaded as an SPM vocab: spaces
+ * become U+2581, BOS/EOS lose their newlines, types are derived from the ids and texts. */
+int lm_vocab_from_llama2c(const char *path, lm_vocab **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return tok_err(err, errlen, LM_ERR_IO, "%s: %s", path, strerror(errno));
+    tok_buf file = { 0 };
+    char chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (!tok_buf_push(&file, chunk, got)) {
+            fclose(f);
+            tok_buf_free(&file);
+            return tok_err(err, errlen, LM_ERR_NOMEM, "%s: out of memory", path);
+        }
+    bool ioerr = ferror(f);
+    fclose(f);
+    if (ioerr) {
+        tok_buf_free(&file);
+        return tok_err(err, errlen, LM_ERR_IO, "%s: read error", path);
+    }
+
+    int rc;
+    const unsigned char *p = (const unsigned char *)file.p;
+    size_t size = file.n, pos = 4;
+    int64_t n = 0;
+    tok_buf text = { 0 };
+    tok_str *spans = NULL;
+    const char **tok = NULL;
+    size_t *tok_len = NULL;
+    float *score = NULL;
+    int32_t *type = NULL;
+    size_t cap = 0;
+    if (size < 4) {
+        rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: %zu bytes, too short for a llama2.c tokenizer", path, size);
+        goto out;
+    }
+    int32_t max_len;
+    memcpy(&max_len, p, 4);
+    if (max_len <= 0 || max_len > (1 << 20)) {
+        rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: max_token_length %d is not plausible", path, max_len);
+        goto out;
+    }
+    while (pos < size) {
+        if (size - pos < 8) {
+            rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: truncated token %lld at byte offset %zu", path,
+                         (long long)n, pos);
+            goto out;
+        }
+        float sc;
+        int32_t len;
+        memcpy(&sc, p + pos, 4);
+        memcpy(&len, p + pos + 4, 4);
+        pos += 8;
+        if (len < 0 || len > max_len || (size_t)len > size - pos) {
+            rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: token %lld has length %d at byte offset %zu "
+                         "(max_token_length %d, %zu bytes left)", path, (long long)n, len, pos - 4, max_len,
+                         size - pos);
+            goto out;
+        }
+        if ((size_t)n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            tok_str *ns = realloc(spans, cap * sizeof *ns);
+            float *nf = ns ? realloc(score, cap * sizeof *nf) : NULL;
+            int32_t *nt = nf ? realloc(type, cap * sizeof *nt) : NULL;
+            if (ns)
+                spans = ns;
+            if (nf)
+                score = nf;
+            if (nt)
+                type = nt;
+            if (!ns || !nf || !nt) {
+                rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+        }
+        const char *s = (const char *)p + pos;
+        size_t l = (size_t)len;
+        if (n == 1 || n == 2) { /* "\n<s>\n" -> "<s>" */
+            while (l && *s == '\n')
+                s++, l--;
+            while (l && s[l - 1] == '\n')
+                l--;
+        }
+        size_t start = text.n;
+        for (size_t i = 0; i < l; i++) {
+            bool ok = s[i] == ' ' ? tok_buf_push(&text, "\xe2\x96\x81", 3) : tok_buf_push(&text, s + i, 1);
+            if (!ok) {
+                rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+        }
+        if (text.n > UINT32_MAX) {
+            rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: too much token text", path);
+            goto out;
+        }
+        spans[n].off = (uint32_t)start;
+        spans[n].len = (uint32_t)(text.n - start);
+        score[n] = sc;
+        type[n] = n == 0 ? LM_TOKEN_UNKNOWN
+                : n <= 2 ? LM_TOKEN_CONTROL
+                : parse_byte_token(s, l) >= 0 ? LM_TOKEN_BYTE : LM_TOKEN_NORMAL;
+        n++;
+        pos += (size_t)len;
+    }
+    if (n < 3) {
+        rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: %lld tokens (a llama2.c tokenizer has <unk>, <s>, </s> "
+                     "and more)", path, (long long)n);
+        goto out;
+    }
+    tok = malloc((size_t)n * sizeof *tok);
+    tok_len = malloc((size_t)n * sizeof *tok_len);
+    if (!tok || !tok_len || !tok_buf_reserve(&text, 1)) {
+        rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        tok[i] = text.p + spans[i].off;
+        tok_len[i] = spans[i].len;
+    }
+    tok_desc d;
+    desc_init(&d);
+    d.model = "llama";
+    d.n_tokens = n;
+    d.tok = tok;
+    d.tok_len = tok_len;
+    d.score = score;
+    d.type = type;
+    d.unk = 0;
+    d.bos = 1;
+    d.eos = 2;
+    rc = tok_vocab_build(&d, out, err, errlen);
+out:
+    tok_buf_free(&file);
+    tok_buf_free(&text);
+    free(spans);
+    free(tok);
+    free(tok_len);
+    free(score);
+    free(type);
+    return rc;
+}

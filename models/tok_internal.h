@@ -1,0 +1,167 @@
+/* tok_internal.h: what the tokenizer files (tok.c, tok_spm.c, tok_bpe.c, tok_wpm.c) share and nobody
+ * else sees: the vocabulary struct, a string hash map, UTF-8 helpers and growable buffers.
+ *
+ * A vocabulary is built once (lm_vocab_from_gguf / lm_vocab_from_llama2c both fill a tok_desc of
+ * plain arrays and call tok_vocab_build) and is immutable afterwards, so one vocab can tokenize from
+ * several threads at once: every per-call scratch buffer lives on the caller's side (tok_out). */
+#ifndef VKLLM_TOK_INTERNAL_H
+#define VKLLM_TOK_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lm.h"
+
+enum tok_kind { TOK_SPM = 0, TOK_BPE = 1, TOK_WPM = 2 };
+
+/* Per-token attribute bits beyond the GGUF token type (set by name-based quirks, as llama.cpp). */
+enum { TOK_ATTR_LSTRIP = 1, TOK_ATTR_RSTRIP = 2 };
+
+/* A string inside a blob: bytes blob[off .. off+len), followed by a NUL. */
+typedef struct tok_str {
+    uint32_t off, len;
+} tok_str;
+
+/* Open-addressing hash map from a byte string to an index into a tok_str array (the keys live in
+ * their blob, the map stores only indices). Built once; lookups are read-only. */
+typedef struct tok_map {
+    uint32_t mask;     /* capacity - 1, capacity a power of two */
+    int32_t *slot;     /* [capacity] key index, -1 when empty */
+    uint32_t *hash;    /* [capacity] hash of the key in that slot */
+} tok_map;
+
+uint32_t tok_hash(const void *s, size_t len);
+/* Inserts keys 0..n-1; a duplicate keeps the first index. Returns LM_OK or LM_ERR_NOMEM. */
+int tok_map_build(tok_map *m, const char *blob, const tok_str *keys, int64_t n);
+/* Index of the key equal to s[0..len), or -1. */
+int32_t tok_map_find(const tok_map *m, const char *blob, const tok_str *keys, const char *s, size_t len);
+void tok_map_free(tok_map *m);
+
+/* Growable byte and id buffers; push functions return false on allocation failure (the buffer is
+ * left as it was). */
+typedef struct tok_buf {
+    char *p;
+    size_t n, cap;
+} tok_buf;
+bool tok_buf_reserve(tok_buf *b, size_t extra);
+bool tok_buf_push(tok_buf *b, const void *s, size_t len);
+void tok_buf_free(tok_buf *b);
+
+typedef struct tok_ids {
+    int32_t *p;
+    int64_t n, cap;
+} tok_ids;
+bool tok_ids_push(tok_ids *t, int32_t id);
+
+/* UTF-8. tok_utf8_decode: decodes one character at s (n > 0 bytes available) into *cp and returns its
+ * length (1..4); returns 0 when s holds a valid but incomplete prefix of a character (more bytes
+ * needed); returns -k when the first k bytes (k >= 1, the maximal ill-formed subpart) are invalid.
+ * Strict: no overlong forms, no surrogates, nothing above U+10FFFF. */
+int tok_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+/* Writes cp as UTF-8 to out (4 bytes room); returns the length. */
+int tok_utf8_encode(uint32_t cp, char *out);
+/* Length of the character whose lead byte is c, for text already checked valid (1 for junk). */
+static inline int tok_utf8_len(unsigned char c)
+{
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+/* printf into err (may be NULL); returns status (use as `return tok_err(...)`). */
+int tok_err(char *err, size_t errlen, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Everything a vocabulary is built from, as plain arrays (GGUF or llama2.c alike). */
+typedef struct tok_desc {
+    const char *model;        /* tokenizer.ggml.model: "llama", "gpt2", "bert" */
+    const char *pre;          /* tokenizer.ggml.pre, NULL when absent */
+    const char *name;         /* general.name, NULL when absent (only for per-model quirks) */
+    int64_t n_tokens;
+    const char *const *tok;   /* [n_tokens] token texts, not NUL-terminated */
+    const size_t *tok_len;    /* [n_tokens] */
+    const float *score;       /* [n_tokens] or NULL */
+    const int32_t *type;      /* [n_tokens] enum lm_token_type, or NULL (all normal) */
+    int64_t n_merges;
+    const char *const *merge; /* [n_merges] "left right" (BPE) */
+    const size_t *merge_len;
+    /* Special ids from the metadata: -1 when the key is absent (the kind's default applies), any
+     * value >= n_tokens means "none" (as the 0xFFFFFFFF that converters write). */
+    int64_t bos, eos, eot, eom, unk, sep, pad, cls, mask;
+    int64_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
+    /* Flags from the metadata: -1 absent, 0 false, 1 true. */
+    int add_bos, add_eos, add_sep, add_space_prefix, lowercase, strip_accents;
+} tok_desc;
+
+/* BPE pre-tokenizer: named regex list (tok_bpe.c). */
+typedef struct tok_pre tok_pre;
+
+#define TOK_MAX_REGEX 8
+
+struct lm_vocab {
+    enum tok_kind kind;
+    int32_t n;                /* number of tokens */
+    char *blob;               /* token texts, each NUL-terminated */
+    tok_str *tok;             /* [n] raw text of each token */
+    float *score;             /* [n] */
+    uint8_t *type;            /* [n] enum lm_token_type */
+    uint8_t *attr;            /* [n] TOK_ATTR_* */
+    uint8_t *eog;             /* [n] 1 when the token ends generation */
+    tok_map map;              /* text -> id */
+    uint32_t max_len;         /* longest token text in bytes */
+
+    char *piece_blob;         /* decoded bytes of each token (what it prints as) */
+    tok_str *piece;           /* [n] */
+
+    int32_t bos, eos, eot, eom, unk, sep, pad, cls, mask, nl;
+    int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
+    bool add_bos, add_eos, add_sep, add_space_prefix;
+
+    int32_t *special;         /* ids of CONTROL / USER_DEFINED / UNKNOWN tokens, longest text first */
+    int32_t n_special;
+
+    /* SPM */
+    int32_t byte_tok[256];    /* id of <0xXX> (or of the 1-byte token), -1 when none */
+
+    /* BPE */
+    char *merge_blob;
+    tok_str *merge;           /* [n_merges] "left right", rank = index */
+    int64_t n_merges;
+    tok_map merge_map;
+    const tok_pre *pre;
+    char pre_name[64];
+    void *re[TOK_MAX_REGEX];  /* pcre2_code_8 *, compiled once per vocab (JIT when available) */
+    int n_re;
+    bool ignore_merges;
+    int32_t byte_char_tok[256]; /* id of the token that is the byte-level char of byte b, -1 none */
+
+    /* WPM */
+    bool lowercase, strip_accents;
+};
+
+static inline const char *tok_text(const lm_vocab *v, int32_t id)
+{
+    return v->blob + v->tok[id].off;
+}
+
+/* tok.c */
+int tok_vocab_build(const tok_desc *d, lm_vocab **out, char *err, size_t errlen);
+int32_t tok_find(const lm_vocab *v, const char *s, size_t len);
+
+/* tok_spm.c: appends the ids of text (already escaped: spaces as U+2581) to out. */
+int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out);
+
+/* tok_bpe.c */
+int tok_bpe_init(lm_vocab *v, const char *pre, const tok_desc *d, char *err, size_t errlen);
+void tok_bpe_free(lm_vocab *v);
+int tok_bpe_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out, char *err, size_t errlen);
+/* GPT-2 byte-level mapping: the code point that stands for byte b, and the inverse (-1 if cp is not
+ * one of the 256). */
+uint32_t tok_bpe_byte_to_cp(uint8_t b);
+int tok_bpe_cp_to_byte(uint32_t cp);
+/* The names of every pre-tokenizer the table knows, NULL-terminated (for messages and tests). */
+const char *const *tok_bpe_pre_names(void);
+
+/* tok_wpm.c */
+int tok_wpm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out);
+
+#endif

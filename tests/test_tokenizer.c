@@ -1,0 +1,489 @@
+/* test_tokenizer: the tokenizers against llama.cpp's vocab test vectors (every .inp/.out pair in
+ * shared/models/tokenizer-vectors, compared with add_special = false and parse_special = false, as
+ * llama.cpp's test-tokenizer-0 does), the llama2.c tokenizer files, special tokens, detokenisation
+ * (whole and streaming, with characters split across tokens) and rejection of invalid input. */
+#include "lm.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SEP "\n__ggml_vocab_test__\n"
+
+/* Prints s with non-printable bytes escaped (for failure messages). */
+static void print_escaped(FILE *f, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);
+    }
+}
+
+static void print_ids(FILE *f, const int32_t *ids, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        fprintf(f, " %d", ids[i]);
+}
+
+static bool valid_utf8(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        int k = c < 0x80 ? 1 : (c >= 0xC2 && c < 0xE0) ? 2 : (c >= 0xE0 && c < 0xF0) ? 3 : (c >= 0xF0 && c < 0xF5) ? 4 : 0;
+        if (!k || i + (size_t)k > n)
+            return false;
+        for (int j = 1; j < k; j++)
+            if (((unsigned char)s[i + j] & 0xC0) != 0x80)
+                return false;
+        i += (size_t)k;
+    }
+    return true;
+}
+
+/* Detokenises ids one at a time with the streaming detokeniser; every chunk must be valid UTF-8. */
+static char *stream_detok(const lm_vocab *v, const int32_t *ids, int64_t n, size_t *len, bool *chunks_ok)
+{
+    lm_detok *d;
+    *chunks_ok = true;
+    if (lm_detok_create(v, false, &d))
+        return NULL;
+    size_t cap = 256, used = 0;
+    char *all = malloc(cap);
+    for (int64_t i = 0; i <= n && all; i++) {
+        const char *p;
+        size_t pl;
+        int rc = i < n ? lm_detok_push(d, ids[i], &p, &pl) : lm_detok_flush(d, &p, &pl);
+        if (rc) {
+            free(all);
+            all = NULL;
+            break;
+        }
+        if (!valid_utf8(p, pl))
+            *chunks_ok = false;
+        while (used + pl + 1 > cap) {
+            cap *= 2;
+            char *q = realloc(all, cap);
+            if (!q) {
+                free(all);
+                all = NULL;
+                break;
+            }
+            all = q;
+        }
+        if (!all)
+            break;
+        memcpy(all + used, p, pl);
+        used += pl;
+        all[used] = 0;
+    }
+    lm_detok_free(d);
+    *len = used;
+    return all;
+}
+
+/* Runs every vector of X.inp (against X.out when it exists) through v. Round trips (detokenised ids
+ * == input) are checked too where the tokenizer is lossless (bpe, spm). Returns the number passed. */
+static int run_vectors(const char *label, const lm_vocab *v, const char *inp_rel, const char *out_rel, int *total)
+{
+    size_t inp_len, out_len = 0;
+    char *inp = tu_read_file(tu_model_path(inp_rel), &inp_len);
+    char *out = out_rel ? tu_read_file(tu_model_path(out_rel), &out_len) : NULL;
+    *total = 0;
+    CHECK(inp, "%s: cannot read %s", label, inp_rel);
+    CHECK(!out_rel || out, "%s: cannot read %s", label, out_rel);
+    if (!inp || (out_rel && !out)) {
+        free(inp);
+        free(out);
+        return 0;
+    }
+    bool lossless = strcmp(lm_vocab_kind(v), "wpm") != 0;
+    int passed = 0;
+    char *s = inp, *o = out;
+    for (;;) {
+        char *end = strstr(s, SEP);
+        if (!end)
+            break;
+        size_t len = (size_t)(end - s);
+        (*total)++;
+        int32_t *ids;
+        int64_t n;
+        char err[256];
+        int rc = lm_tokenize(v, s, len, false, false, &ids, &n, err, sizeof err);
+        bool ok = rc == LM_OK;
+        CHECK(ok, "%s: vector %d: lm_tokenize: %s", label, *total, err);
+        if (ok && o) {
+            /* the expected line: ids separated by spaces */
+            char *eol = strchr(o, '\n');
+            if (!eol)
+                eol = o + strlen(o);
+            int64_t k = 0;
+            bool same = true;
+            char *p = o;
+            while (p < eol) {
+                char *q;
+                long id = strtol(p, &q, 10);
+                if (q == p)
+                    break;
+                p = q;
+                same = same && k < n && ids[k] == id;
+                k++;
+            }
+            same = same && k == n;
+            if (!same) {
+                fprintf(stderr, "%s: vector %d: '", label, *total);
+                print_escaped(stderr, s, len);
+                fprintf(stderr, "'\n  expected:");
+                fwrite(o, 1, (size_t)(eol - o), stderr);
+                fprintf(stderr, "\n  got:     ");
+                print_ids(stderr, ids, n);
+                fputc('\n', stderr);
+            }
+            ok = same;
+            CHECK(same, "%s: vector %d differs", label, *total);
+            o = *eol ? eol + 1 : eol;
+        }
+        if (rc == LM_OK && lossless) {
+            size_t dl;
+            bool chunks_ok;
+            char *back = stream_detok(v, ids, n, &dl, &chunks_ok);
+            bool same = back && dl == len && !memcmp(back, s, len);
+            if (!same) {
+                fprintf(stderr, "%s: vector %d: round trip '", label, *total);
+                print_escaped(stderr, s, len);
+                fprintf(stderr, "' -> '");
+                if (back)
+                    print_escaped(stderr, back, dl);
+                fprintf(stderr, "'\n");
+            }
+            CHECK(same, "%s: vector %d: detokenised text differs from the input", label, *total);
+            CHECK(chunks_ok, "%s: vector %d: the streaming detokeniser emitted broken UTF-8", label, *total);
+            ok = ok && same && chunks_ok;
+            free(back);
+        }
+        passed += ok;
+        free(ids);
+        s = end + strlen(SEP);
+    }
+    free(inp);
+    free(out);
+    return passed;
+}
+
+static lm_vocab *open_gguf_vocab(const char *rel)
+{
+    lm_gguf *g;
+    lm_vocab *v = NULL;
+    char err[256] = "";
+    int rc = lm_gguf_open(tu_model_path(rel), &g, err, sizeof err);
+    CHECK(rc == LM_OK, "%s: %s", rel, err);
+    if (rc)
+        return NULL;
+    rc = lm_vocab_from_gguf(g, &v, err, sizeof err);
+    CHECK(rc == LM_OK, "%s: lm_vocab_from_gguf: %s", rel, err);
+    lm_gguf_close(g);
+    return v;
+}
+
+static void test_vectors(void)
+{
+    static const char *const names[] = {
+        "llama-spm", "phi-3", "bert-bge", "gpt-2", "llama-bpe", "qwen2", "deepseek-coder", "deepseek-llm",
+        "mpt", "starcoder", "falcon", "refact",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char gguf[128], inp[160], out[160];
+        snprintf(gguf, sizeof gguf, "tokenizer-vectors/ggml-vocab-%s.gguf", names[i]);
+        snprintf(inp, sizeof inp, "%s.inp", gguf);
+        snprintf(out, sizeof out, "%s.out", gguf);
+        lm_vocab *v = open_gguf_vocab(gguf);
+        if (!v)
+            continue;
+        size_t dummy;
+        char *has_out = tu_read_file(tu_model_path(out), &dummy);
+        int total;
+        int passed = run_vectors(names[i], v, inp, has_out ? out : NULL, &total);
+        printf("%-15s %-4s %-15s %2d/%d %s\n", names[i], lm_vocab_kind(v), lm_vocab_pre(v), passed, total,
+               has_out ? "vectors passed" : "tokenized and round-tripped (no expected ids)");
+        CHECK(total == 46, "%s: %d vectors, expected 46", names[i], total);
+        free(has_out);
+        lm_vocab_free(v);
+    }
+}
+
+/* llama2.c's tokenizer.bin is the Llama 2 vocab: the llama-spm vectors go through it too. */
+static void test_llama2c(void)
+{
+    lm_vocab *v;
+    char err[256] = "";
+    int rc = lm_vocab_from_llama2c(tu_model_path("llama2c/tokenizer.bin"), &v, err, sizeof err);
+    CHECK(rc == LM_OK, "tokenizer.bin: %s", err);
+    if (rc == LM_OK) {
+        CHECK(lm_vocab_n_tokens(v) == 32000, "tokenizer.bin: %d tokens", lm_vocab_n_tokens(v));
+        int total;
+        int passed = run_vectors("llama2c tokenizer.bin", v, "tokenizer-vectors/ggml-vocab-llama-spm.gguf.inp",
+                                 "tokenizer-vectors/ggml-vocab-llama-spm.gguf.out", &total);
+        printf("%-15s %-4s %-15s %2d/%d vectors passed\n", "tokenizer.bin", lm_vocab_kind(v), "(llama2.c)", passed,
+               total);
+        lm_vocab_free(v);
+    }
+
+    /* stories260K: the prompt of expected/, with BOS, through tok512.bin and through the GGUF */
+    static const int32_t want[] = { 1, 403, 407, 261, 378 };
+    const char *prompt = "Once upon a time";
+    lm_vocab *vs[2] = { NULL, NULL };
+    rc = lm_vocab_from_llama2c(tu_model_path("llama2c/tok512.bin"), &vs[0], err, sizeof err);
+    CHECK(rc == LM_OK, "tok512.bin: %s", err);
+    vs[1] = open_gguf_vocab("gguf/stories260K.gguf");
+    for (int k = 0; k < 2; k++) {
+        if (!vs[k])
+            continue;
+        int32_t *ids;
+        int64_t n;
+        CHECK(lm_vocab_add_bos(vs[k]), "stories260K vocab %d: add_bos should be true", k);
+        rc = lm_tokenize(vs[k], prompt, strlen(prompt), true, false, &ids, &n, err, sizeof err);
+        CHECK(rc == LM_OK && n == 5 && !memcmp(ids, want, sizeof want), "stories260K vocab %d: '%s' ->%s", k,
+              prompt, rc ? err : "");
+        if (rc == LM_OK) {
+            print_ids(stdout, ids, n);
+            printf("  <- '%s' (%s)\n", prompt, k ? "stories260K.gguf" : "tok512.bin");
+            char *text;
+            rc = lm_detokenize(vs[k], ids, n, false, &text, NULL, err, sizeof err);
+            CHECK(rc == LM_OK && !strcmp(text, prompt), "stories260K vocab %d: detokenised '%s'", k,
+                  rc ? err : text);
+            free(text);
+        }
+        free(ids);
+        CHECK(lm_vocab_bos(vs[k]) == 1 && lm_vocab_eos(vs[k]) == 2 && lm_vocab_is_eog(vs[k], 2) &&
+              !lm_vocab_is_eog(vs[k], 1), "stories260K vocab %d: specials", k);
+        lm_vocab_free(vs[k]);
+    }
+
+    rc = lm_vocab_from_llama2c("/nonexistent/tokenizer.bin", &vs[0], err, sizeof err);
+    CHECK(rc == LM_ERR_IO && !vs[0], "a missing llama2.c file: %d", rc);
+}
+
+/* Streaming: a character split across byte-level tokens is held back until complete. */
+static void test_streaming(const lm_vocab *bpe, const lm_vocab *spm)
+{
+    const char *texts[] = { "\xe7\x8c\xab\xf0\x9f\xa6\x99 \xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c",
+                            "\xf0\x9f\x98\x80\xf0\x9f\x98\x81\xf0\x9f\xa4\x97", "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x8d\x95z" };
+    for (int k = 0; k < 2; k++) {
+        const lm_vocab *v = k ? spm : bpe;
+        if (!v)
+            continue;
+        for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+            int32_t *ids;
+            int64_t n;
+            char err[256];
+            int rc = lm_tokenize(v, texts[t], strlen(texts[t]), false, false, &ids, &n, err, sizeof err);
+            CHECK(rc == LM_OK, "streaming: %s", err);
+            if (rc)
+                continue;
+            /* at least one character must really be split over tokens for the test to mean something */
+            bool split = false;
+            for (int64_t i = 0; i < n; i++) {
+                size_t pl;
+                const char *p = lm_token_piece(v, ids[i], &pl);
+                split = split || !valid_utf8(p, pl);
+            }
+            CHECK(split, "streaming %s text %zu: no character split across tokens", lm_vocab_kind(v), t);
+            size_t len;
+            bool chunks_ok;
+            char *back = stream_detok(v, ids, n, &len, &chunks_ok);
+            CHECK(back && len == strlen(texts[t]) && !memcmp(back, texts[t], len),
+                  "streaming %s text %zu: round trip differs", lm_vocab_kind(v), t);
+            CHECK(chunks_ok, "streaming %s text %zu: a chunk was not valid UTF-8", lm_vocab_kind(v), t);
+            free(back);
+            free(ids);
+        }
+    }
+    if (!spm)
+        return;
+    /* byte tokens of broken sequences: E4 B8 then 'A' -> U+FFFD A; a lone F0 at the end -> U+FFFD */
+    int32_t b_e4 = lm_vocab_find(spm, "<0xE4>", 6), b_b8 = lm_vocab_find(spm, "<0xB8>", 6);
+    int32_t b_f0 = lm_vocab_find(spm, "<0xF0>", 6), b_41 = lm_vocab_find(spm, "<0x41>", 6);
+    int32_t b_80 = lm_vocab_find(spm, "<0x80>", 6);
+    CHECK(b_e4 >= 0 && b_b8 >= 0 && b_f0 >= 0 && b_41 >= 0 && b_80 >= 0, "byte tokens in the spm vocab");
+    lm_detok *d;
+    if (lm_detok_create(spm, false, &d))
+        return;
+    const char *p;
+    size_t pl;
+    lm_detok_push(d, b_e4, &p, &pl);
+    CHECK(pl == 0, "held back: E4 gave %zu bytes", pl);
+    lm_detok_push(d, b_b8, &p, &pl);
+    CHECK(pl == 0, "held back: E4 B8 gave %zu bytes", pl);
+    lm_detok_push(d, b_41, &p, &pl);
+    CHECK(pl == 4 && !memcmp(p, "\xef\xbf\xbd" "A", 4), "E4 B8 A -> U+FFFD A (%zu bytes)", pl);
+    lm_detok_push(d, b_80, &p, &pl);
+    CHECK(pl == 3 && !memcmp(p, "\xef\xbf\xbd", 3), "a lone continuation byte -> U+FFFD (%zu bytes)", pl);
+    lm_detok_push(d, b_f0, &p, &pl);
+    CHECK(pl == 0, "held back: F0 gave %zu bytes", pl);
+    lm_detok_flush(d, &p, &pl);
+    CHECK(pl == 3 && !memcmp(p, "\xef\xbf\xbd", 3), "flush of an incomplete character -> U+FFFD (%zu bytes)", pl);
+    CHECK(lm_detok_push(d, -1, &p, &pl) == LM_ERR_INVALID, "an id out of range is refused");
+    CHECK(lm_detok_push(d, lm_vocab_n_tokens(spm), &p, &pl) == LM_ERR_INVALID, "an id out of range is refused");
+    lm_detok_free(d);
+}
+
+static void test_invalid_utf8(const lm_vocab *v)
+{
+    static const struct {
+        const char *s;
+        size_t off;
+    } bad[] = {
+        { "abc\xff", 3 }, { "ab\xe4\xb8", 2 }, { "\xc0\xaf", 0 }, { "x\xed\xa0\x80", 1 }, { "hello \x80", 6 },
+        { "\xf4\x90\x80\x80", 0 }, { "ok\xe2\x82z", 2 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int32_t *ids = (int32_t *)1;
+        int64_t n = 7;
+        char err[256] = "", want[64];
+        int rc = lm_tokenize(v, bad[i].s, strlen(bad[i].s), true, false, &ids, &n, err, sizeof err);
+        snprintf(want, sizeof want, "offset %zu", bad[i].off);
+        CHECK(rc == LM_ERR_INVALID && !ids && n == 0 && strstr(err, want),
+              "invalid UTF-8 %zu: rc %d, message '%s' (want '%s')", i, rc, err, want);
+    }
+    int32_t *ids;
+    int64_t n;
+    CHECK(lm_tokenize(v, "", 0, false, false, &ids, &n, NULL, 0) == LM_OK && n == 0 && !ids, "empty text");
+}
+
+static void expect_ids(const lm_vocab *v, const char *text, bool parse_special, const int32_t *want, int64_t nwant)
+{
+    int32_t *ids;
+    int64_t n;
+    char err[256] = "";
+    int rc = lm_tokenize(v, text, strlen(text), false, parse_special, &ids, &n, err, sizeof err);
+    bool ok = rc == LM_OK && n == nwant && (!n || !memcmp(ids, want, (size_t)n * sizeof *ids));
+    if (!ok) {
+        fprintf(stderr, "'%s' (parse_special %d):", text, parse_special);
+        print_ids(stderr, ids, n);
+        fputc('\n', stderr);
+    }
+    CHECK(ok, "'%s': %s", text, err);
+    free(ids);
+}
+
+static void test_specials(const lm_vocab *llama3, const lm_vocab *qwen2)
+{
+    if (llama3) {
+        CHECK(lm_vocab_bos(llama3) == 128000 && lm_vocab_eos(llama3) == 128001, "llama-bpe bos/eos");
+        CHECK(lm_vocab_eot(llama3) == 128009, "llama-bpe eot %d (<|eot_id|>)", lm_vocab_eot(llama3));
+        CHECK(lm_vocab_is_eog(llama3, 128009) && lm_vocab_is_eog(llama3, 128001) && !lm_vocab_is_eog(llama3, 9906),
+              "llama-bpe eog");
+        CHECK(lm_vocab_add_bos(llama3), "llama-bpe adds BOS");
+        CHECK(lm_vocab_nl(llama3) == 198, "llama-bpe newline %d", lm_vocab_nl(llama3));
+        const int32_t a[] = { 128000, 9906, 128009 };
+        expect_ids(llama3, "<|begin_of_text|>Hello<|eot_id|>", true, a, 3);
+        /* not parsed: the text of the special token is tokenized as text */
+        int32_t *ids;
+        int64_t n;
+        lm_tokenize(llama3, "<|eot_id|>", 10, false, false, &ids, &n, NULL, 0);
+        CHECK(n > 1, "<|eot_id|> without parse_special: %lld tokens", (long long)n);
+        for (int64_t i = 0; i < n; i++)
+            CHECK(ids[i] < 128000, "<|eot_id|> without parse_special gave special id %d", ids[i]);
+        free(ids);
+        /* add_special: BOS first */
+        lm_tokenize(llama3, "Hello", 5, true, false, &ids, &n, NULL, 0);
+        CHECK(n == 2 && ids[0] == 128000 && ids[1] == 9906, "llama-bpe add_special");
+        free(ids);
+        /* detok of a special: printed only with special */
+        const int32_t s[] = { 128000, 9906, 128009 };
+        char *t;
+        lm_detokenize(llama3, s, 3, false, &t, NULL, NULL, 0);
+        CHECK(t && !strcmp(t, "Hello"), "detok without specials: '%s'", t ? t : "(null)");
+        free(t);
+        lm_detokenize(llama3, s, 3, true, &t, NULL, NULL, 0);
+        CHECK(t && !strcmp(t, "<|begin_of_text|>Hello<|eot_id|>"), "detok with specials: '%s'", t ? t : "(null)");
+        free(t);
+        size_t len;
+        const char *raw = lm_token_text(llama3, 22691, &len);
+        CHECK(raw && !strcmp(raw, "\xc4\xa0" "Hello") && len == 7, "raw text of ' Hello' is 'GHello' (%s)", raw);
+        raw = lm_token_piece(llama3, 22691, &len);
+        CHECK(raw && !strcmp(raw, " Hello") && len == 6, "piece of 22691 is ' Hello'");
+        CHECK(lm_token_text(llama3, -1, &len) == NULL && lm_token_text(llama3, 128256, &len) == NULL,
+              "token text out of range");
+    }
+    if (qwen2) {
+        int32_t im_start = lm_vocab_find(qwen2, "<|im_start|>", 12), im_end = lm_vocab_find(qwen2, "<|im_end|>", 10);
+        CHECK(im_start == 151644 && im_end == 151645, "qwen2 im_start %d im_end %d", im_start, im_end);
+        CHECK(lm_vocab_is_eog(qwen2, im_end) && lm_vocab_eot(qwen2) >= 0, "qwen2: <|im_end|> ends generation");
+        CHECK(!lm_vocab_add_bos(qwen2), "qwen2 adds no BOS");
+        int32_t *ids;
+        int64_t n;
+        const char *chat = "<|im_start|>user\nhi<|im_end|>";
+        lm_tokenize(qwen2, chat, strlen(chat), false, true, &ids, &n, NULL, 0);
+        CHECK(n >= 4 && ids[0] == im_start && ids[n - 1] == im_end, "qwen2 chat markup with parse_special");
+        char *t;
+        lm_detokenize(qwen2, ids, n, true, &t, NULL, NULL, 0);
+        CHECK(t && !strcmp(t, chat), "qwen2 chat round trip: '%s'", t ? t : "(null)");
+        free(t);
+        free(ids);
+    }
+}
+
+static void test_errors(void)
+{
+    /* a GGUF without tokenizer metadata is refused with a clear status */
+    lm_gguf *g;
+    char err[256] = "";
+    if (lm_gguf_open(tu_model_path("gguf/stories260K.gguf"), &g, err, sizeof err) == LM_OK) {
+        lm_vocab *v = (lm_vocab *)1;
+        CHECK(lm_vocab_from_gguf(NULL, &v, err, sizeof err) == LM_ERR_INVALID && !v, "NULL gguf");
+        lm_gguf_close(g);
+    }
+    /* truncated llama2.c tokenizer files */
+    size_t len;
+    char *data = tu_read_file(tu_model_path("llama2c/tok512.bin"), &len);
+    CHECK(data != NULL, "tok512.bin");
+    if (!data)
+        return;
+    char path[] = "/tmp/vkllm_tok_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) {
+        free(data);
+        return;
+    }
+    FILE *f = fdopen(fd, "wb");
+    size_t cuts[] = { 0, 3, 4, 10, 13, len - 1 };
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        f = freopen(path, "wb", f);
+        fwrite(data, 1, cuts[i], f);
+        fflush(f);
+        lm_vocab *v = (lm_vocab *)1;
+        int rc = lm_vocab_from_llama2c(path, &v, err, sizeof err);
+        CHECK(rc == LM_ERR_FORMAT && !v, "tok512.bin cut at %zu bytes: rc %d (%s)", cuts[i], rc, err);
+    }
+    fclose(f);
+    remove(path);
+    free(data);
+}
+
+int main(void)
+{
+    test_vectors();
+    test_llama2c();
+    lm_vocab *llama3 = open_gguf_vocab("tokenizer-vectors/ggml-vocab-llama-bpe.gguf");
+    lm_vocab *qwen2 = open_gguf_vocab("tokenizer-vectors/ggml-vocab-qwen2.gguf");
+    lm_vocab *spm = open_gguf_vocab("tokenizer-vectors/ggml-vocab-llama-spm.gguf");
+    test_streaming(llama3, spm);
+    if (spm)
+        test_invalid_utf8(spm);
+    if (llama3)
+        test_invalid_utf8(llama3);
+    test_specials(llama3, qwen2);
+    test_errors();
+    lm_vocab_free(llama3);
+    lm_vocab_free(qwen2);
+    lm_vocab_free(spm);
+    return tu_finish("test_tokenizer");
+}

@@ -297,6 +297,9 @@ int rt_op_fma_kernel(rt_seq *seq, rt_ref dst, int64_t n_threads, int iters)
     rt_bind bind[1];
     uint32_t o;
     rt_op_bind(seq, dst, 4, n_threads, &bind[0], &o);
+    /* the kernel writes from the start of its binding: it has no element offset */
+    if (!rt_seq_status(seq) && o)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "fma kernel: dst must be at an aligned offset");
     uint32_t wg = rt_op_wg(seq, 256);
     if ((n_threads + wg - 1) / wg > rt_seq_ctx(seq)->info.max_workgroup_count[0])
         return rt_seq_fail(seq, RT_ERR_LIMIT, "fma kernel: too many threads");

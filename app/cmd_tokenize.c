@@ -1,9 +1,203 @@
-/* cmd_tokenize.c: `vkllm tokenize` (placeholder until implemented). */
+/* cmd_tokenize.c: `vkllm tokenize -m FILE (-p TEXT | -f FILE)`: the tokens of a text, from the
+ * vocabulary of a GGUF file or a llama2.c tokenizer. Needs no device. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "app.h"
+#include "lm.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vkllm tokenize -m FILE (-p TEXT | -f FILE) [options]\n"
+            "  -m, --model FILE       GGUF file whose vocabulary to use\n"
+            "      --tokenizer FILE   a llama2.c tokenizer.bin instead (then -m is not needed)\n"
+            "  -p, --prompt TEXT      the text\n"
+            "  -f, --file FILE        read the text from a file ('-': standard input)\n"
+            "      --ids              print only the ids, space-separated on one line\n"
+            "      --no-bos           do not add BOS (and EOS/SEP) even when the vocabulary asks for it\n"
+            "      --parse-special    special-token texts (e.g. <|im_start|>) become their ids\n"
+            "Without --ids: one line per token, the id, a tab, and the token's bytes as a quoted string\n"
+            "(\\n, \\t, \\\", \\\\ and \\xNN for control bytes and bytes of incomplete characters).\n");
+}
+
+/* Reads a whole file (or stdin for "-"); NULL after printing why. */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        app_fail("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            char *p = cap < ((size_t)1 << 40) ? realloc(buf, cap * 2) : NULL;
+            if (!p) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    bool err = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (!buf) {
+        app_fail("%s: out of memory", path);
+        return NULL;
+    }
+    if (err) {
+        free(buf);
+        app_fail("%s: read error", path);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* Length of the valid UTF-8 character at s (n bytes left), 0 if there is none. */
+static int utf8_char(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    int k = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    if (!k || (size_t)k > n)
+        return 0;
+    for (int i = 1; i < k; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return k;
+}
+
+/* A piece as a quoted, escaped string: whatever its bytes, the line stays readable. */
+static void print_piece(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    putchar('"');
+    for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+        int k = utf8_char(p + i, len - i);
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c == '\r')
+            fputs("\\r", stdout);
+        else if (c < 0x20 || c == 0x7f || k == 0)
+            printf("\\x%02x", c);
+        else {
+            fwrite(p + i, 1, (size_t)k, stdout);
+            i += (size_t)k;
+            continue;
+        }
+        i++;
+    }
+    putchar('"');
+}
 
 int cmd_tokenize(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return app_fail("'tokenize' is not implemented yet");
+    const char *model = NULL, *tokenizer = NULL, *prompt = NULL, *file = NULL;
+    bool ids_only = false, no_bos = false, parse_special = false, bad = false;
+    for (int i = 1; i < argc && !bad; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            bad = !app_arg_str(argc, argv, &i, &model);
+        else if (!strcmp(a, "--tokenizer"))
+            bad = !app_arg_str(argc, argv, &i, &tokenizer);
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt"))
+            bad = !app_arg_str(argc, argv, &i, &prompt);
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
+            bad = !app_arg_str(argc, argv, &i, &file);
+        else if (!strcmp(a, "--ids"))
+            ids_only = true;
+        else if (!strcmp(a, "--no-bos"))
+            no_bos = true;
+        else if (!strcmp(a, "--parse-special"))
+            parse_special = true;
+        else {
+            app_fail("tokenize: unknown option '%s'", a);
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (bad)
+        return 1;
+    if (!model && !tokenizer) {
+        usage(stderr);
+        return app_fail("tokenize: give a model with -m FILE (or a llama2.c tokenizer with --tokenizer FILE)");
+    }
+    if (!prompt == !file) {
+        usage(stderr);
+        return app_fail("tokenize: give the text with exactly one of -p TEXT or -f FILE");
+    }
+
+    char err[512] = "";
+    lm_vocab *v = NULL;
+    if (tokenizer) {
+        if (lm_vocab_from_llama2c(tokenizer, &v, err, sizeof err))
+            return app_fail("%s", err);
+    } else {
+        lm_gguf *g;
+        int rc = lm_gguf_open(model, &g, err, sizeof err);
+        if (rc) {
+            size_t n = strlen(model);
+            if (rc == LM_ERR_FORMAT && n > 4 && !strcmp(model + n - 4, ".bin"))
+                return app_fail("%s\n(for a llama2.c tokenizer file use --tokenizer %s)", err, model);
+            return app_fail("%s", err);
+        }
+        rc = lm_vocab_from_gguf(g, &v, err, sizeof err);
+        lm_gguf_close(g);
+        if (rc)
+            return app_fail("%s: %s", model, err);
+    }
+
+    size_t len = prompt ? strlen(prompt) : 0;
+    char *text = file ? read_all(file, &len) : NULL;
+    if (file && !text) {
+        lm_vocab_free(v);
+        return 1;
+    }
+    int32_t *ids;
+    int64_t n;
+    int rc = lm_tokenize(v, file ? text : prompt, len, !no_bos, parse_special, &ids, &n, err, sizeof err);
+    free(text);
+    if (rc) {
+        lm_vocab_free(v);
+        return app_fail("%s", err);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (ids_only) {
+            printf(i ? " %d" : "%d", ids[i]);
+            continue;
+        }
+        size_t plen;
+        const char *piece = lm_token_piece(v, ids[i], &plen);
+        printf("%d\t", ids[i]);
+        print_piece(piece, plen);
+        putchar('\n');
+    }
+    if (ids_only)
+        putchar('\n');
+    free(ids);
+    lm_vocab_free(v);
+    if (fflush(stdout) || ferror(stdout))
+        return app_fail("tokenize: cannot write the output");
+    return 0;
 }

@@ -1137,6 +1137,10 @@ static int gguf_nums(const lm_gguf *g, const char *key, int64_t n, bool as_float
     if (!p)
         return tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
     *out = p;
+    if (data && et == (as_float ? LM_GGUF_F32 : LM_GGUF_I32)) { /* the usual case: copy (may be unaligned) */
+        memcpy(p, data, (size_t)n * 4);
+        return LM_OK;
+    }
     for (int64_t i = 0; i < n; i++) {
         if (as_float) {
             double x;

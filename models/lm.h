@@ -326,9 +326,9 @@ int lm_session_step(lm_session *s, int32_t id, float *logits, int32_t *next, cha
  *   softmax and one draw from the sampler's seeded RNG (splitmix64, 53-bit uniform).
  * temp <= 0 is greedy: the argmax of the penalised logits, the lowest id on ties, and no RNG draw.
  * Ties between equal logits are ordered by ascending id in every stage. NaN logits never win. Cost:
- * O(n_vocab) per token plus O(n_vocab log top_k) for top-k; top-p without top-k sorts only the
- * tokens that can be in the nucleus (p >= (1 - top_p) / (n_vocab - 1)), so a 150k vocabulary is
- * fully sorted only in the rare case where floating-point rounding leaves that set short.
+ * a few passes over the logits per token, O(n_vocab log top_k) for top-k, no sort of the vocabulary
+ * (top-p without top-k finds the nucleus by a weighted quickselect, expected linear time, among the
+ * tokens with p >= (1 - top_p) / (n_vocab - 1)).
  *
  * llama2.c mode (llama2c = true): karpathy/llama2.c run.c's sampler, as described in
  * ../shared/models/README.md section 2: temp <= 0 is argmax (lowest id on ties); otherwise logits /

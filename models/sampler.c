@@ -1,15 +1,17 @@
 /* sampler.c: the token sampler. llama.cpp's default chain (penalties -> top-k -> top-p -> min-p ->
  * temperature -> softmax -> draw) and llama2.c's sampler, behind one handle; the contract is in lm.h.
  *
- * The default chain works on a scratch array of (logit, id) candidates, kept sorted best first
- * (highest logit, then lowest id) whenever a stage needs an order:
+ * The default chain works on a scratch array of (logit, id) candidates. Rank: highest logit first,
+ * then lowest id. Every stage keeps a best-ranked prefix, so no stage needs a full sort:
  *   - top-k: a min-heap of k candidates over one pass of the logits (O(n log k), and most logits
- *     fail the compare with the heap's root), then heapsort of the k survivors;
+ *     fail the compare with the heap's root), then heapsort of the k survivors; top-p and min-p
+ *     then cut that sorted list;
  *   - top-p without top-k: only tokens with p >= (1 - top_p) / (n - 1) can be in the nucleus (the
  *     others together weigh less than 1 - top_p: llama2.c's observation), so only those are
- *     collected and sorted; min-p, which keeps a prefix of the same order, narrows that set further;
- *   - otherwise no sort at all: min-p is a threshold on the logit, and the draw walks candidates in
- *     id order.
+ *     collected (min-p, a prefix of the same order, may narrow the set further), and a quickselect
+ *     weighted by probability finds the nucleus in expected O(size) without sorting it;
+ *   - otherwise: min-p is a threshold on the logit.
+ * The draw walks the survivors in whatever order they are in: the same input gives the same order.
  * The max logit M is kept by every stage, so softmax weights are exp((l - M) / temp) throughout.
  */
 #include "lm.h"
@@ -332,11 +334,12 @@ static void sort_best_first(cand *c, int64_t n)
 }
 
 /* The k best of logits[n] into c[0..k), best first. Ids arrive in increasing order, so a newcomer
- * with the same logit as the root ranks below it and is rightly skipped: ties keep the lower id. */
+ * with the same logit as the root ranks below it and is rightly skipped: ties keep the lower id.
+ * NaN counts as -inf (a NaN newcomer fails the compare with the root). */
 static void select_top_k(const float *logits, int32_t n, int32_t k, cand *c)
 {
     for (int32_t i = 0; i < k; i++)
-        c[i] = (cand){ logits[i], i };
+        c[i] = (cand){ logits[i] == logits[i] ? logits[i] : -INFINITY, i };
     heapify(c, k);
     for (int32_t i = k; i < n; i++) {
         if (logits[i] > c[0].logit) {
@@ -358,26 +361,88 @@ static int64_t collect(const float *logits, int32_t n, float thr, cand *c)
     return m;
 }
 
-/* top-p on candidates sorted best first, p_i = exp(l_i - M) / z: the length of the shortest prefix
- * whose cumulative p is >= top_p (llama.cpp's rule), or -1 when the candidates do not reach it. */
-static int64_t nucleus(const cand *c, int64_t n, float top_p, float M, double z)
+/* top-p on candidates sorted best first, weights exp(l - M): the length of the shortest prefix
+ * whose weight reaches target = top_p * (total weight) (llama.cpp's rule, cumulative p >= top_p),
+ * or -1 when all n together do not reach it. */
+static int64_t nucleus_sorted(const cand *c, int64_t n, double target, float M)
 {
     double cum = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        cum += exp((double)c[i].logit - M) / z;
-        if (cum >= top_p)
+        cum += expf(c[i].logit - M);
+        if (cum >= target)
             return i + 1;
     }
     return -1;
 }
 
+static inline void swap_cand(cand *a, cand *b)
+{
+    cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* The same as nucleus_sorted() on unsorted candidates, in expected O(n): a quickselect weighted by
+ * exp(l - M) that moves the nucleus (unordered) to c[0..k) and returns k, or -1 when all n do not
+ * reach the target. Pivot: median of three by rank; past 2 log2(n) + 8 rounds (an adversarial
+ * input), the rest is sorted and walked instead. */
+static int64_t nucleus_select(cand *c, int64_t n, double target, float M)
+{
+    int64_t lo = 0, hi = n; /* c[0..lo) is in the nucleus, c[hi..n) is not, acc = weight of c[0..lo) */
+    double acc = 0.0;
+    int rounds = 8;
+    for (int64_t m = n; m > 1; m >>= 1)
+        rounds += 2;
+    while (hi - lo > 1) {
+        if (--rounds < 0) {
+            sort_best_first(c + lo, hi - lo);
+            int64_t k = nucleus_sorted(c + lo, hi - lo, target - acc, M);
+            return k > 0 ? lo + k : hi < n ? hi : -1;
+        }
+        /* median of three to c[hi - 1] */
+        int64_t mid = lo + (hi - lo) / 2;
+        if (worse(c[mid], c[lo]))
+            swap_cand(&c[mid], &c[lo]);
+        if (worse(c[hi - 1], c[lo]))
+            swap_cand(&c[hi - 1], &c[lo]);
+        if (worse(c[mid], c[hi - 1]))
+            swap_cand(&c[mid], &c[hi - 1]);
+        const cand pivot = c[hi - 1];
+        /* better than the pivot to the front */
+        int64_t store = lo;
+        double better = 0.0;
+        for (int64_t i = lo; i < hi - 1; i++) {
+            if (worse(pivot, c[i])) {
+                better += expf(c[i].logit - M);
+                swap_cand(&c[i], &c[store++]);
+            }
+        }
+        swap_cand(&c[store], &c[hi - 1]);
+        if (acc + better >= target) {
+            hi = store;
+        } else {
+            acc += better + expf(pivot.logit - M);
+            if (acc >= target)
+                return store + 1;
+            lo = store + 1;
+        }
+    }
+    if (hi - lo == 1) {
+        acc += expf(c[lo].logit - M);
+        if (acc >= target || hi < n)
+            return hi;
+        return -1;
+    }
+    return hi < n ? hi : -1; /* hi < n: the weight of c[0..hi) reached the target, up to rounding */
+}
+
 /* softmax(l / temp) over c[0..n) and one draw. c[0..n) must hold the max logit M. */
 static int32_t draw(lm_sampler *s, cand *c, int64_t n, float M)
 {
-    const double inv_t = 1.0 / s->p.temp;
+    const float inv_t = 1.0f / s->p.temp;
     double total = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        float w = (float)exp(((double)c[i].logit - M) * inv_t);
+        float w = expf((c[i].logit - M) * inv_t);
         c[i].logit = w;
         total += w;
     }
@@ -399,10 +464,43 @@ static int32_t sample_chain(lm_sampler *s, float *logits)
     const int32_t n = s->n_vocab;
     if (s->penalize)
         apply_penalties(s, logits);
+    if (s->p.temp <= 0.0f || n == 1)
+        return argmax(logits, n);
 
-    /* NaN -> -inf (so it weighs 0 and cannot win), and the max logit M */
+    const int32_t top_k = s->p.top_k;
+    const float top_p = s->p.top_p, min_p = s->p.min_p;
+    cand *c = s->cand;
+    int64_t nc;
+    float M;
+
+    if (top_k > 0 && top_k < n) {
+        /* sorted path: top-k, then top-p and min-p cut prefixes of the same order */
+        select_top_k(logits, n, top_k, c);
+        M = c[0].logit;
+        if (!isfinite(M))
+            return c[0].id; /* nothing finite to weigh */
+        nc = top_k;
+        if (top_p < 1.0f) {
+            double z = 0.0;
+            for (int64_t i = 0; i < nc; i++)
+                z += expf(c[i].logit - M);
+            int64_t len = nucleus_sorted(c, nc, (double)top_p * z, M);
+            if (len > 0)
+                nc = len;
+        }
+        if (min_p > 0.0f) {
+            const float thr_min_p = M + logf(min_p);
+            int64_t keep = 1;
+            while (keep < nc && c[keep].logit >= thr_min_p)
+                keep++;
+            nc = keep;
+        }
+        return draw(s, c, nc, M);
+    }
+
+    /* the whole vocabulary: NaN -> -inf (it weighs 0 and cannot win), and the max logit M */
     int32_t best = 0;
-    float M = -INFINITY;
+    M = -INFINITY;
     for (int32_t i = 0; i < n; i++) {
         float l = logits[i];
         if (l != l)
@@ -412,50 +510,26 @@ static int32_t sample_chain(lm_sampler *s, float *logits)
             best = i;
         }
     }
-    if (s->p.temp <= 0.0f || n == 1 || !isfinite(M))
-        return best; /* greedy, or nothing finite to weigh */
-
-    const int32_t top_k = s->p.top_k;
-    const float top_p = s->p.top_p, min_p = s->p.min_p;
+    if (!isfinite(M))
+        return best;
     const float thr_min_p = min_p > 0.0f ? M + logf(min_p) : -INFINITY;
-    cand *c = s->cand;
-    int64_t nc;
 
-    if (top_k > 0 && top_k < n) {
-        /* sorted path: top-k, then top-p and min-p cut prefixes of the same order */
-        select_top_k(logits, n, top_k, c);
-        nc = top_k;
-        if (top_p < 1.0f) {
-            double z = 0.0;
-            for (int64_t i = 0; i < nc; i++)
-                z += exp((double)c[i].logit - M);
-            int64_t cut = nucleus(c, nc, top_p, M, z);
-            if (cut > 0)
-                nc = cut;
-        }
-        int64_t keep = 1;
-        while (keep < nc && c[keep].logit >= thr_min_p)
-            keep++;
-        nc = keep;
-    } else if (top_p < 1.0f) {
-        /* top-p over the whole vocabulary: sort only the tokens that can be in the nucleus. Tokens
-         * with p < cut weigh less than (n - 1) * cut = 1 - top_p together, so the rest reach top_p.
-         * The logit threshold is lowered by 1e-3 against rounding, and min-p (a prefix of the same
-         * order) may raise it. */
+    if (top_p < 1.0f) {
+        /* top-p: only the tokens with p >= cut can be in the nucleus, since those below weigh less
+         * than (n - 1) * cut = 1 - top_p together; min-p (a prefix of the same order) may narrow
+         * the set further. The logit threshold is lowered by 1e-3 against rounding. */
         double z = 0.0;
         for (int32_t i = 0; i < n; i++)
-            z += exp((double)logits[i] - M);
+            z += expf(logits[i] - M);
         double cut = (1.0 - (double)top_p) / (double)(n - 1);
         float thr_top_p = (float)fmin((double)M + log(cut * z) - 1e-3, (double)M);
         float thr = fmaxf(thr_top_p, thr_min_p);
         nc = collect(logits, n, thr, c);
-        sort_best_first(c, nc);
-        int64_t len = nucleus(c, nc, top_p, M, z);
+        int64_t len = nucleus_select(c, nc, (double)top_p * z, M);
         if (len < 0 && thr_top_p > thr_min_p) {
             /* rounding left the set short of top_p: take everything min-p allows */
             nc = collect(logits, n, thr_min_p, c);
-            sort_best_first(c, nc);
-            len = nucleus(c, nc, top_p, M, z);
+            len = nucleus_select(c, nc, (double)top_p * z, M);
         }
         if (len > 0)
             nc = len;
@@ -502,6 +576,8 @@ static int32_t llama2c_topp(const float *p, int32_t n, float topp, cand *c, floa
 {
     const float cutoff = (1.0f - topp) / (float)(n - 1);
     int64_t n0 = collect(p, n, cutoff, c);
+    if (n0 == 0)
+        return argmax(p, n); /* only with a tiny vocab and top_p: run.c reads probindex[-1] there */
     sort_best_first(c, n0);
     float cumulative = 0.0f;
     int64_t last = n0 - 1;

@@ -68,7 +68,11 @@ static char *read_all(const char *path, size_t *len)
 static int utf8_char(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
-    int k = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    int k = c < 0x80                  ? 1
+            : (c >= 0xC2 && c <= 0xDF) ? 2
+            : (c >= 0xE0 && c <= 0xEF) ? 3
+            : (c >= 0xF0 && c <= 0xF4) ? 4
+                                       : 0;
     if (!k || (size_t)k > n)
         return 0;
     for (int i = 1; i < k; i++)

@@ -60,8 +60,10 @@ enum {
     PRE_NO_BOS = 4,        /* no default BOS id */
 };
 
+#define TOK_PRE_MAX_NAMES 20
+
 struct tok_pre {
-    const char *names; /* tokenizer.ggml.pre values, separated by spaces */
+    const char *names[TOK_PRE_MAX_NAMES]; /* the tokenizer.ggml.pre values that mean this one */
     unsigned flags;
     const char *re[TOK_MAX_REGEX];
 };
@@ -115,53 +117,58 @@ struct tok_pre {
     "\xe3\x80\x80-\xe3\x80\x82]+"
 
 static const tok_pre pre_table[] = {
-    { "default", 0, { "[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2_NS, "\\p{N}+", "[0-9][0-9][0-9]" } },
-    { "llama3 llama-v3 llama-bpe falcon3 falcon-h1 pixtral midm-2.0 lfm2 jina-v5-nano",
+    { { "default" }, 0, { "[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2_NS, "\\p{N}+", "[0-9][0-9][0-9]" } },
+    { { "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano" },
       PRE_IGNORE_MERGES | PRE_ADD_BOS, { RE_LLAMA3 } },
-    { "dbrx smaug-bpe", 0, { RE_LLAMA3 } },
-    { "glm4 chatglm-bpe", PRE_NO_BOS, { RE_LLAMA3 } },
-    { "deepseek-llm", 0, { "[\r\n]", RE_DEEPSEEK_LETTERS, RE_DEEPSEEK_PUNCT, "\\s+$", RE_CJK, "\\p{N}+" } },
-    { "deepseek-coder", 0, { "[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", RE_CJK, "\\p{N}" } },
-    { "deepseek-v3 hunyuan-dense joyai-llm hy_v4", 0,
+    { { "dbrx", "smaug-bpe" }, 0, { RE_LLAMA3 } },
+    { { "glm4", "chatglm-bpe" }, PRE_NO_BOS, { RE_LLAMA3 } },
+    { { "deepseek-llm" }, 0, { "[\r\n]", RE_DEEPSEEK_LETTERS, RE_DEEPSEEK_PUNCT, "\\s+$", RE_CJK, "\\p{N}+" } },
+    { { "deepseek-coder" }, 0, { "[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", RE_CJK, "\\p{N}" } },
+    { { "deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4" }, 0,
       { "\\p{N}{1,3}", RE_KANA_HAN,
         RE_DS3_WORDS "| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" } },
-    { "spark2_5", 0,
+    { { "spark2_5" }, 0,
       { "\\p{N}{1,3}", RE_KANA_HAN, RE_DS3_WORDS "| ?[\\p{P}\\p{S}]+|[\\r\\n]|\\s+(?!\\S)|\\s+", "\\p{N}" } },
-    { "falcon", 0, { "[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2_NS, "[0-9][0-9][0-9]" } },
-    { "starcoder refact command-r smollm codeshell exaone minerva-7b mellum2", 0, { "\\p{N}", RE_GPT2_NS } },
-    { "gpt-2 phi-2 jina-es jina-de gigachat jina-v2-es jina-v2-de a.x-4.0 mellum modern-bert exaone4 "
-      "jina-v1-en jina-v2-code roberta-bpe mpt olmo jais trillion granite-docling", 0, { RE_GPT2 } },
-    { "qwen2 deepseek-r1-qwen kormo f2llmv2 megrez stablelm2 hunyuan solar-open grok-2", 0, { RE_QWEN2 } },
-    { "qwen35", 0, { RE_QWEN35 } },
-    { "bloom poro-chat gpt3-finnish", 0, { RE_BLOOM } },
-    { "viking", 0, { RE_BLOOM, "\\p{N}" } },
-    { "tekken", PRE_IGNORE_MERGES | PRE_ADD_BOS, { RE_TEKKEN } },
-    { "gpt-4o llama4 kanana2 talkie minimax-m2", 0, { RE_GPT4O } },
-    { "tiny_aya cohere2moe", 0, { "\\d{1,3}(?=(?:\\d{3})*\\b)", RE_GPT4O } },
-    { "granite-embed-multi-97m", PRE_IGNORE_MERGES,
+    { { "falcon" }, 0, { "[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2_NS, "[0-9][0-9][0-9]" } },
+    { { "starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b", "mellum2" },
+      0, { "\\p{N}", RE_GPT2_NS } },
+    { { "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum",
+        "modern-bert", "exaone4", "jina-v1-en", "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais",
+        "trillion", "granite-docling" },
+      0, { RE_GPT2 } },
+    { { "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan", "solar-open",
+        "grok-2" },
+      0, { RE_QWEN2 } },
+    { { "qwen35" }, 0, { RE_QWEN35 } },
+    { { "bloom", "poro-chat", "gpt3-finnish" }, 0, { RE_BLOOM } },
+    { { "viking" }, 0, { RE_BLOOM, "\\p{N}" } },
+    { { "tekken" }, PRE_IGNORE_MERGES | PRE_ADD_BOS, { RE_TEKKEN } },
+    { { "gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2" }, 0, { RE_GPT4O } },
+    { { "tiny_aya", "cohere2moe" }, 0, { "\\d{1,3}(?=(?:\\d{3})*\\b)", RE_GPT4O } },
+    { { "granite-embed-multi-97m" }, PRE_IGNORE_MERGES,
       { "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))*((?=[\\p{L}\\p{M}])([^A-Z]))+" RE_ASCII_CONTRACT
         "?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))+((?=[\\p{L}\\p{M}])([^A-Z]))*" RE_ASCII_CONTRACT
         "?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" } },
-    { "chameleon", PRE_ADD_BOS,
+    { { "chameleon" }, PRE_ADD_BOS,
       { "<sentinel:[0-9]+>", "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z", "([\\t\\n]|    |  )", "\\p{N}",
         "[\\p{P}!-/:-@\\[-`{-~]", RE_GPT2_NS } },
-    { "seed-coder", 0,
+    { { "seed-coder" }, 0,
       { RE_CONTRACT "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" } },
-    { "bailingmoe bailingmoe2 llada-moe", 0,
+    { { "bailingmoe", "bailingmoe2", "llada-moe" }, 0,
       { "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+" } },
-    { "exaone-moe", 0,
+    { { "exaone-moe" }, 0,
       { RE_CONTRACT "|[^\\r\\n\\p{L}\\p{N}]?(?:\\p{L}\\p{M}*(?: \\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?"
         "|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+" } },
-    { "jais-2", 0,
+    { { "jais-2" }, 0,
       { RE_CONTRACT "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+"
         "|\\s{512}(?!\\S)|\\s{256}(?!\\S)|\\s{128}(?!\\S)|\\s{64}(?!\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)"
         "|\\s{8}(?!\\S)|\\s{4}(?!\\S)|\\s{1,2}(?!\\S)|\\s{1}" } },
-    { "ufakzeka", 0,
+    { { "ufakzeka" }, 0,
       { "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" } },
-    { "minicpm5", PRE_IGNORE_MERGES,
+    { { "minicpm5" }, PRE_IGNORE_MERGES,
       { "\\p{N}{1,3}",
         RE_CONTRACT "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" } },
-    { "youtu", PRE_IGNORE_MERGES,
+    { { "youtu" }, PRE_IGNORE_MERGES,
       { "[\xea\xb0\x80-\xed\x9e\xa3\xe3\x84\xb1-\xe3\x86\x8e]+|[\xef\xbc\x81\xe2\x80\xa6\xe2\x80\x9c\xe2\x80\x9d"
         "\xe2\x80\x98\xe2\x80\x99\xe2\x80\x94\xef\xbc\x9a\xef\xbc\x9b\xef\xbc\x8c\xe3\x80\x81-\xe3\x80\xbf\xef"
         "\xb8\xb0-\xef\xb9\x8f]+|[\xe3\x84\x85-\xe3\x84\xaf]+|" RE_KANA_HAN,
@@ -172,43 +179,13 @@ static const tok_pre pre_table[] = {
 
 #define N_PRE (sizeof pre_table / sizeof pre_table[0])
 
-static bool names_contain(const char *names, const char *name)
+const char *tok_bpe_pre_name(int i)
 {
-    size_t n = strlen(name);
-    for (const char *p = names; *p;) {
-        const char *e = strchr(p, ' ');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == n && !memcmp(p, name, n))
-            return true;
-        p += len + (e != NULL);
-    }
-    return false;
-}
-
-const char *const *tok_bpe_pre_names(void)
-{
-    /* every name of the table, split once into a static list (built at first use; the table is
-     * constant, so two threads racing here write the same values) */
-    static const char *list[256];
-    static char store[4096];
-    if (list[0])
-        return list;
-    size_t k = 0, used = 0;
-    for (size_t i = 0; i < N_PRE; i++) {
-        for (const char *p = pre_table[i].names; *p && k + 1 < 256;) {
-            const char *e = strchr(p, ' ');
-            size_t len = e ? (size_t)(e - p) : strlen(p);
-            if (used + len + 1 > sizeof store)
-                break;
-            memcpy(store + used, p, len);
-            store[used + len] = 0;
-            list[k++] = store + used;
-            used += len + 1;
-            p += len + (e != NULL);
-        }
-    }
-    list[k] = NULL;
-    return list;
+    for (size_t k = 0; k < N_PRE; k++)
+        for (int j = 0; j < TOK_PRE_MAX_NAMES && pre_table[k].names[j]; j++)
+            if (i-- == 0)
+                return pre_table[k].names[j];
+    return NULL;
 }
 
 /* ---------------------------------------------------------------------------------- setup */
@@ -218,8 +195,9 @@ int tok_bpe_init(lm_vocab *v, const char *pre, const tok_desc *d, char *err, siz
     const char *name = pre && *pre ? pre : "default";
     const tok_pre *p = NULL;
     for (size_t i = 0; i < N_PRE && !p; i++)
-        if (names_contain(pre_table[i].names, name))
-            p = &pre_table[i];
+        for (int j = 0; j < TOK_PRE_MAX_NAMES && pre_table[i].names[j] && !p; j++)
+            if (!strcmp(pre_table[i].names[j], name))
+                p = &pre_table[i];
     if (!p)
         return tok_err(err, errlen, LM_ERR_UNSUPPORTED, "BPE pre-tokenizer '%s' is not supported", name);
     v->pre = p;

@@ -1,8 +1,8 @@
-/* tok_internal.h: what the tokenizer files (tok.c, tok_spm.c, tok_bpe.c, tok_wpm.c) share and nobody
- * else sees: the vocabulary struct, a string hash map, UTF-8 helpers and growable buffers.
+/* tok_internal.h: what the tokenizer files (tok.c, tok_load.c, tok_spm.c, tok_bpe.c, tok_wpm.c) share
+ * and nobody else sees: the vocabulary struct, a string hash map, UTF-8 helpers, growable buffers.
  *
- * A vocabulary is built once (lm_vocab_from_gguf / lm_vocab_from_llama2c both fill a tok_desc of
- * plain arrays and call tok_vocab_build) and is immutable afterwards, so one vocab can tokenize from
+ * A vocabulary is built once (lm_vocab_from_gguf / lm_vocab_from_llama2c in tok_load.c both fill a
+ * tok_desc of plain arrays and call tok_vocab_build) and is immutable afterwards, so one vocab can tokenize from
  * several threads at once: every per-call scratch buffer lives on the caller's side (tok_out). */
 #ifndef VKLLM_TOK_INTERNAL_H
 #define VKLLM_TOK_INTERNAL_H
@@ -146,6 +146,8 @@ static inline const char *tok_text(const lm_vocab *v, int32_t id)
 /* tok.c */
 int tok_vocab_build(const tok_desc *d, lm_vocab **out, char *err, size_t errlen);
 int32_t tok_find(const lm_vocab *v, const char *s, size_t len);
+/* "<0xXX>" -> XX, else -1. */
+int tok_parse_byte(const char *s, size_t len);
 
 /* tok_spm.c: appends the ids of text (already escaped: spaces as U+2581) to out. */
 int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out);
@@ -158,8 +160,8 @@ int tok_bpe_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out
  * one of the 256). */
 uint32_t tok_bpe_byte_to_cp(uint8_t b);
 int tok_bpe_cp_to_byte(uint32_t cp);
-/* The names of every pre-tokenizer the table knows, NULL-terminated (for messages and tests). */
-const char *const *tok_bpe_pre_names(void);
+/* The i-th name the pre-tokenizer table knows, NULL past the last (for tests). */
+const char *tok_bpe_pre_name(int i);
 
 /* tok_wpm.c */
 int tok_wpm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out);

@@ -3,6 +3,7 @@
  * llama.cpp's test-tokenizer-0 does), the llama2.c tokenizer files, special tokens, detokenisation
  * (whole and streaming, with characters split across tokens) and rejection of invalid input. */
 #include "lm.h"
+#include "tok_internal.h" /* to build toy vocabularies for every pre-tokenizer */
 #include "util.h"
 
 #include <stdlib.h>
@@ -36,7 +37,15 @@ static bool valid_utf8(const char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        int k = c < 0x80 ? 1 : (c >= 0xC2 && c < 0xE0) ? 2 : (c >= 0xE0 && c < 0xF0) ? 3 : (c >= 0xF0 && c < 0xF5) ? 4 : 0;
+        int k = 0;
+        if (c < 0x80)
+            k = 1;
+        else if (c >= 0xC2 && c < 0xE0)
+            k = 2;
+        else if (c >= 0xE0 && c < 0xF0)
+            k = 3;
+        else if (c >= 0xF0 && c < 0xF5)
+            k = 4;
         if (!k || i + (size_t)k > n)
             return false;
         for (int j = 1; j < k; j++)
@@ -468,10 +477,209 @@ static void test_errors(void)
     free(data);
 }
 
+/* Falcon's vectors come without expected ids; these were produced with HF's Falcon tokenizer (they
+ * were llama.cpp's test-tokenizer-0-falcon table). */
+static void test_falcon(void)
+{
+    static const struct {
+        const char *s;
+        int n;
+        int32_t ids[20];
+    } t[] = {
+        { " ", 1, { 204 } }, { "  ", 1, { 258 } }, { "   ", 1, { 466 } }, { "\t", 1, { 192 } },
+        { "\n", 1, { 193 } },
+        { "\t\n", 1, { 19125 } }, { "Hello world", 2, { 9856, 1079 } }, { " Hello world", 2, { 23090, 1079 } },
+        { "Hello World", 2, { 9856, 2889 } }, { " Hello World!", 3, { 23090, 2889, 12 } },
+        { "Hello, world!", 4, { 9856, 23, 1079, 12 } },
+        { " this is \xf0\x9f\xa6\x99.cpp", 7, { 414, 304, 3346, 111, 231, 25, 29247 } },
+        { "w048 7tuijk dsdfhu", 9, { 98, 55866, 204, 34, 16682, 7149, 36190, 6869, 11481 } },
+        { "\xd0\xbd\xd0\xb5\xd1\x89\xd0\xbe \xd0\xbd\xd0\xb0 "
+          "\xd0\x91\xd1\x8a\xd0\xbb\xd0\xb3\xd0\xb0\xd1\x80\xd1\x81\xd0\xba\xd0\xb8", /* нещо на Български */
+          19,
+          { 150, 133, 6207, 151, 215, 150, 134, 5052, 133, 6279, 5052, 223, 151, 216, 49679, 123, 53110, 47043,
+            7795 } },
+        { "Hello", 1, { 9856 } }, { "  Hello", 2, { 204, 23090 } },
+        { "    Hello\n    Hello", 4, { 466, 23090, 742, 23090 } },
+        { "\n =", 2, { 1212, 40 } }, { "' era", 2, { 18, 4932 } },
+    };
+    lm_vocab *v = open_gguf_vocab("tokenizer-vectors/ggml-vocab-falcon.gguf");
+    if (!v)
+        return;
+    int passed = 0, total = (int)(sizeof t / sizeof t[0]);
+    for (int i = 0; i < total; i++) {
+        int32_t *ids;
+        int64_t n;
+        lm_tokenize(v, t[i].s, strlen(t[i].s), false, false, &ids, &n, NULL, 0);
+        bool same = n == t[i].n && !memcmp(ids, t[i].ids, (size_t)n * sizeof *ids);
+        if (!same) {
+            fprintf(stderr, "falcon '");
+            print_escaped(stderr, t[i].s, strlen(t[i].s));
+            fprintf(stderr, "':");
+            print_ids(stderr, ids, n);
+            fputc('\n', stderr);
+        }
+        CHECK(same, "falcon HF ids, case %d", i);
+        passed += same;
+        free(ids);
+    }
+    printf("%-15s %-4s %-15s %2d/%d HF ids passed\n", "falcon", "bpe", "falcon", passed, total);
+    lm_vocab_free(v);
+}
+
+/* Every pre-tokenizer of the table on a toy byte-level vocab (the 256 byte characters, one merge):
+ * its regexes must compile with PCRE2 and cut every vector input into pieces that cover it all. */
+static void test_all_pretokenizers(void)
+{
+    const char *toks[256];
+    size_t lens[256];
+    char chars[256][4];
+    for (int b = 0; b < 256; b++) {
+        lens[b] = (size_t)tok_utf8_encode(tok_bpe_byte_to_cp((uint8_t)b), chars[b]);
+        toks[b] = chars[b];
+    }
+    const char *merge[] = { "a b" };
+    size_t merge_len[] = { 3 };
+    size_t inp_len;
+    char *inp = tu_read_file(tu_model_path("tokenizer-vectors/ggml-vocab-llama-bpe.gguf.inp"), &inp_len);
+    CHECK(inp, "llama-bpe .inp");
+    if (!inp)
+        return;
+    int n_names = 0, n_ok = 0;
+    const char *name_i;
+    for (int k = 0; (name_i = tok_bpe_pre_name(k)); k++) {
+        const char *const *name = &name_i;
+        tok_desc d;
+        memset(&d, 0, sizeof d);
+        d.bos = d.eos = d.eot = d.eom = d.unk = d.sep = d.pad = d.cls = d.mask = -1;
+        d.fim_pre = d.fim_suf = d.fim_mid = d.fim_pad = d.fim_rep = d.fim_sep = -1;
+        d.add_bos = d.add_eos = d.add_sep = d.add_space_prefix = d.lowercase = d.strip_accents = -1;
+        d.model = "gpt2";
+        d.pre = *name;
+        d.n_tokens = 256;
+        d.tok = toks;
+        d.tok_len = lens;
+        d.n_merges = 1;
+        d.merge = merge;
+        d.merge_len = merge_len;
+        lm_vocab *v;
+        char err[256] = "";
+        n_names++;
+        int rc = tok_vocab_build(&d, &v, err, sizeof err);
+        CHECK(rc == LM_OK, "pre-tokenizer '%s': %s", *name, err);
+        if (rc)
+            continue;
+        CHECK(!strcmp(lm_vocab_pre(v), *name), "pre name '%s'", lm_vocab_pre(v));
+        bool ok = true;
+        for (char *s = inp, *end; (end = strstr(s, SEP)); s = end + strlen(SEP)) {
+            size_t len = (size_t)(end - s);
+            int32_t *ids;
+            int64_t n;
+            rc = lm_tokenize(v, s, len, false, false, &ids, &n, err, sizeof err);
+            bool cover = rc == LM_OK && (size_t)n == len; /* one byte token per byte */
+            for (int64_t i = 0; cover && i < n; i++)
+                cover = ids[i] == (int32_t)(unsigned char)s[i];
+            if (!cover) {
+                fprintf(stderr, "pre-tokenizer '%s' on '", *name);
+                print_escaped(stderr, s, len);
+                fprintf(stderr, "': %s\n", rc ? err : "pieces do not cover the text");
+            }
+            ok = ok && cover;
+            free(ids);
+        }
+        CHECK(ok, "pre-tokenizer '%s' lost or reordered text", *name);
+        n_ok += ok;
+        lm_vocab_free(v);
+    }
+    printf("%d/%d pre-tokenizer names compile and split losslessly\n", n_ok, n_names);
+    free(inp);
+
+    /* refusals */
+    tok_desc d;
+    memset(&d, 0, sizeof d);
+    d.bos = d.eos = d.eot = d.eom = d.unk = d.sep = d.pad = d.cls = d.mask = -1;
+    d.fim_pre = d.fim_suf = d.fim_mid = d.fim_pad = d.fim_rep = d.fim_sep = -1;
+    d.add_bos = d.add_eos = d.add_sep = d.add_space_prefix = d.lowercase = d.strip_accents = -1;
+    d.model = "gpt2";
+    d.pre = "no-such-pre";
+    d.n_tokens = 256;
+    d.tok = toks;
+    d.tok_len = lens;
+    d.n_merges = 1;
+    d.merge = merge;
+    d.merge_len = merge_len;
+    lm_vocab *v = (lm_vocab *)1;
+    char err[256] = "";
+    CHECK(tok_vocab_build(&d, &v, err, sizeof err) == LM_ERR_UNSUPPORTED && !v && strstr(err, "no-such-pre"),
+          "an unknown pre-tokenizer: '%s'", err);
+    d.pre = "qwen2";
+    d.n_merges = 0;
+    CHECK(tok_vocab_build(&d, &v, err, sizeof err) == LM_ERR_NOT_FOUND && !v, "BPE without merges: '%s'", err);
+    d.model = "t5";
+    CHECK(tok_vocab_build(&d, &v, err, sizeof err) == LM_ERR_UNSUPPORTED && !v && strstr(err, "t5"),
+          "an unknown tokenizer model: '%s'", err);
+}
+
+/* SPM with parse_special: the text after a special token gets the space prefix again (llama.cpp). */
+static void test_spm_specials(const lm_vocab *spm)
+{
+    if (!spm)
+        return;
+    int32_t *a, *b;
+    int64_t na, nb;
+    lm_tokenize(spm, "Hello", 5, false, false, &a, &na, NULL, 0);
+    lm_tokenize(spm, "<s>Hello</s>", 12, false, true, &b, &nb, NULL, 0);
+    CHECK(na >= 1 && nb == na + 2 && b[0] == 1 && b[nb - 1] == 2 && !memcmp(b + 1, a, (size_t)na * sizeof *a),
+          "spm: '<s>Hello</s>' with parse_special");
+    free(a);
+    free(b);
+    lm_tokenize(spm, "Hello", 5, true, false, &a, &na, NULL, 0);
+    CHECK(na >= 2 && a[0] == 1 && lm_vocab_add_bos(spm) && !lm_vocab_add_eos(spm), "spm: BOS added");
+    char *t;
+    lm_detokenize(spm, a, na, false, &t, NULL, NULL, 0);
+    CHECK(t && !strcmp(t, "Hello"), "spm detok after BOS: '%s'", t ? t : "(null)");
+    free(t);
+    free(a);
+    CHECK(lm_vocab_nl(spm) == 13, "spm newline token %d (<0x0A>)", lm_vocab_nl(spm));
+    CHECK(!strcmp(lm_vocab_kind(spm), "spm") && !strcmp(lm_vocab_pre(spm), ""), "spm kind");
+}
+
+/* WPM: [CLS] ... [SEP], lowercased, accents stripped, "##" pieces joined on output. */
+static void test_wpm(void)
+{
+    lm_vocab *v = open_gguf_vocab("tokenizer-vectors/ggml-vocab-bert-bge.gguf");
+    if (!v)
+        return;
+    int32_t *ids;
+    int64_t n;
+    const char *s = "H\xc3\xa9llo, W\xc3\xb6rld!";
+    lm_tokenize(v, s, strlen(s), true, false, &ids, &n, NULL, 0);
+    CHECK(n >= 4 && ids[0] == 101 && ids[n - 1] == 102, "wpm: [CLS] ... [SEP]");
+    char *t;
+    lm_detokenize(v, ids, n, false, &t, NULL, NULL, 0);
+    CHECK(t && !strcmp(t, "hello , world !"), "wpm detok: '%s'", t ? t : "(null)");
+    free(t);
+    free(ids);
+    lm_tokenize(v, "unaffable", 9, false, false, &ids, &n, NULL, 0);
+    CHECK(n > 1, "wpm: a word in pieces");
+    lm_detokenize(v, ids, n, false, &t, NULL, NULL, 0);
+    CHECK(t && !strcmp(t, "unaffable"), "wpm: pieces join: '%s'", t ? t : "(null)");
+    free(t);
+    free(ids);
+    char longword[256];
+    memset(longword, 'a', 150);
+    lm_tokenize(v, longword, 150, false, false, &ids, &n, NULL, 0);
+    CHECK(n == 1 && ids[0] == lm_vocab_unk(v), "wpm: a word over 100 characters is [UNK]");
+    free(ids);
+    lm_vocab_free(v);
+}
+
 int main(void)
 {
     test_vectors();
+    test_falcon();
     test_llama2c();
+    test_all_pretokenizers();
+    test_wpm();
     lm_vocab *llama3 = open_gguf_vocab("tokenizer-vectors/ggml-vocab-llama-bpe.gguf");
     lm_vocab *qwen2 = open_gguf_vocab("tokenizer-vectors/ggml-vocab-qwen2.gguf");
     lm_vocab *spm = open_gguf_vocab("tokenizer-vectors/ggml-vocab-llama-spm.gguf");
@@ -481,6 +689,7 @@ int main(void)
     if (llama3)
         test_invalid_utf8(llama3);
     test_specials(llama3, qwen2);
+    test_spm_specials(spm);
     test_errors();
     lm_vocab_free(llama3);
     lm_vocab_free(qwen2);

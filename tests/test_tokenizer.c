@@ -224,6 +224,20 @@ static void test_vectors(void)
         free(has_out);
         lm_vocab_free(v);
     }
+    /* the vocabs without vectors of their own: round trips of the llama-bpe inputs */
+    static const char *const others[] = { "baichuan", "gpt-neox" };
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        char gguf[128];
+        snprintf(gguf, sizeof gguf, "tokenizer-vectors/ggml-vocab-%s.gguf", others[i]);
+        lm_vocab *v = open_gguf_vocab(gguf);
+        if (!v)
+            continue;
+        int total;
+        int passed = run_vectors(others[i], v, "tokenizer-vectors/ggml-vocab-llama-bpe.gguf.inp", NULL, &total);
+        printf("%-15s %-4s %-15s %2d/%d round-tripped (llama-bpe inputs; no vectors of its own)\n", others[i],
+               lm_vocab_kind(v), lm_vocab_pre(v), passed, total);
+        lm_vocab_free(v);
+    }
 }
 
 /* llama2.c's tokenizer.bin is the Llama 2 vocab: the llama-spm vectors go through it too. */

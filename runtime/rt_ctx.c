@@ -301,17 +301,14 @@ int rt_pipeline_get(rt_ctx *ctx, enum rt_shader_id shader, const uint32_t *spec,
             return RT_OK;
         }
     }
-    if (ctx->n_pipelines == ctx->cap_pipelines) {
-        /* pipelines are referenced by pointer from recorded sequences: grow by a new array only when
-         * none is recorded yet; in practice the cap is large enough that it never grows */
-        int cap = ctx->cap_pipelines ? ctx->cap_pipelines * 2 : 256;
-        if (ctx->cap_pipelines)
-            return rt_ctx_fail(ctx, RT_ERR_LIMIT, "more than %d pipelines", ctx->cap_pipelines);
-        ctx->pipelines = calloc((size_t)cap, sizeof *ctx->pipelines);
+    /* recorded sequences keep pointers to pipelines, so the table never moves: it is allocated once */
+    if (!ctx->pipelines) {
+        ctx->pipelines = calloc(RT_MAX_PIPELINES, sizeof *ctx->pipelines);
         if (!ctx->pipelines)
             return rt_ctx_fail(ctx, RT_ERR_OUT_OF_MEMORY, "out of host memory");
-        ctx->cap_pipelines = cap;
     }
+    if (ctx->n_pipelines == RT_MAX_PIPELINES)
+        return rt_ctx_fail(ctx, RT_ERR_LIMIT, "more than %d pipelines", RT_MAX_PIPELINES);
     rt_pipeline *p = &ctx->pipelines[ctx->n_pipelines];
     memset(p, 0, sizeof *p);
     p->shader = shader;

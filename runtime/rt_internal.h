@@ -54,6 +54,7 @@ struct rt_buffer {
 /* A pipeline, keyed by shader and specialization constants. */
 #define RT_MAX_SPEC 8
 #define RT_MAX_BINDINGS 8
+#define RT_MAX_PIPELINES 1024
 typedef struct rt_pipeline {
     enum rt_shader_id shader;
     int n_spec;
@@ -84,8 +85,8 @@ struct rt_ctx {
     VkPipelineCache pcache;
     char pcache_path[1024];
     int64_t pcache_loaded;
-    rt_pipeline *pipelines;
-    int n_pipelines, cap_pipelines;
+    rt_pipeline *pipelines;        /* [RT_MAX_PIPELINES], allocated on first use, never moved */
+    int n_pipelines;
     rt_buffer *staging;            /* lazily created, reused, for discrete GPUs */
     char err[RT_ERRLEN];
 };

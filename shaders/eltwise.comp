@@ -1,5 +1,6 @@
 #version 450
 // Elementwise ops over n elements: add / mul with b broadcast at i % nb, scale, swiglu, gelu, copy.
+// No NaN for finite inputs of any size: exp overflows to inf and x / inf = 0.
 #include "common.glsl"
 layout(local_size_x_id = 0) in;
 layout(binding = 0) writeonly buffer Y { float y[]; };
@@ -22,7 +23,9 @@ void main()
         else if (p.op == RT_ELT_SWIGLU)
             r = x / (1.0 + exp(-x)) * b[p.off_b + i];
         else if (p.op == RT_ELT_GELU)
-            r = 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+            // 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), written as x sigmoid(2u): some drivers
+            // compute tanh(u) as (e^u - e^-u) / (e^u + e^-u), which is inf / inf = NaN for |u| > 88 (x < -13)
+            r = x / (1.0 + exp(-1.5957691216057308 * (x + 0.044715 * x * x * x)));
         else
             r = x;
         y[p.off_y + i] = r;

@@ -146,6 +146,15 @@ int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out
             kv_dim = (int64_t)hp->n_kv_heads * hp->head_dim;
     size_t cache_bytes = (size_t)s->n_ctx * (size_t)kv_dim * rt_dtype_size(s->kv_type);
     rt_ctx *ctx = m->ctx;
+    if (cache_bytes > dev->max_storage_buffer_range - 1024) {
+        lm_fail(err, errlen, LM_ERR_INVALID,
+                "a context of %d positions needs %.1f MiB of KV cache per layer, more than this device binds at once "
+                "(%.0f MiB): lower -c%s",
+                s->n_ctx, cache_bytes / 1048576.0, dev->max_storage_buffer_range / 1048576.0,
+                s->kv_type == RT_F32 ? " or use --kv-f16" : "");
+        lm_session_free(s);
+        return LM_ERR_INVALID;
+    }
     int rc = RT_OK;
     s->kc = calloc((size_t)hp->n_layers, sizeof *s->kc);
     s->vc = calloc((size_t)hp->n_layers, sizeof *s->vc);

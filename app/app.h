@@ -29,6 +29,9 @@ bool app_arg_float(int argc, char **argv, int *i, double *out, double lo, double
 typedef struct app_device_opts { int device; bool validation; } app_device_opts;
 bool app_device_flag(int argc, char **argv, int *i, app_device_opts *o, bool *bad);
 
+/* Reads a whole file ("-": standard input), NUL-terminated; prints why and returns NULL on failure. */
+char *app_read_file(const char *path, size_t *len);
+
 /* JSON string output (escaped). */
 void app_json_str(FILE *f, const char *s);
 

@@ -63,20 +63,10 @@ int cmd_perplexity(int argc, char **argv)
         usage(stderr);
         return app_fail("perplexity: -m FILE and -f TEXT are required");
     }
-    FILE *f = fopen(file, "rb");
-    if (!f)
-        return app_fail("cannot open %s", file);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) {
-        fclose(f);
-        free(text);
-        return app_fail("cannot read %s", file);
-    }
-    fclose(f);
-    text[len] = 0;
+    size_t len;
+    char *text = app_read_file(file, &len);
+    if (!text)
+        return 1;
 
     int status = 1;
     app_model am = { 0 };
@@ -90,7 +80,7 @@ int cmd_perplexity(int argc, char **argv)
     int32_t n_vocab = lm_model_hparams(am.model)->n_vocab;
     int64_t n_tok;
     double t0 = app_now();
-    if (lm_tokenize(v, text, (size_t)len, true, false, &toks, &n_tok, err, sizeof err)) {
+    if (lm_tokenize(v, text, len, true, false, &toks, &n_tok, err, sizeof err)) {
         app_fail("%s: %s", file, err);
         goto out;
     }

@@ -103,27 +103,8 @@ int cmd_run(int argc, char **argv)
     }
     char *file_text = NULL;
     if (prompt_file) {
-        FILE *f = fopen(prompt_file, "rb");
-        if (!f)
-            return app_fail("cannot open %s", prompt_file);
-        size_t cap = 1 << 16, len = 0;
-        file_text = malloc(cap + 1);
-        size_t r;
-        while (file_text && (r = fread(file_text + len, 1, cap - len, f)) > 0) {
-            len += r;
-            if (len == cap) {
-                char *nt = realloc(file_text, (cap *= 2) + 1);
-                if (!nt) {
-                    free(file_text);
-                    file_text = NULL;
-                }
-                file_text = nt;
-            }
-        }
-        fclose(f);
-        if (!file_text)
-            return app_fail("out of memory reading %s", prompt_file);
-        file_text[len] = 0;
+        if (!(file_text = app_read_file(prompt_file, NULL)))
+            return 1;
         prompt = file_text;
     }
     sp.temp = (float)temp;

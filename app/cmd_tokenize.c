@@ -23,46 +23,6 @@ static void usage(FILE *f)
 }
 
 /* Reads a whole file (or stdin for "-"); NULL after printing why. */
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        app_fail("%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *p = cap < ((size_t)1 << 40) ? realloc(buf, cap * 2) : NULL;
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    bool err = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (!buf) {
-        app_fail("%s: out of memory", path);
-        return NULL;
-    }
-    if (err) {
-        free(buf);
-        app_fail("%s: read error", path);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
 
 /* Length of the valid UTF-8 character at s (n bytes left), 0 if there is none. */
 static int utf8_char(const unsigned char *s, size_t n)
@@ -173,7 +133,7 @@ int cmd_tokenize(int argc, char **argv)
     }
 
     size_t len = prompt ? strlen(prompt) : 0;
-    char *text = file ? read_all(file, &len) : NULL;
+    char *text = file ? app_read_file(file, &len) : NULL;
     if (file && !text) {
         lm_vocab_free(v);
         return 1;

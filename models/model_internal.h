@@ -2,7 +2,7 @@
 #ifndef VKLLM_MODEL_INTERNAL_H
 #define VKLLM_MODEL_INTERNAL_H
 
-#include "lm.h"
+#include "lm_internal.h"
 
 /* One weight tensor on the device. A matrix is [ne1][ne0] (ne0 = input features, contiguous). */
 typedef struct lm_weight {
@@ -31,9 +31,6 @@ struct lm_model {
     uint64_t device_bytes;
     int n_sessions;
 };
-
-/* Sets err (if given) and returns status. */
-int lm_fail(char *err, size_t errlen, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Uploads host data as a device weight (data of `type`, or f32 converted from f16/bf16 when to_f32). */
 int lm_weight_upload(lm_model *m, lm_weight *w, const void *data, int ggml_type, int64_t ne0, int64_t ne1,

@@ -15,17 +15,6 @@
 
 /* ------------------------------------------------------------------------------------------ helpers */
 
-int tok_err(char *err, size_t errlen, int status, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 /* FNV-1a, 32 bits: short keys, few collisions in practice, no state. */
 uint32_t tok_hash(const void *s, size_t len)
 {
@@ -462,7 +451,7 @@ int tok_vocab_build(const tok_desc *d, lm_vocab **out, char *err, size_t errlen)
     *out = NULL;
     enum tok_kind kind;
     if (!d->model)
-        return tok_err(err, errlen, LM_ERR_NOT_FOUND, "no tokenizer model (tokenizer.ggml.model)");
+        return lm_fail(err, errlen, LM_ERR_NOT_FOUND, "no tokenizer model (tokenizer.ggml.model)");
     if (!strcmp(d->model, "llama"))
         kind = TOK_SPM;
     else if (!strcmp(d->model, "gpt2"))
@@ -470,23 +459,23 @@ int tok_vocab_build(const tok_desc *d, lm_vocab **out, char *err, size_t errlen)
     else if (!strcmp(d->model, "bert"))
         kind = TOK_WPM;
     else
-        return tok_err(err, errlen, LM_ERR_UNSUPPORTED,
+        return lm_fail(err, errlen, LM_ERR_UNSUPPORTED,
                        "tokenizer model '%s' is not supported (supported: llama, gpt2, bert)", d->model);
     if (d->n_tokens <= 0 || d->n_tokens > INT32_MAX)
-        return tok_err(err, errlen, LM_ERR_FORMAT, "tokenizer has %lld tokens", (long long)d->n_tokens);
+        return lm_fail(err, errlen, LM_ERR_FORMAT, "tokenizer has %lld tokens", (long long)d->n_tokens);
 
     int32_t n = (int32_t)d->n_tokens;
     uint64_t total = 0;
     for (int32_t i = 0; i < n; i++)
         total += (uint64_t)d->tok_len[i] + 1;
     if (total > UINT32_MAX)
-        return tok_err(err, errlen, LM_ERR_FORMAT, "token texts take %llu bytes (at most 4 GiB)",
+        return lm_fail(err, errlen, LM_ERR_FORMAT, "token texts take %llu bytes (at most 4 GiB)",
                        (unsigned long long)total);
 
     int rc = LM_ERR_NOMEM;
     lm_vocab *v = calloc(1, sizeof *v);
     if (!v)
-        return tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+        return lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory");
     v->kind = kind;
     v->n = n;
     v->blob = malloc((size_t)total);
@@ -602,7 +591,7 @@ int tok_vocab_build(const tok_desc *d, lm_vocab **out, char *err, size_t errlen)
     return LM_OK;
 
 out_free_vocab:
-    rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory while loading the vocabulary");
+    rc = lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory while loading the vocabulary");
 out_free_vocab_keep_err:
     lm_vocab_free(v);
     return rc;
@@ -798,14 +787,14 @@ int lm_tokenize(const lm_vocab *v, const char *text, size_t len, bool add_specia
     if (n)
         *n = 0;
     if (!v || !ids || !n || (!text && len))
-        return tok_err(err, errlen, LM_ERR_INVALID, "lm_tokenize: bad arguments");
+        return lm_fail(err, errlen, LM_ERR_INVALID, "lm_tokenize: bad arguments");
     if (len > INT32_MAX / 4) /* symbol indices are int32_t */
-        return tok_err(err, errlen, LM_ERR_INVALID, "the text is too long to tokenize at once (%zu bytes)", len);
+        return lm_fail(err, errlen, LM_ERR_INVALID, "the text is too long to tokenize at once (%zu bytes)", len);
     for (size_t i = 0; i < len;) {
         uint32_t cp;
         int k = tok_utf8_decode((const unsigned char *)text + i, len - i, &cp);
         if (k <= 0)
-            return tok_err(err, errlen, LM_ERR_INVALID, "invalid UTF-8 in the text at byte offset %zu (byte 0x%02x)",
+            return lm_fail(err, errlen, LM_ERR_INVALID, "invalid UTF-8 in the text at byte offset %zu (byte 0x%02x)",
                            i, (unsigned char)text[i]);
         i += (size_t)k;
     }
@@ -861,7 +850,7 @@ int lm_tokenize(const lm_vocab *v, const char *text, size_t len, bool add_specia
     return LM_OK;
 
 out_nomem:
-    rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory while tokenizing");
+    rc = lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory while tokenizing");
 out_free:
     free(f.p);
     free(out.p);
@@ -1004,9 +993,9 @@ int lm_detokenize(const lm_vocab *v, const int32_t *ids, int64_t n, bool special
         *len = 0;
     lm_detok *d;
     if (!v || (n && !ids) || n < 0)
-        return tok_err(err, errlen, LM_ERR_INVALID, "lm_detokenize: bad arguments");
+        return lm_fail(err, errlen, LM_ERR_INVALID, "lm_detokenize: bad arguments");
     if (lm_detok_create(v, special, &d))
-        return tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+        return lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory");
     tok_buf all = { 0 };
     int rc = LM_OK;
     const char *p;
@@ -1015,7 +1004,7 @@ int lm_detokenize(const lm_vocab *v, const int32_t *ids, int64_t n, bool special
         if (i < n) {
             rc = lm_detok_push(d, ids[i], &p, &pl);
             if (rc == LM_ERR_INVALID) {
-                tok_err(err, errlen, rc, "token id %d at position %lld is out of range [0, %d)", ids[i],
+                lm_fail(err, errlen, rc, "token id %d at position %lld is out of range [0, %d)", ids[i],
                         (long long)i, v->n);
                 break;
             }
@@ -1025,11 +1014,11 @@ int lm_detokenize(const lm_vocab *v, const int32_t *ids, int64_t n, bool special
         if (!rc && !tok_buf_push(&all, p, pl))
             rc = LM_ERR_NOMEM;
         if (rc == LM_ERR_NOMEM)
-            tok_err(err, errlen, rc, "out of memory");
+            lm_fail(err, errlen, rc, "out of memory");
     }
     lm_detok_free(d);
     if (!rc && !tok_buf_push(&all, "", 0))
-        rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+        rc = lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory");
     if (rc) {
         tok_buf_free(&all);
         return rc;

@@ -199,7 +199,7 @@ int tok_bpe_init(lm_vocab *v, const char *pre, const tok_desc *d, char *err, siz
             if (!strcmp(pre_table[i].names[j], name))
                 p = &pre_table[i];
     if (!p)
-        return tok_err(err, errlen, LM_ERR_UNSUPPORTED, "BPE pre-tokenizer '%s' is not supported", name);
+        return lm_fail(err, errlen, LM_ERR_UNSUPPORTED, "BPE pre-tokenizer '%s' is not supported", name);
     v->pre = p;
     snprintf(v->pre_name, sizeof v->pre_name, "%s", name);
     v->ignore_merges = p->flags & PRE_IGNORE_MERGES;
@@ -216,7 +216,7 @@ int tok_bpe_init(lm_vocab *v, const char *pre, const tok_desc *d, char *err, siz
         if (!re) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(ec, msg, sizeof msg);
-            return tok_err(err, errlen, LM_ERR_UNSUPPORTED, "pre-tokenizer '%s', regex %d: %s at offset %zu",
+            return lm_fail(err, errlen, LM_ERR_UNSUPPORTED, "pre-tokenizer '%s', regex %d: %s at offset %zu",
                            name, i, (const char *)msg, (size_t)eo);
         }
         (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter if no JIT */
@@ -224,16 +224,16 @@ int tok_bpe_init(lm_vocab *v, const char *pre, const tok_desc *d, char *err, siz
     }
 
     if (d->n_merges <= 0)
-        return tok_err(err, errlen, LM_ERR_NOT_FOUND, "BPE vocab without merges (tokenizer.ggml.merges)");
+        return lm_fail(err, errlen, LM_ERR_NOT_FOUND, "BPE vocab without merges (tokenizer.ggml.merges)");
     uint64_t total = 0;
     for (int64_t i = 0; i < d->n_merges; i++)
         total += (uint64_t)d->merge_len[i] + 1;
     if (total > UINT32_MAX)
-        return tok_err(err, errlen, LM_ERR_FORMAT, "merges take %llu bytes", (unsigned long long)total);
+        return lm_fail(err, errlen, LM_ERR_FORMAT, "merges take %llu bytes", (unsigned long long)total);
     v->merge_blob = malloc((size_t)total);
     v->merge = malloc((size_t)d->n_merges * sizeof *v->merge);
     if (!v->merge_blob || !v->merge)
-        return tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+        return lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory");
     size_t off = 0;
     for (int64_t i = 0; i < d->n_merges; i++) {
         size_t len = d->merge_len[i];
@@ -245,7 +245,7 @@ int tok_bpe_init(lm_vocab *v, const char *pre, const tok_desc *d, char *err, siz
     }
     v->n_merges = d->n_merges;
     if (tok_map_build(&v->merge_map, v->merge_blob, v->merge, v->n_merges))
-        return tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+        return lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory");
 
     for (int b = 0; b < 256; b++) {
         char u[4];
@@ -310,7 +310,7 @@ static int split(const pcre2_code *re, pcre2_match_data *md, const char *text, c
             if (rc < 0) {
                 PCRE2_UCHAR msg[160];
                 pcre2_get_error_message(rc, msg, sizeof msg);
-                return tok_err(err, errlen, rc == PCRE2_ERROR_NOMEMORY ? LM_ERR_NOMEM : LM_ERR_INVALID,
+                return lm_fail(err, errlen, rc == PCRE2_ERROR_NOMEMORY ? LM_ERR_NOMEM : LM_ERR_INVALID,
                                "pre-tokenizer regex failed on the text: %s", (const char *)msg);
             }
             const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
@@ -526,7 +526,7 @@ int tok_bpe_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out
     rc = LM_OK;
 out_free:
     if (rc == LM_ERR_NOMEM)
-        tok_err(err, errlen, rc, "out of memory while tokenizing");
+        lm_fail(err, errlen, rc, "out of memory while tokenizing");
     pcre2_match_data_free(md);
     free(a.p);
     free(b.p);

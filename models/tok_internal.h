@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lm.h"
+#include "lm_internal.h"
 
 enum tok_kind { TOK_SPM = 0, TOK_BPE = 1, TOK_WPM = 2 };
 
@@ -68,8 +68,6 @@ static inline int tok_utf8_len(unsigned char c)
     return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
 }
 
-/* printf into err (may be NULL); returns status (use as `return tok_err(...)`). */
-int tok_err(char *err, size_t errlen, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Everything a vocabulary is built from, as plain arrays (GGUF or llama2.c alike). */
 typedef struct tok_desc {

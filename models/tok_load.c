@@ -23,7 +23,7 @@ static int gguf_id(const lm_gguf *g, const char *key, int64_t *out, char *err, s
     if (rc == LM_ERR_NOT_FOUND)
         return LM_OK;
     if (rc)
-        return tok_err(err, errlen, rc, "%s: not an integer", key);
+        return lm_fail(err, errlen, rc, "%s: not an integer", key);
     *out = v < 0 ? INT64_MAX : v;
     return LM_OK;
 }
@@ -35,7 +35,7 @@ static int gguf_flag(const lm_gguf *g, const char *key, int *out, char *err, siz
     if (rc == LM_ERR_NOT_FOUND)
         return LM_OK;
     if (rc)
-        return tok_err(err, errlen, rc, "%s: not a bool", key);
+        return lm_fail(err, errlen, rc, "%s: not a bool", key);
     *out = b;
     return LM_OK;
 }
@@ -48,7 +48,7 @@ static int gguf_opt_str(const lm_gguf *g, const char *key, const char **out, cha
         return LM_OK;
     }
     if (rc)
-        return tok_err(err, errlen, rc, "%s: not a string", key);
+        return lm_fail(err, errlen, rc, "%s: not a string", key);
     return LM_OK;
 }
 
@@ -66,19 +66,19 @@ static int gguf_strs(const lm_gguf *g, const char *key, bool required, const cha
     if (rc == LM_ERR_NOT_FOUND && !required)
         return LM_OK;
     if (rc == LM_ERR_NOT_FOUND)
-        return tok_err(err, errlen, rc, "%s is missing", key);
+        return lm_fail(err, errlen, rc, "%s is missing", key);
     if (rc || et != LM_GGUF_STR)
-        return tok_err(err, errlen, LM_ERR_TYPE, "%s: not an array of strings", key);
+        return lm_fail(err, errlen, LM_ERR_TYPE, "%s: not an array of strings", key);
     if (cnt > INT32_MAX)
-        return tok_err(err, errlen, LM_ERR_FORMAT, "%s: %llu entries", key, (unsigned long long)cnt);
+        return lm_fail(err, errlen, LM_ERR_FORMAT, "%s: %llu entries", key, (unsigned long long)cnt);
     *s = malloc((cnt ? cnt : 1) * sizeof **s);
     *len = malloc((cnt ? cnt : 1) * sizeof **len);
     if (!*s || !*len)
-        return tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+        return lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory");
     for (uint64_t i = 0; i < cnt; i++) {
         rc = lm_gguf_get_arr_str(g, key, i, &(*s)[i], &(*len)[i]);
         if (rc)
-            return tok_err(err, errlen, rc, "%s[%llu]: cannot read", key, (unsigned long long)i);
+            return lm_fail(err, errlen, rc, "%s[%llu]: cannot read", key, (unsigned long long)i);
     }
     *n = (int64_t)cnt;
     return LM_OK;
@@ -96,13 +96,13 @@ static int gguf_nums(const lm_gguf *g, const char *key, int64_t n, bool as_float
     if (rc == LM_ERR_NOT_FOUND)
         return LM_OK;
     if (rc)
-        return tok_err(err, errlen, LM_ERR_TYPE, "%s: not an array", key);
+        return lm_fail(err, errlen, LM_ERR_TYPE, "%s: not an array", key);
     if (cnt < (uint64_t)n)
-        return tok_err(err, errlen, LM_ERR_FORMAT, "%s has %llu entries for %lld tokens", key,
+        return lm_fail(err, errlen, LM_ERR_FORMAT, "%s has %llu entries for %lld tokens", key,
                        (unsigned long long)cnt, (long long)n);
     void *p = malloc((size_t)(n ? n : 1) * 4);
     if (!p)
-        return tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+        return lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory");
     *out = p;
     if (data && et == (as_float ? LM_GGUF_F32 : LM_GGUF_I32)) { /* the usual case: copy (may be unaligned) */
         memcpy(p, data, (size_t)n * 4);
@@ -114,14 +114,14 @@ static int gguf_nums(const lm_gguf *g, const char *key, int64_t n, bool as_float
             if (lm_gguf_arr_f64(g, key, (uint64_t)i, &x)) {
                 int64_t k;
                 if (lm_gguf_arr_i64(g, key, (uint64_t)i, &k))
-                    return tok_err(err, errlen, LM_ERR_TYPE, "%s: not numbers", key);
+                    return lm_fail(err, errlen, LM_ERR_TYPE, "%s: not numbers", key);
                 x = (double)k;
             }
             ((float *)p)[i] = (float)x;
         } else {
             int64_t k;
             if (lm_gguf_arr_i64(g, key, (uint64_t)i, &k))
-                return tok_err(err, errlen, LM_ERR_TYPE, "%s: not integers", key);
+                return lm_fail(err, errlen, LM_ERR_TYPE, "%s: not integers", key);
             ((int32_t *)p)[i] = k < INT32_MIN || k > INT32_MAX ? 0 : (int32_t)k;
         }
     }
@@ -132,7 +132,7 @@ int lm_vocab_from_gguf(const lm_gguf *g, lm_vocab **out, char *err, size_t errle
 {
     *out = NULL;
     if (!g)
-        return tok_err(err, errlen, LM_ERR_INVALID, "lm_vocab_from_gguf: no file");
+        return lm_fail(err, errlen, LM_ERR_INVALID, "lm_vocab_from_gguf: no file");
     tok_desc d;
     desc_init(&d);
     const char **tok = NULL, **merge = NULL;
@@ -141,18 +141,18 @@ int lm_vocab_from_gguf(const lm_gguf *g, lm_vocab **out, char *err, size_t errle
     int32_t *type = NULL;
     int rc = lm_gguf_get_str(g, "tokenizer.ggml.model", &d.model, NULL);
     if (rc == LM_ERR_NOT_FOUND) {
-        rc = tok_err(err, errlen, rc, "the file has no tokenizer (tokenizer.ggml.model is missing)");
+        rc = lm_fail(err, errlen, rc, "the file has no tokenizer (tokenizer.ggml.model is missing)");
         goto out;
     }
     if (rc) {
-        rc = tok_err(err, errlen, rc, "tokenizer.ggml.model: not a string");
+        rc = lm_fail(err, errlen, rc, "tokenizer.ggml.model: not a string");
         goto out;
     }
     if ((rc = gguf_opt_str(g, "tokenizer.ggml.pre", &d.pre, err, errlen)) ||
         (rc = gguf_opt_str(g, "general.name", &d.name, err, errlen)))
         goto out;
     if (strcmp(d.model, "llama") && strcmp(d.model, "gpt2") && strcmp(d.model, "bert")) {
-        rc = tok_err(err, errlen, LM_ERR_UNSUPPORTED,
+        rc = lm_fail(err, errlen, LM_ERR_UNSUPPORTED,
                      "tokenizer model '%s' is not supported (supported: llama, gpt2, bert)", d.model);
         goto out;
     }
@@ -227,7 +227,7 @@ int lm_vocab_from_llama2c(const char *path, lm_vocab **out, char *err, size_t er
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return tok_err(err, errlen, LM_ERR_IO, "%s: %s", path, strerror(errno));
+        return lm_fail(err, errlen, LM_ERR_IO, "%s: %s", path, strerror(errno));
     tok_buf file = { 0 };
     char chunk[65536];
     size_t got;
@@ -235,13 +235,13 @@ int lm_vocab_from_llama2c(const char *path, lm_vocab **out, char *err, size_t er
         if (!tok_buf_push(&file, chunk, got)) {
             fclose(f);
             tok_buf_free(&file);
-            return tok_err(err, errlen, LM_ERR_NOMEM, "%s: out of memory", path);
+            return lm_fail(err, errlen, LM_ERR_NOMEM, "%s: out of memory", path);
         }
     bool ioerr = ferror(f);
     fclose(f);
     if (ioerr) {
         tok_buf_free(&file);
-        return tok_err(err, errlen, LM_ERR_IO, "%s: read error", path);
+        return lm_fail(err, errlen, LM_ERR_IO, "%s: read error", path);
     }
 
     int rc;
@@ -256,18 +256,18 @@ int lm_vocab_from_llama2c(const char *path, lm_vocab **out, char *err, size_t er
     int32_t *type = NULL;
     size_t cap = 0;
     if (size < 4) {
-        rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: %zu bytes, too short for a llama2.c tokenizer", path, size);
+        rc = lm_fail(err, errlen, LM_ERR_FORMAT, "%s: %zu bytes, too short for a llama2.c tokenizer", path, size);
         goto out;
     }
     int32_t max_len;
     memcpy(&max_len, p, 4);
     if (max_len <= 0 || max_len > (1 << 20)) {
-        rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: max_token_length %d is not plausible", path, max_len);
+        rc = lm_fail(err, errlen, LM_ERR_FORMAT, "%s: max_token_length %d is not plausible", path, max_len);
         goto out;
     }
     while (pos < size) {
         if (size - pos < 8) {
-            rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: truncated token %lld at byte offset %zu", path,
+            rc = lm_fail(err, errlen, LM_ERR_FORMAT, "%s: truncated token %lld at byte offset %zu", path,
                          (long long)n, pos);
             goto out;
         }
@@ -277,7 +277,7 @@ int lm_vocab_from_llama2c(const char *path, lm_vocab **out, char *err, size_t er
         memcpy(&len, p + pos + 4, 4);
         pos += 8;
         if (len < 0 || len > max_len || (size_t)len > size - pos) {
-            rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: token %lld has length %d at byte offset %zu "
+            rc = lm_fail(err, errlen, LM_ERR_FORMAT, "%s: token %lld has length %d at byte offset %zu "
                          "(max_token_length %d, %zu bytes left)", path, (long long)n, len, pos - 4, max_len,
                          size - pos);
             goto out;
@@ -294,7 +294,7 @@ int lm_vocab_from_llama2c(const char *path, lm_vocab **out, char *err, size_t er
             if (nt)
                 type = nt;
             if (!ns || !nf || !nt) {
-                rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+                rc = lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory");
                 goto out;
             }
         }
@@ -310,12 +310,12 @@ int lm_vocab_from_llama2c(const char *path, lm_vocab **out, char *err, size_t er
         for (size_t i = 0; i < l; i++) {
             bool ok = s[i] == ' ' ? tok_buf_push(&text, "\xe2\x96\x81", 3) : tok_buf_push(&text, s + i, 1);
             if (!ok) {
-                rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+                rc = lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory");
                 goto out;
             }
         }
         if (text.n > UINT32_MAX) {
-            rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: too much token text", path);
+            rc = lm_fail(err, errlen, LM_ERR_FORMAT, "%s: too much token text", path);
             goto out;
         }
         spans[n].off = (uint32_t)start;
@@ -328,14 +328,14 @@ int lm_vocab_from_llama2c(const char *path, lm_vocab **out, char *err, size_t er
         pos += (size_t)len;
     }
     if (n < 3) {
-        rc = tok_err(err, errlen, LM_ERR_FORMAT, "%s: %lld tokens (a llama2.c tokenizer has <unk>, <s>, </s> "
+        rc = lm_fail(err, errlen, LM_ERR_FORMAT, "%s: %lld tokens (a llama2.c tokenizer has <unk>, <s>, </s> "
                      "and more)", path, (long long)n);
         goto out;
     }
     tok = malloc((size_t)n * sizeof *tok);
     tok_len = malloc((size_t)n * sizeof *tok_len);
     if (!tok || !tok_len || !tok_buf_reserve(&text, 1)) {
-        rc = tok_err(err, errlen, LM_ERR_NOMEM, "out of memory");
+        rc = lm_fail(err, errlen, LM_ERR_NOMEM, "out of memory");
         goto out;
     }
     for (int64_t i = 0; i < n; i++) {

@@ -3,6 +3,12 @@
 // keys in tiles of WG; each thread scores one key of the tile, then the tile's softmax weights update a
 // running max, sum and output (online softmax), so the score matrix is never written to memory.
 // GQA: query head h reads KV head h / (n_heads / n_kv_heads). Head size up to 256.
+//
+// The loops over the head dimension and over the keys of a tile are unrolled by 8 by hand: llvmpipe
+// (lavapipe) ends every loop of an invocation once their iterations add up to 65535 (its loop limiter,
+// LP_MAX_TGSI_LOOP_ITERATIONS), which rolled loops reached at 15K keys with head size 128 and silently
+// dropped the rest of the context. Unrolled, one invocation runs about 2 D/8 + 17 iterations per tile of
+// keys: the limit moves to about 85K keys at head size 128 and 52K at 256.
 #include "common.glsl"
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint CTYPE = RT_DT_F32;
@@ -12,6 +18,9 @@ layout(binding = 2) readonly buffer K { uint kc[]; };
 layout(binding = 3) readonly buffer V { uint vc[]; };
 layout(binding = 4) readonly buffer P { int pos[]; };
 layout(push_constant) uniform PC { rt_pc_attn p; };
+
+#define K(i) LOAD_T(kc, CTYPE, i)
+#define V(i) LOAD_T(vc, CTYPE, i)
 
 const uint MAXD = 256;
 const uint PER = (MAXD + gl_WorkGroupSize.x - 1) / gl_WorkGroupSize.x;
@@ -43,8 +52,13 @@ void main()
         if (j <= last) {
             uint ko = p.off_k + uint(j) * kv_dim + kvh * D;
             s = 0.0;
-            for (uint d = 0; d < D; d++)
-                s += qs[d] * LOAD_T(kc, CTYPE, ko + d);
+            uint d = 0;
+            for (; d + 8u <= D; d += 8u)
+                s += qs[d] * K(ko + d) + qs[d + 1u] * K(ko + d + 1u) + qs[d + 2u] * K(ko + d + 2u) +
+                     qs[d + 3u] * K(ko + d + 3u) + qs[d + 4u] * K(ko + d + 4u) + qs[d + 5u] * K(ko + d + 5u) +
+                     qs[d + 6u] * K(ko + d + 6u) + qs[d + 7u] * K(ko + d + 7u);
+            for (; d < D; d++)
+                s += qs[d] * K(ko + d);
         }
         // tile max
         red[t] = s;
@@ -73,8 +87,14 @@ void main()
             uint d = t + i * nt;
             if (d < D) {
                 float a = acc[i] * corr;
-                for (uint jj = 0; jj < n_keys; jj++)
-                    a += ps[jj] * LOAD_T(vc, CTYPE, p.off_v + uint(j0 + int(jj)) * kv_dim + kvh * D + d);
+                uint vo = p.off_v + uint(j0) * kv_dim + kvh * D + d, jj = 0;  // V[j0 + jj][kvh][d] at vo + jj kv_dim
+                for (; jj + 8u <= n_keys; jj += 8u, vo += 8u * kv_dim)
+                    a += ps[jj] * V(vo) + ps[jj + 1u] * V(vo + kv_dim) + ps[jj + 2u] * V(vo + 2u * kv_dim) +
+                         ps[jj + 3u] * V(vo + 3u * kv_dim) + ps[jj + 4u] * V(vo + 4u * kv_dim) +
+                         ps[jj + 5u] * V(vo + 5u * kv_dim) + ps[jj + 6u] * V(vo + 6u * kv_dim) +
+                         ps[jj + 7u] * V(vo + 7u * kv_dim);
+                for (; jj < n_keys; jj++, vo += kv_dim)
+                    a += ps[jj] * V(vo);
                 acc[i] = a;
             }
         }

@@ -246,20 +246,26 @@ static int read_hparams(loader *ld)
     hp->rope_mode = strcmp(hp->arch, "qwen2") == 0 ? RT_ROPE_NEOX : RT_ROPE_ADJACENT;
     hp->has_qkv_bias = strcmp(hp->arch, "qwen2") == 0;
 
-    /* RoPE scaling: rope.scaling.type (none / linear / yarn) and factor; older files: rope.scale_linear */
+    /* RoPE scaling, as llama.cpp reads it: the factor is rope.scaling.factor, else the older
+     * rope.scale_linear (absent or 0: 1); the type is rope.scaling.type (none / linear / yarn), linear when
+     * absent (so a factor without a type scales linearly) */
     char key[128];
     const char *stype = NULL;
     snprintf(key, sizeof key, "%s.rope.scaling.type", hp->arch);
     if (lm_gguf_get_str(ld->g, key, &stype, NULL) == LM_ERR_TYPE)
         return lm_fail(ld->err, ld->errlen, LM_ERR_TYPE, "metadata '%s' is not a string", key);
     float factor, linear;
-    if ((rc = arch_f32(ld, "rope.scaling.factor", &factor, 1.0f)) || (rc = arch_f32(ld, "rope.scale_linear", &linear, 1.0f)))
+    if ((rc = arch_f32(ld, "rope.scaling.factor", &factor, 0.0f)) || (rc = arch_f32(ld, "rope.scale_linear", &linear, 0.0f)))
         return rc;
+    if (factor == 0.0f)
+        factor = linear;
+    if (factor == 0.0f)
+        factor = 1.0f;
     hp->rope_factor = 1.0f;
     hp->rope_scaling = LM_ROPE_SCALING_NONE;
-    if (!stype && linear != 1.0f) {
+    if (!stype && factor != 1.0f) {
         hp->rope_scaling = LM_ROPE_SCALING_LINEAR;
-        hp->rope_factor = linear;
+        hp->rope_factor = factor;
     } else if (stype && !strcmp(stype, "linear")) {
         hp->rope_scaling = LM_ROPE_SCALING_LINEAR;
         hp->rope_factor = factor;

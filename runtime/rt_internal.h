@@ -121,6 +121,9 @@ typedef struct rt_bind {
 int rt_seq_dispatch(rt_seq *seq, rt_pipeline *p, const rt_bind *binds, int n_binds, const void *push,
                     uint32_t gx, uint32_t gy, uint32_t gz);
 rt_ctx *rt_seq_ctx(rt_seq *seq);
+/* A transient device buffer of at least `bytes` for one op's intermediate results, owned by the
+ * sequence and valid as long as its recording (each call of a recording gets its own). */
+int rt_seq_scratch(rt_seq *seq, size_t bytes, rt_ref *out);
 /* Sticky error on a sequence: returns the stored status if one is set. */
 int rt_seq_status(const rt_seq *seq);
 int rt_seq_fail(rt_seq *seq, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

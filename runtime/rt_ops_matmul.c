@@ -1,4 +1,4 @@
-/* rt_ops_matmul.c: Y = X W^T (+ bias) and causal attention against a KV cache. */
+/* rt_ops_matmul.c: Y = X W^T (+ bias). */
 #include "rt_ops.h"
 
 /* Rows of W per dispatch so that one piece fits the binding range. */
@@ -44,32 +44,4 @@ int rt_op_matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref 
     }
     rt_seq_parallel(seq, false);
     return rt_seq_status(seq);
-}
-
-int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref pos, int64_t rows,
-                    const rt_attn_desc *a)
-{
-    if (rows <= 0 || a->n_heads <= 0 || a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads || a->head_dim <= 0 ||
-        a->head_dim > 256 || a->cap <= 0 || (a->cache_type != RT_F32 && a->cache_type != RT_F16) ||
-        rows * a->n_heads * a->head_dim > 0xFFFFFFFFll || a->cap * a->n_kv_heads * a->head_dim > 0xFFFFFFFFll)
-        return rt_seq_fail(seq, RT_ERR_INVALID, "attention: bad shape (heads %d/%d, head_dim %d)", a->n_heads,
-                           a->n_kv_heads, a->head_dim);
-    int64_t kv = a->cap * a->n_kv_heads * a->head_dim;
-    rt_pc_attn pc = { .rows = (uint32_t)rows, .n_heads = (uint32_t)a->n_heads, .n_kv_heads = (uint32_t)a->n_kv_heads,
-                      .head_dim = (uint32_t)a->head_dim, .cap = (uint32_t)a->cap, .scale = a->scale };
-    rt_bind b[5];
-    size_t cs = rt_dtype_size(a->cache_type);
-    rt_op_bind(seq, o, 4, rows * a->n_heads * a->head_dim, &b[0], &pc.off_o);
-    rt_op_bind(seq, q, 4, rows * a->n_heads * a->head_dim, &b[1], &pc.off_q);
-    rt_op_bind(seq, k, cs, kv, &b[2], &pc.off_k);
-    rt_op_bind(seq, v, cs, kv, &b[3], &pc.off_v);
-    rt_op_bind(seq, pos, 4, rows, &b[4], &pc.off_pos);
-    uint32_t wg = rt_op_wg(seq, 64);
-    uint32_t spec[2] = { wg, (uint32_t)a->cache_type };
-    uint32_t gy, gz;
-    rt_op_grid_rows(seq, rows, &gy, &gz);
-    rt_pipeline *p;
-    if (rt_op_pipeline(seq, RT_SHADER_attention, spec, 2, 5, sizeof pc, &p))
-        return rt_seq_status(seq);
-    return rt_seq_dispatch(seq, p, b, 5, &pc, (uint32_t)a->n_heads, gy, gz);
 }

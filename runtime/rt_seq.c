@@ -24,6 +24,8 @@ struct rt_seq {
     const char **stamp_names;   /* kernel of timestamp i (i >= 1) */
     int n_timed;
     double *timed_ns;
+    rt_buffer **scratch;        /* transient device buffers of ops (rt_seq_scratch), reused in order */
+    int n_scratch, used_scratch;
     int status;                 /* sticky recording / submission error */
     char err[RT_ERRLEN];
 };
@@ -104,6 +106,9 @@ void rt_seq_destroy(rt_seq *seq)
         vkDestroyFence(dev, seq->fence, NULL);
     if (seq->cb)
         vkFreeCommandBuffers(dev, seq->ctx->pool, 1, &seq->cb);
+    for (int i = 0; i < seq->n_scratch; i++)
+        rt_buffer_destroy(seq->scratch[i]);
+    free(seq->scratch);
     free(seq->pools);
     free(seq->stamp_names);
     free(seq->timed_ns);
@@ -146,6 +151,7 @@ int rt_seq_begin(rt_seq *seq)
         vkResetDescriptorPool(seq->ctx->device, seq->pools[i], 0);
     seq->used_pools = 0;
     seq->sets_in_pool = RT_SETS_PER_POOL;
+    seq->used_scratch = 0;
     VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
     if ((r = vkBeginCommandBuffer(seq->cb, &bi)) != VK_SUCCESS)
         return seq_vk_fail(seq, r, "vkBeginCommandBuffer");
@@ -349,5 +355,33 @@ int rt_seq_copy(rt_seq *seq, rt_ref dst, rt_ref src, size_t n)
     VkBufferCopy c = { .srcOffset = src.buf->off + src.off, .dstOffset = dst.buf->off + dst.off, .size = n };
     vkCmdCopyBuffer(seq->cb, src.buf->block->buffer, dst.buf->block->buffer, 1, &c);
     after_command(seq, "copy");
+    return RT_OK;
+}
+
+int rt_seq_scratch(rt_seq *seq, size_t bytes, rt_ref *out)
+{
+    if (seq->status)
+        return seq->status;
+    /* the i-th request of a recording gets the i-th buffer, grown when too small: a re-recording of the
+     * same ops reuses the same buffers */
+    if (seq->used_scratch == seq->n_scratch) {
+        rt_buffer **ns = realloc(seq->scratch, sizeof *ns * (size_t)(seq->n_scratch + 1));
+        if (!ns)
+            return rt_seq_fail(seq, RT_ERR_OUT_OF_MEMORY, "out of host memory");
+        seq->scratch = ns;
+        seq->scratch[seq->n_scratch++] = NULL;
+    }
+    rt_buffer **b = &seq->scratch[seq->used_scratch];
+    if (*b && rt_buffer_size(*b) < bytes) {
+        rt_buffer_destroy(*b);
+        *b = NULL;
+    }
+    if (!*b) {
+        int rc = rt_buffer_create(seq->ctx, RT_MEM_DEVICE, bytes, b);
+        if (rc)
+            return rt_seq_fail(seq, rc, "scratch: %s", rt_ctx_errmsg(seq->ctx));
+    }
+    seq->used_scratch++;
+    *out = rt_at(*b, 0);
     return RT_OK;
 }

@@ -3,6 +3,9 @@
 // keys in tiles of WG; each thread scores one key of the tile, then the tile's softmax weights update a
 // running max, sum and output (online softmax), so the score matrix is never written to memory.
 // GQA: query head h reads KV head h / (n_heads / n_kv_heads). Head size up to 256.
+// With SPLIT (decode: few rows, so few workgroups), the keys of a row are cut into n_split ranges of
+// split_keys, one workgroup each (x = head + n_heads * range), which write their running max, sum and
+// unnormalised output to the scratch buffer; attn_combine.comp then merges the ranges (flash decoding).
 //
 // The loops over the head dimension and over the keys of a tile are unrolled by 8 by hand: llvmpipe
 // (lavapipe) ends every loop of an invocation once their iterations add up to 65535 (its loop limiter,
@@ -12,11 +15,13 @@
 #include "common.glsl"
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint CTYPE = RT_DT_F32;
+layout(constant_id = 2) const uint SPLIT = 0;
 layout(binding = 0) writeonly buffer O { float o[]; };
 layout(binding = 1) readonly buffer Q { float q[]; };
 layout(binding = 2) readonly buffer K { uint kc[]; };
 layout(binding = 3) readonly buffer V { uint vc[]; };
 layout(binding = 4) readonly buffer P { int pos[]; };
+layout(binding = 5) writeonly buffer S { float part[]; };
 layout(push_constant) uniform PC { rt_pc_attn p; };
 
 #define K(i) LOAD_T(kc, CTYPE, i)
@@ -30,7 +35,8 @@ shared float red[gl_WorkGroupSize.x];
 
 void main()
 {
-    uint h = gl_WorkGroupID.x, r = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+    uint h = gl_WorkGroupID.x % p.n_heads, split = gl_WorkGroupID.x / p.n_heads;
+    uint r = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
     if (r >= p.rows)
         return;
     uint t = gl_LocalInvocationID.x, nt = gl_WorkGroupSize.x, D = p.head_dim;
@@ -40,13 +46,18 @@ void main()
         qs[d] = q[p.off_q + (r * p.n_heads + h) * D + d] * p.scale;
     barrier();
 
-    int last = min(pos[p.off_pos + r], int(p.cap) - 1);  // keys 0..last
+    int last = min(pos[p.off_pos + r], int(p.cap) - 1);  // keys 0..last of the row
+    int first = 0;
+    if (SPLIT != 0u) {  // this workgroup's range of them
+        first = int(split * p.split_keys);
+        last = min(last, first + int(p.split_keys) - 1);
+    }
     float m = -1.0 / 0.0, l = 0.0;
     float acc[PER];
     for (uint i = 0; i < PER; i++)
         acc[i] = 0.0;
 
-    for (int j0 = 0; j0 <= last; j0 += int(nt)) {
+    for (int j0 = first; j0 <= last; j0 += int(nt)) {
         int j = j0 + int(t);
         float s = -1.0 / 0.0;
         if (j <= last) {
@@ -99,6 +110,19 @@ void main()
             }
         }
         barrier();
+    }
+    if (SPLIT != 0u) {
+        uint so = p.off_s + ((r * p.n_heads + h) * p.n_split + split) * (D + 2u);
+        if (t == 0) {
+            part[so] = m;
+            part[so + 1u] = l;
+        }
+        for (uint i = 0; i < PER; i++) {
+            uint d = t + i * nt;
+            if (d < D)
+                part[so + 2u + d] = acc[i];
+        }
+        return;
     }
     float inv = l > 0.0 ? 1.0 / l : 0.0;
     for (uint i = 0; i < PER; i++) {

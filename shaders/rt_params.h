@@ -115,9 +115,12 @@ RT_STRUCT(rt_pc_attn) {
     uint cap;
     uint off_o, off_q, off_k, off_v, off_pos;
     float scale;
-    uint pad;
+    uint n_split;         /* key ranges per (row, head): 1, or several when SPLIT (partials to scratch) */
+    uint split_keys;      /* keys per range */
+    uint off_s;           /* scratch: [rows][n_heads][n_split][head_dim + 2] (max, sum, unnormalised out) */
+    uint pad[2];
 } RT_END(rt_pc_attn);
-RT_CHECK(rt_pc_attn, 12)
+RT_CHECK(rt_pc_attn, 16)
 
 /* calibration kernels for benchmarks, shaders/bench_copy.comp and bench_fma.comp */
 RT_STRUCT(rt_pc_bench) {

@@ -154,10 +154,14 @@ static void describe_device(VkPhysicalDevice pd, int index, rt_device_info *d)
     d->coopmat = ext && has_extension(ext, n_ext, "VK_KHR_cooperative_matrix");
     free(ext);
 
-    /* What the kernels use today: subgroup reductions where the device has them. Weights in f16/bf16 are
-     * read as packed 32-bit words and unpacked in the shader, which needs no 16-bit storage feature and
-     * so runs everywhere; the other features are reported for the benchmarks and future kernels. */
-    d->use_subgroup_arithmetic = d->subgroup_arithmetic && d->subgroup_size >= 4;
+    /* What the kernels use today: subgroup reductions where the device has them (VKLLM_NO_SUBGROUP=1
+     * turns them off, for tests of the shared-memory path and for drivers that get them wrong). Weights in
+     * f16/bf16 are read as packed 32-bit words and unpacked in the shader, which needs no 16-bit storage
+     * feature and so runs everywhere; the other features are reported for the benchmarks and future
+     * kernels. */
+    const char *no_sg = getenv("VKLLM_NO_SUBGROUP");
+    bool no_subgroup = no_sg && *no_sg && strcmp(no_sg, "0");
+    d->use_subgroup_arithmetic = d->subgroup_arithmetic && d->subgroup_size >= 4 && !no_subgroup;
 
     d->max_storage_buffer_range = p->limits.maxStorageBufferRange;
     VkPhysicalDeviceMaintenance3Properties m3 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES };

@@ -1,9 +1,64 @@
-/* cmd_bench.c: `vkllm bench` (placeholder until implemented). */
+/* cmd_bench.c: `vkllm bench <what>`: benchmarks. `bench kernels` times each kernel (app/bench_kernels.c). */
+#include <string.h>
+
 #include "app.h"
+#include "bench_kernels.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vkllm bench kernels [--json] [--filter SUBSTRING] [--iters N] [--quick] [--device N]\n"
+            "\n"
+            "Times each kernel at the sizes of Llama models of 135M, 1B and 7B parameters (matrix products\n"
+            "for one row, decode, and 512 rows, prefill, with f32 and f16 weights; rmsnorm, softmax, rope,\n"
+            "attention against a KV cache, get_rows, swiglu) with GPU timestamps: warm-up, then the median of\n"
+            "N runs. Two calibration kernels first measure the device's own copy bandwidth and FMA rate;\n"
+            "each result shows its GB/s and GFLOP/s and their fraction of those.\n"
+            "\n"
+            "  --json            one JSON object instead of the table\n"
+            "  --filter S        only the cases whose name contains S (e.g. matmul, f16, m=1, 7B)\n"
+            "  --iters N         timed runs per case (default 10; a case stops early after ~1 s)\n"
+            "  --quick           small sizes only (seconds, even on a CPU driver)\n"
+            "  --device N        the Vulkan device (see `vkllm devices`); also VKLLM_DEVICE=N\n"
+            "  --validation      with the Khronos validation layer\n");
+}
 
 int cmd_bench(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return app_fail("'bench' is not implemented yet");
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "kernels")) {
+        app_fail("bench: unknown benchmark '%s'", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    bench_opts o = { .dev = { .device = -1 } };
+    bool bad = false;
+    for (int i = 2; i < argc; i++) {
+        long v;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--json"))
+            o.json = true;
+        else if (!strcmp(argv[i], "--quick"))
+            o.quick = true;
+        else if (!strcmp(argv[i], "--filter")) {
+            if (!app_arg_str(argc, argv, &i, &o.filter))
+                return 2;
+        } else if (!strcmp(argv[i], "--iters")) {
+            if (!app_arg_int(argc, argv, &i, &v, 1, 100000))
+                return 2;
+            o.iters = (int)v;
+        } else if (!app_device_flag(argc, argv, &i, &o.dev, &bad)) {
+            app_fail("bench: unknown option '%s'", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+        if (bad)
+            return 2;
+    }
+    return bench_kernels(&o);
 }

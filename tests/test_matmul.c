@@ -293,6 +293,14 @@ static void beyond_binding_range(tu_gpu *g, tu_rng *rng)
     check(g, rng, (mm_case){ 293, n, 8, RT_F16, true, 0, 0, 0, 0 });
 }
 
+/* Rows of W longer than the CPU way's loop budget (lavapipe stops an invocation's loops after 65535
+ * iterations; the op then takes the GPU way), with k odd (element loads) and even. */
+static void long_rows(tu_gpu *g, tu_rng *rng)
+{
+    check(g, rng, (mm_case){ 2, 3, 65537, RT_F32, true, 4, 0, 0, 0 });
+    check(g, rng, (mm_case){ 13, 5, 70000, RT_F16, false, 0, 0, 0, 0 });
+}
+
 static void bad_arguments(tu_gpu *g)
 {
     rt_buffer *b;
@@ -319,6 +327,7 @@ static void all_sets(tu_gpu *g, tu_rng *rng)
     int before = tu_failures;
     small_shapes(g, rng);
     beyond_binding_range(g, rng);
+    long_rows(g, rng);
     bad_arguments(g);
     printf("%d cases, %d failed\n", n_cases, tu_failures - before);
 }

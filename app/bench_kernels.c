@@ -339,6 +339,8 @@ static void finish_case(case_bufs *cb, int rc)
     if (cb->rc) {
         if (cb->rc != RT_ERR_OUT_OF_MEMORY && cb->rc != RT_ERR_LIMIT)
             b->status = app_fail("%s: %s", r->name, r->skip);
+    } else if (r->skip[0]) {
+        /* too large for the device: nothing was recorded */
     } else if (rc) {
         b->status = app_fail("%s: %s", r->name, rt_seq_errmsg(b->seq));
     } else if ((rc = measure(b, r))) {
@@ -665,6 +667,9 @@ int bench_kernels(const bench_opts *o)
     b.timestamps = b.dev->timestamp_period_ns > 0;
     for (int h = 0; h < b.dev->n_heaps; h++)
         if (b.dev->heaps[h].device_local && b.dev->heaps[h].size > b.heap)
+            b.heap = b.dev->heaps[h].size;
+    for (int h = 0; h < b.dev->n_heaps && !b.heap; h++) /* no device-local heap: the largest */
+        if (b.dev->heaps[h].size > b.heap)
             b.heap = b.dev->heaps[h].size;
     if ((rc = rt_seq_create(b.ctx, &b.seq))) {
         app_fail("%s", rt_ctx_errmsg(b.ctx));

@@ -58,8 +58,12 @@ static gemv_cfg gemv_choose(rt_ctx *ctx, int64_t m, int64_t n, bool cpu)
         c = (gemv_cfg){ 64, 8, 1, m < CPU_MR ? (uint32_t)m : CPU_MR };
         while (c.wg > 8 && n / (c.nr * c.wg) < 32)
             c.wg /= 2;
-    } else
+    } else {
+        /* at least two full subgroups, so that subgroupAdd does most of the reduction */
         c = (gemv_cfg){ 128, m <= 4 ? 2 : 1, 0, (uint32_t)m };
+        while (d->subgroup_size && c.wg < 2 * d->subgroup_size && c.wg * 2 <= d->max_workgroup_invocations)
+            c.wg *= 2;
+    }
     /* the reduction needs wg * nr * mr floats of shared memory */
     while (c.wg > d->max_workgroup_invocations || (!c.ks && (size_t)c.wg * c.nr * c.mr * 4 > d->max_shared_memory))
         c.wg /= 2;
@@ -76,9 +80,9 @@ typedef struct gemm_tile {
 static uint32_t tile_wg(const gemm_tile *t) { return (t->bm / t->tm) * (t->bn / t->tn); }
 static size_t tile_shared(const gemm_tile *t) { return (size_t)t->bk * (t->bm + 1 + t->bn + 1) * 4; }
 
-/* The largest tile that fits the device and still gives 128 workgroups or more (so that every compute
- * unit of a large GPU has work); the smallest fitting one when none does. The last one fits every Vulkan
- * device (64 invocations, 4.2 KiB of shared memory). */
+/* The largest tile that fits the device (shared memory, invocations, whole subgroups) and still gives
+ * 128 workgroups or more (so that every compute unit of a large GPU has work); the smallest when none
+ * does. The last one fits every Vulkan device (64 invocations, 4.2 KiB of shared memory). */
 static gemm_tile gemm_choose(rt_ctx *ctx, int64_t m, int64_t n)
 {
     static const gemm_tile tiles[] = {
@@ -89,7 +93,9 @@ static gemm_tile gemm_choose(rt_ctx *ctx, int64_t m, int64_t n)
     for (int i = 0; i < n_tiles - 1; i++) {
         const gemm_tile *t = &tiles[i];
         int64_t groups = (m + t->bm - 1) / t->bm * ((n + t->bn - 1) / t->bn);
-        if (tile_wg(t) <= d->max_workgroup_invocations && tile_shared(t) <= d->max_shared_memory && groups >= 128)
+        bool whole = d->subgroup_size == 0 || tile_wg(t) % d->subgroup_size == 0;
+        if (tile_wg(t) <= d->max_workgroup_invocations && tile_shared(t) <= d->max_shared_memory && whole &&
+            groups >= 128)
             return *t;
     }
     return tiles[n_tiles - 1];

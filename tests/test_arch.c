@@ -939,7 +939,7 @@ static void perplexity(tu_gpu *g)
     CHECK(f && fwrite(story, 1, strlen(story), f) == strlen(story) && fclose(f) == 0, "cannot write %s", text_path);
     const char *bin = getenv("VKLLM_BIN");
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' perplexity --validation -m '%s' -f '%s' -c %d 2>'%s'", bin ? bin : "build/vkllm", path,
+    snprintf(cmd, sizeof cmd, "'%s' perplexity %s -m '%s' -f '%s' -c %d 2>'%s'", bin ? bin : "build/vkllm", tu_validation_flag(), path,
              text_path, C, err_path);
     FILE *p = popen(cmd, "r");
     char out[1 << 14];

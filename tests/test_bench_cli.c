@@ -188,7 +188,7 @@ int main(void)
         return tu_finish("test_bench_cli");
     }
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' bench kernels --quick --json --validation", bin);
+    snprintf(cmd, sizeof cmd, "'%s' bench kernels --quick --json %s", bin, tu_validation_flag());
     printf("running: %s\n", cmd);
     int status;
     char *out = run(cmd, &status);

@@ -165,7 +165,7 @@ static void cli(void)
 {
     char args[2048], *out;
     char *want = tu_read_file(tu_model_path("expected/stories260K.greedy.once-upon-a-time.64.txt"), NULL);
-    snprintf(args, sizeof args, "run --validation -m %s -p 'Once upon a time' -n 60 --temp 0",
+    snprintf(args, sizeof args, "run %s -m %s -p 'Once upon a time' -n 60 --temp 0", tu_validation_flag(),
              tu_model_path("gguf/stories260K.gguf"));
     int rc = run_cli(args, &out);
     CHECK(rc == 0, "vkllm run exited %d", rc);

@@ -94,6 +94,11 @@ char *tu_read_file(const char *path, size_t *len)
     return p;
 }
 
+const char *tu_validation_flag(void)
+{
+    return getenv("VKLLM_NO_VALIDATION") ? "" : "--validation";
+}
+
 static void tu_on_message(void *user, const char *msg)
 {
     (void)user;

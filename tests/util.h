@@ -41,6 +41,10 @@ const char *tu_model_path(const char *rel);
 /* Reads a whole file (NUL-terminated); NULL on failure. Caller frees. */
 char *tu_read_file(const char *path, size_t *len);
 
+/* "--validation" for tests that run the vkllm binary, "" when VKLLM_NO_VALIDATION is set (a machine
+ * without the layer). */
+const char *tu_validation_flag(void);
+
 /* GPU tests: an instance with validation on (messages counted and printed) and a context on the
  * default device (lavapipe in CI). tu_gpu_close() destroys them. */
 typedef struct { rt_instance *inst; rt_ctx *ctx; } tu_gpu;

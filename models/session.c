@@ -73,8 +73,7 @@ static int record_forward(lm_session *s, rt_seq *seq, int64_t n, enum logits_mod
         rt_seq_parallel(seq, false);
         rt_op_kv_write(seq, rt_at(s->kc[l], 0), s->kv_type, K, POS, n, kv_dim, s->n_ctx);
         rt_op_attention(seq, ATT, Q, rt_at(s->kc[l], 0), rt_at(s->vc[l], 0), POS, n, &attn);
-        rt_op_matmul(seq, XB, ATT, W(L->wo), none, n, dim, q_dim);
-        rt_op_add(seq, X, X, XB, n * dim, n * dim);
+        rt_op_matmul_acc(seq, X, ATT, W(L->wo), none, n, dim, q_dim);
         /* feed-forward: x += w_down · (silu(w_gate · norm(x)) * (w_up · norm(x))) */
         rt_op_rmsnorm(seq, XB, X, rt_at(L->ffn_norm.buf, 0), n, dim, hp->norm_eps);
         rt_seq_parallel(seq, true);
@@ -82,8 +81,7 @@ static int record_forward(lm_session *s, rt_seq *seq, int64_t n, enum logits_mod
         rt_op_matmul(seq, HB2, XB, W(L->w_up), none, n, hp->ffn_dim, dim);
         rt_seq_parallel(seq, false);
         rt_op_swiglu(seq, HB, HB, HB2, n * hp->ffn_dim);
-        rt_op_matmul(seq, XB, HB, W(L->w_down), none, n, dim, hp->ffn_dim);
-        rt_op_add(seq, X, X, XB, n * dim, n * dim);
+        rt_op_matmul_acc(seq, X, HB, W(L->w_down), none, n, dim, hp->ffn_dim);
     }
     if (mode != LOGITS_NONE) {
         /* logits = output · norm(x), for the last row or all rows */

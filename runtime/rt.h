@@ -209,6 +209,10 @@ size_t rt_dtype_size(rt_dtype t);
  * (it is then split by rows into several dispatches). */
 int rt_op_matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias,
                  int64_t m, int64_t n, int64_t k);
+/* Y[m][n] += sum_k X[m][k] * W[n][k] (+ bias[n]): rt_op_matmul into a residual stream, one dispatch
+ * instead of a product and an add. Y must not overlap X. */
+int rt_op_matmul_acc(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias,
+                     int64_t m, int64_t n, int64_t k);
 /* Y[r] = X[r] / sqrt(mean(X[r]^2) + eps) * w     (rows of dim; w f32 [dim]) */
 int rt_op_rmsnorm(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, int64_t rows, int64_t dim, float eps);
 /* Y[r] = (X[r] - mean) / sqrt(var + eps) * w + b  (w, b f32 [dim]; b.buf may be NULL) */

@@ -106,12 +106,12 @@ static gemm_tile gemm_choose(rt_ctx *ctx, int64_t m, int64_t n)
 /* One dispatch: rows [m0, m0 + mm) of X and Y against rows [n0, n0 + nn) of W. cpu: the CPU way (see the
  * top); vec: 16-byte loads of X and W (k and the offsets allow them). */
 static int matmul_piece(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias, int64_t m0, int64_t mm,
-                        int64_t n0, int64_t nn, int64_t n, int64_t k, bool cpu, bool vec)
+                        int64_t n0, int64_t nn, int64_t n, int64_t k, bool cpu, bool vec, bool acc)
 {
     rt_ctx *ctx = rt_seq_ctx(seq);
     size_t es = rt_dtype_size(wt);
     rt_pc_matmul pc = { .m = (uint32_t)mm, .n = (uint32_t)nn, .k = (uint32_t)k, .has_bias = bias.buf != NULL,
-                        .ldy = (uint32_t)n, .n0 = (uint32_t)n0 };
+                        .ldy = (uint32_t)n, .n0 = (uint32_t)n0, .accumulate = acc };
     rt_bind b[4];
     rt_op_bind(seq, rt_at(y.buf, y.off + (size_t)(m0 * n) * 4), 4, mm * n, &b[0], &pc.off_y);
     rt_op_bind(seq, rt_at(x.buf, x.off + (size_t)(m0 * k) * 4), 4, mm * k, &b[1], &pc.off_x);
@@ -142,11 +142,11 @@ static int matmul_piece(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, 
     return rt_seq_dispatch(seq, p, b, 4, &pc, gx, gy, 1);
 }
 
-/* Y = X W^T (+ bias). Every binding must fit the device's binding range (maxStorageBufferRange): W is cut
- * into pieces of rows (columns of Y), X and Y into pieces of rows; each pair is one dispatch, all of them
- * independent of each other. */
-int rt_op_matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias, int64_t m, int64_t n,
-                 int64_t k)
+/* Y = X W^T (+ bias) (acc: Y +=). Every binding must fit the device's binding range
+ * (maxStorageBufferRange): W is cut into pieces of rows (columns of Y), X and Y into pieces of rows; each
+ * pair is one dispatch, all of them independent of each other. */
+static int matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias, int64_t m, int64_t n, int64_t k,
+                  bool acc)
 {
     rt_ctx *ctx = rt_seq_ctx(seq);
     if (m <= 0 || n <= 0 || k <= 0 || m * k > 0xFFFFFFFFll || m * n > 0xFFFFFFFFll || n * k > ((int64_t)1 << 40) ||
@@ -184,7 +184,19 @@ int rt_op_matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref 
     for (int64_t m0 = 0; m0 < m; m0 += per_m)
         for (int64_t n0 = 0; n0 < n; n0 += per_n)
             matmul_piece(seq, y, x, w, wt, bias, m0, m - m0 < per_m ? m - m0 : per_m, n0,
-                         n - n0 < per_n ? n - n0 : per_n, n, k, cpu, vec);
+                         n - n0 < per_n ? n - n0 : per_n, n, k, cpu, vec, acc);
     rt_seq_parallel(seq, false);
     return rt_seq_status(seq);
+}
+
+int rt_op_matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias, int64_t m, int64_t n,
+                 int64_t k)
+{
+    return matmul(seq, y, x, w, wt, bias, m, n, k, false);
+}
+
+int rt_op_matmul_acc(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias, int64_t m, int64_t n,
+                     int64_t k)
+{
+    return matmul(seq, y, x, w, wt, bias, m, n, k, true);
 }

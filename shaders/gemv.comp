@@ -29,7 +29,7 @@ layout(constant_id = 3) const uint MR = 1;  // rows of X per pass
 layout(constant_id = 4) const uint VEC = 0; // 16-byte loads: k % (4 or 8) == 0 and aligned offsets
 layout(constant_id = 5) const uint KSPLIT = 0; // threads sharing a row: 0 = the whole workgroup, or 1
 
-layout(binding = 0) writeonly buffer Y { float y[]; };
+layout(binding = 0) buffer Y { float y[]; };
 layout(binding = 1) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(binding = 2) readonly buffer W { uint w[]; };
@@ -120,6 +120,8 @@ void main()
                     float v = acc[q];
                     if (p.has_bias != 0u)
                         v += bias[p.off_b + p.n0 + j];
+                    if (p.accumulate != 0u)
+                        v += y[p.off_y + r * p.ldy + p.n0 + j];
                     y[p.off_y + r * p.ldy + p.n0 + j] = v;
                 }
             }
@@ -157,6 +159,8 @@ void main()
                 float v = acc[0];
                 if (p.has_bias != 0u)
                     v += bias[p.off_b + p.n0 + j];
+                if (p.accumulate != 0u)
+                    v += y[p.off_y + r * p.ldy + p.n0 + j];
                 y[p.off_y + r * p.ldy + p.n0 + j] = v;
             }
         }

@@ -20,7 +20,7 @@ layout(constant_id = 5) const uint TM = 4;
 layout(constant_id = 6) const uint TN = 4;
 layout(constant_id = 7) const uint VEC = 0;
 
-layout(binding = 0) writeonly buffer Y { float y[]; };
+layout(binding = 0) buffer Y { float y[]; };
 layout(binding = 1) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(binding = 2) readonly buffer W { uint w[]; };
@@ -114,6 +114,8 @@ void main()
                 float v = acc[i * TN + j];
                 if (p.has_bias != 0u)
                     v += bias[p.off_b + p.n0 + c];
+                if (p.accumulate != 0u)
+                    v += y[p.off_y + r * p.ldy + p.n0 + c];
                 y[p.off_y + r * p.ldy + p.n0 + c] = v;
             }
         }

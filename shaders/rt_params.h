@@ -105,7 +105,8 @@ RT_STRUCT(rt_pc_matmul) {
     uint has_bias;
     uint ldy;             /* row stride of Y (elements) */
     uint n0;              /* first output column of this dispatch (W split by binding range) */
-    uint pad[2];
+    uint accumulate;      /* 1: Y += X W^T (a residual connection), 0: Y = X W^T */
+    uint pad;
 } RT_END(rt_pc_matmul);
 RT_CHECK(rt_pc_matmul, 12)
 

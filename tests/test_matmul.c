@@ -88,6 +88,7 @@ typedef struct mm_case {
     rt_dtype wt;
     bool bias;
     size_t off_x, off_w, off_y, off_b; /* bytes */
+    bool acc;                          /* rt_op_matmul_acc: Y starts with values and is added to */
 } mm_case;
 
 /* W's values as the device sees them, and their bytes in type wt. */
@@ -134,8 +135,8 @@ static bool run_case(tu_gpu *g, tu_rng *rng, const mm_case *c, const char *label
     double *ref = malloc((size_t)(m * n) * sizeof(double));
     size_t ybuf_size = c->off_y + ys + TU_GUARD;
     uint32_t *yb = malloc(ybuf_size);
-    float *out = malloc(ys);
-    if (!x || !wv || !bias || !wb || !ref || !yb || !out) {
+    float *out = malloc(ys), *y0 = malloc(ys);
+    if (!x || !wv || !bias || !wb || !ref || !yb || !out || !y0) {
         CHECK(0, "out of host memory");
         return false;
     }
@@ -144,12 +145,14 @@ static bool run_case(tu_gpu *g, tu_rng *rng, const mm_case *c, const char *label
     make_weights(rng, c->wt, n * k, wv, wb);
     for (int64_t i = 0; i < n; i++)
         bias[i] = tu_uniform(rng, -1.0f, 1.0f);
+    for (int64_t i = 0; i < m * n; i++)
+        y0[i] = c->acc ? tu_uniform(rng, -4.0f, 4.0f) : 0.0f;
 
     /* reference */
     for (int64_t r = 0; r < m; r++)
         for (int64_t j = 0; j < n; j++) {
             const float *xr = x + r * k, *wr = wv + j * k;
-            double s = c->bias ? bias[j] : 0.0;
+            double s = (c->bias ? bias[j] : 0.0) + y0[r * n + j];
             for (int64_t i = 0; i < k; i++)
                 s += (double)xr[i] * wr[i];
             ref[r * n + j] = s;
@@ -159,7 +162,8 @@ static bool run_case(tu_gpu *g, tu_rng *rng, const mm_case *c, const char *label
     rt_buffer *bx = upload(g, c->off_x, x, xs), *bw = upload(g, c->off_w, wb, ws);
     rt_buffer *bb = c->bias ? upload(g, c->off_b, bias, (size_t)n * 4) : NULL, *by = NULL;
     if (rt_buffer_create(g->ctx, RT_MEM_DEVICE, ybuf_size, &by) != RT_OK ||
-        rt_buffer_fill(by, 0, ybuf_size / 4 * 4, TU_GUARD_WORD) != RT_OK) {
+        rt_buffer_fill(by, 0, ybuf_size / 4 * 4, TU_GUARD_WORD) != RT_OK ||
+        (c->acc && rt_buffer_write(by, c->off_y, y0, ys) != RT_OK)) {
         CHECK(0, "output buffer: %s", rt_ctx_errmsg(g->ctx));
         ok = false;
     }
@@ -167,8 +171,8 @@ static bool run_case(tu_gpu *g, tu_rng *rng, const mm_case *c, const char *label
         rt_seq *s;
         rt_seq_create(g->ctx, &s);
         rt_seq_begin(s);
-        rt_op_matmul(s, rt_at(by, c->off_y), rt_at(bx, c->off_x), rt_at(bw, c->off_w), c->wt,
-                     c->bias ? rt_at(bb, c->off_b) : (rt_ref){ 0 }, m, n, k);
+        (c->acc ? rt_op_matmul_acc : rt_op_matmul)(s, rt_at(by, c->off_y), rt_at(bx, c->off_x), rt_at(bw, c->off_w),
+                                                   c->wt, c->bias ? rt_at(bb, c->off_b) : (rt_ref){ 0 }, m, n, k);
         int rc = rt_seq_end(s);
         if (rc == RT_OK)
             rc = rt_seq_run(s);
@@ -219,6 +223,7 @@ static bool run_case(tu_gpu *g, tu_rng *rng, const mm_case *c, const char *label
     free(ref);
     free(yb);
     free(out);
+    free(y0);
     return ok;
 }
 
@@ -231,8 +236,9 @@ static void check(tu_gpu *g, tu_rng *rng, mm_case c)
     if (gemv_only && c.m > 8)
         return;
     char label[256];
-    snprintf(label, sizeof label, "matmul m=%lld n=%lld k=%lld %s%s off x/w/y/b=%zu/%zu/%zu/%zu (seed state %llu)",
-             (long long)c.m, (long long)c.n, (long long)c.k, dtype_name(c.wt), c.bias ? " bias" : "", c.off_x,
+    snprintf(label, sizeof label, "matmul%s m=%lld n=%lld k=%lld %s%s off x/w/y/b=%zu/%zu/%zu/%zu (seed state %llu)",
+             c.acc ? "_acc" : "", (long long)c.m, (long long)c.n, (long long)c.k, dtype_name(c.wt),
+             c.bias ? " bias" : "", c.off_x,
              c.off_w, c.off_y, c.off_b, (unsigned long long)rng->s);
     n_cases++;
     run_case(g, rng, &c, label);
@@ -254,26 +260,28 @@ static void small_shapes(tu_gpu *g, tu_rng *rng)
             if (m * n * k > 80000000) /* keep the reference quick: the large ones once per type below */
                 continue;
             for (size_t t = 0; t < 3; t++, i++) {
-                mm_case c = { m, n, k, types[t], i % 2 == 0, 0, 0, 0, 0 };
+                mm_case c = { m, n, k, types[t], i % 2 == 0, 0, 0, 0, 0, false };
                 /* every fourth case at offsets: unaligned (element loads), then 16-byte aligned (vector
                  * loads starting inside the binding) */
                 if (i % 4 == 1)
-                    c = (mm_case){ m, n, k, types[t], true, 4, 2 * rt_dtype_size(types[t]), 12, 8 };
+                    c = (mm_case){ m, n, k, types[t], true, 4, 2 * rt_dtype_size(types[t]), 12, 8, false };
                 else if (i % 4 == 3)
-                    c = (mm_case){ m, n, k, types[t], false, 48, 64, 16, 0 };
+                    c = (mm_case){ m, n, k, types[t], false, 48, 64, 16, 0, false };
+                c.acc = i % 3 == 2; /* a third of them add to Y (rt_op_matmul_acc) */
                 check(g, rng, c);
             }
         }
     for (size_t t = 0; t < 3; t++) {
-        check(g, rng, (mm_case){ 300, 1000, 2048, types[t], true, 16, 32, 4, 4 });
-        check(g, rng, (mm_case){ 8, 1000, 2048, types[t], true, 0, 0, 0, 0 });
+        check(g, rng, (mm_case){ 300, 1000, 2048, types[t], true, 16, 32, 4, 4, false });
+        check(g, rng, (mm_case){ 8, 1000, 2048, types[t], true, 0, 0, 0, 0, false });
+        check(g, rng, (mm_case){ 200, 999, 513, types[t], false, 0, 0, 8, 0, true });
     }
     /* wide enough for each GEMM tile size to be picked (the largest one giving 128 workgroups) */
-    check(g, rng, (mm_case){ 300, 5503, 40, RT_F16, true, 0, 0, 0, 0 });
-    check(g, rng, (mm_case){ 257, 5501, 37, RT_F32, false, 4, 8, 4, 0 });
-    check(g, rng, (mm_case){ 129, 4001, 24, RT_BF16, true, 0, 0, 0, 0 });
-    check(g, rng, (mm_case){ 100, 2600, 33, RT_F32, true, 0, 0, 0, 0 });
-    check(g, rng, (mm_case){ 64, 2600, 96, RT_F16, false, 0, 0, 0, 0 });
+    check(g, rng, (mm_case){ 300, 5503, 40, RT_F16, true, 0, 0, 0, 0, false });
+    check(g, rng, (mm_case){ 257, 5501, 37, RT_F32, false, 4, 8, 4, 0, false });
+    check(g, rng, (mm_case){ 129, 4001, 24, RT_BF16, true, 0, 0, 0, 0, false });
+    check(g, rng, (mm_case){ 100, 2600, 33, RT_F32, true, 0, 0, 0, 0, false });
+    check(g, rng, (mm_case){ 64, 2600, 96, RT_F16, false, 0, 0, 0, 0, false });
 }
 
 /* W bigger than one binding (split by rows of W) and Y bigger than one binding (split by rows of X), with
@@ -288,22 +296,22 @@ static void beyond_binding_range(tu_gpu *g, tu_rng *rng)
         return;
     }
     int64_t n = range / (1024 * 4) + 77;
-    check(g, rng, (mm_case){ 3, n, 1024, RT_F32, true, 0, 0, 0, 0 });
-    check(g, rng, (mm_case){ 20, n, 1024, RT_F32, false, 16, 64, 32, 0 });
+    check(g, rng, (mm_case){ 3, n, 1024, RT_F32, true, 0, 0, 0, 0, false });
+    check(g, rng, (mm_case){ 20, n, 1024, RT_F32, false, 16, 64, 32, 0, false });
     n = range / (1023 * 2) + 33;
-    check(g, rng, (mm_case){ 2, n, 1023, RT_F16, true, 4, 2, 4, 4 });
-    check(g, rng, (mm_case){ 11, n, 1023, RT_BF16, false, 0, 0, 0, 0 });
+    check(g, rng, (mm_case){ 2, n, 1023, RT_F16, true, 4, 2, 4, 4, false });
+    check(g, rng, (mm_case){ 11, n, 1023, RT_BF16, false, 0, 0, 0, 0, false });
     /* Y of 293 rows: pieces of rows for the GEMM with a last piece small enough for the GEMV */
     n = range / (293 * 4) + 100;
-    check(g, rng, (mm_case){ 293, n, 8, RT_F16, true, 0, 0, 0, 0 });
+    check(g, rng, (mm_case){ 293, n, 8, RT_F16, true, 0, 0, 0, 0, false });
 }
 
 /* Rows of W longer than the CPU way's loop budget (lavapipe stops an invocation's loops after 65535
  * iterations; the op then takes the GPU way), with k odd (element loads) and even. */
 static void long_rows(tu_gpu *g, tu_rng *rng)
 {
-    check(g, rng, (mm_case){ 2, 3, 65537, RT_F32, true, 4, 0, 0, 0 });
-    check(g, rng, (mm_case){ 13, 5, 70000, RT_F16, false, 0, 0, 0, 0 });
+    check(g, rng, (mm_case){ 2, 3, 65537, RT_F32, true, 4, 0, 0, 0, false });
+    check(g, rng, (mm_case){ 13, 5, 70000, RT_F16, false, 0, 0, 0, 0, false });
 }
 
 static void bad_arguments(tu_gpu *g)

@@ -98,9 +98,11 @@ int cmd_perplexity(int argc, char **argv)
     int64_t n_chunks = n_tok / n_ctx;
     if (max_chunks > 0 && max_chunks < n_chunks)
         n_chunks = max_chunks;
-    /* logits are taken in pieces of `per` rows so that a long context with a large vocabulary does not
-     * need n_ctx * n_vocab floats at once */
-    int64_t per = 64;
+    /* the chunk goes through in pieces of the batch size, each piece's logits at once: at most 256 MiB
+     * of them, so that a long context with a large vocabulary does not need n_ctx * n_vocab floats */
+    int64_t per = so.n_batch, cap = ((int64_t)256 << 20) / ((int64_t)n_vocab * 4);
+    if (per > cap)
+        per = cap > 0 ? cap : 1;
     logits = malloc(sizeof *logits * (size_t)per * (size_t)n_vocab);
     if (!logits) {
         app_fail("out of memory");

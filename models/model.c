@@ -1,5 +1,6 @@
 /* model.c: a GGUF model onto the device: hyper-parameters from the metadata, weights uploaded once in
  * their file's type; and the same structures from a llama2.c checkpoint. */
+#include <assert.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
@@ -133,6 +134,10 @@ int lm_hparams_check(const lm_hparams *hp, char *err, size_t errlen)
 void lm_model_free(lm_model *m)
 {
     if (!m)
+        return;
+    /* a programming error: the sessions would keep using the freed weights; refuse (and leak) instead */
+    assert(m->n_sessions == 0 && "free the model's sessions first");
+    if (m->n_sessions)
         return;
     rt_buffer_destroy(m->tok_embd.buf);
     if (m->output.buf != m->tok_embd.buf)

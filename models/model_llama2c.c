@@ -54,7 +54,8 @@ int lm_model_load_llama2c(rt_ctx *ctx, const char *checkpoint, const char *token
     hp->n_heads = h[3];
     hp->n_kv_heads = h[4];
     bool shared = h[5] > 0;
-    hp->n_vocab = h[5] < 0 ? -h[5] : h[5];
+    int64_t vocab = h[5] < 0 ? -(int64_t)h[5] : h[5];
+    hp->n_vocab = vocab > INT32_MAX ? 0 : (int32_t)vocab; /* 0 is refused by the check below */
     hp->n_ctx_train = h[6];
     hp->head_dim = hp->n_heads > 0 ? hp->dim / hp->n_heads : 0;
     hp->n_rot = hp->head_dim;

@@ -14,7 +14,7 @@
  * The draw walks the survivors in whatever order they are in: the same input gives the same order.
  * The max logit M is kept by every stage, so softmax weights are exp((l - M) / temp) throughout.
  */
-#include "lm.h"
+#include "lm_internal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -39,18 +39,6 @@ struct lm_sampler {
     int32_t *count;        /* [n_vocab] occurrences of each id in the ring; NULL when !penalize */
     cand *cand;            /* [n_vocab] scratch; NULL when sampling is greedy */
 };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return LM_ERR_INVALID;
-}
 
 /* ---------------------------------------------------------------- RNGs */
 
@@ -126,32 +114,32 @@ void lm_sampler_defaults(lm_sampler_params *p)
 int lm_sampler_params_check(const lm_sampler_params *p, char *err, size_t errlen)
 {
     if (!p)
-        return fail(err, errlen, "sampler params: NULL");
+        return lm_fail(err, errlen, LM_ERR_INVALID, "sampler params: NULL");
     if (!isfinite(p->temp))
-        return fail(err, errlen, "temp = %g: must be finite", (double)p->temp);
+        return lm_fail(err, errlen, LM_ERR_INVALID, "temp = %g: must be finite", (double)p->temp);
     if (p->llama2c) {
         /* llama2.c takes 0 and 1 as "top-p off" */
         if (!(p->top_p >= 0.0f && p->top_p <= 1.0f))
-            return fail(err, errlen, "top_p = %g: must be in [0, 1] (llama2.c mode)", (double)p->top_p);
+            return lm_fail(err, errlen, LM_ERR_INVALID, "top_p = %g: must be in [0, 1] (llama2.c mode)", (double)p->top_p);
         if (p->seed == 0)
-            return fail(err, errlen, "seed = 0: llama2.c's xorshift RNG needs a nonzero seed "
+            return lm_fail(err, errlen, LM_ERR_INVALID, "seed = 0: llama2.c's xorshift RNG needs a nonzero seed "
                                      "(llama2.c itself replaces 0 by the time)");
         return LM_OK; /* llama2.c mode ignores the other fields */
     }
     if (p->top_k < 0)
-        return fail(err, errlen, "top_k = %d: must be >= 0 (0: off)", (int)p->top_k);
+        return lm_fail(err, errlen, LM_ERR_INVALID, "top_k = %d: must be >= 0 (0: off)", (int)p->top_k);
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
-        return fail(err, errlen, "top_p = %g: must be in (0, 1] (1: off)", (double)p->top_p);
+        return lm_fail(err, errlen, LM_ERR_INVALID, "top_p = %g: must be in (0, 1] (1: off)", (double)p->top_p);
     if (!(p->min_p >= 0.0f && p->min_p <= 1.0f))
-        return fail(err, errlen, "min_p = %g: must be in [0, 1] (0: off)", (double)p->min_p);
+        return lm_fail(err, errlen, LM_ERR_INVALID, "min_p = %g: must be in [0, 1] (0: off)", (double)p->min_p);
     if (!(p->repeat_penalty > 0.0f && isfinite(p->repeat_penalty)))
-        return fail(err, errlen, "repeat_penalty = %g: must be > 0 and finite (1: off)", (double)p->repeat_penalty);
+        return lm_fail(err, errlen, LM_ERR_INVALID, "repeat_penalty = %g: must be > 0 and finite (1: off)", (double)p->repeat_penalty);
     if (!isfinite(p->frequency_penalty))
-        return fail(err, errlen, "frequency_penalty = %g: must be finite", (double)p->frequency_penalty);
+        return lm_fail(err, errlen, LM_ERR_INVALID, "frequency_penalty = %g: must be finite", (double)p->frequency_penalty);
     if (!isfinite(p->presence_penalty))
-        return fail(err, errlen, "presence_penalty = %g: must be finite", (double)p->presence_penalty);
+        return lm_fail(err, errlen, LM_ERR_INVALID, "presence_penalty = %g: must be finite", (double)p->presence_penalty);
     if (p->repeat_last_n < 0)
-        return fail(err, errlen, "repeat_last_n = %d: must be >= 0 (0: off; give the context size for "
+        return lm_fail(err, errlen, LM_ERR_INVALID, "repeat_last_n = %d: must be >= 0 (0: off; give the context size for "
                                  "llama.cpp's -1)", (int)p->repeat_last_n);
     return LM_OK;
 }
@@ -176,7 +164,7 @@ int lm_sampler_create(const lm_sampler_params *p, int32_t n_vocab, lm_sampler **
     if (rc)
         return rc;
     if (n_vocab < 1)
-        return fail(err, errlen, "n_vocab = %d: must be >= 1", (int)n_vocab);
+        return lm_fail(err, errlen, LM_ERR_INVALID, "n_vocab = %d: must be >= 1", (int)n_vocab);
 
     lm_sampler *s = calloc(1, sizeof *s);
     if (!s)

@@ -16,7 +16,7 @@ struct lm_session {
     int32_t logit_rows;        /* rows the logits buffer holds (all-logits passes are cut to this) */
     rt_buffer **kc, **vc;      /* per layer: [n_ctx][n_kv_heads * head_dim] */
     rt_buffer *x;              /* [n_batch][dim] the residual stream */
-    rt_buffer *xb;             /* [n_batch][max(dim, q_dim)] normed input / attention output projection */
+    rt_buffer *xb;             /* [n_batch][dim] the normed residual stream, input of the projections */
     rt_buffer *q;              /* [n_batch][q_dim] */
     rt_buffer *k, *v;          /* [n_batch][kv_dim] this pass's keys and values */
     rt_buffer *att;            /* [n_batch][q_dim] attention output */
@@ -167,7 +167,7 @@ int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out
     }
     struct { rt_buffer **b; rt_mem kind; int64_t bytes; } want[] = {
         { &s->x, RT_MEM_DEVICE, B * dim * 4 },
-        { &s->xb, RT_MEM_DEVICE, B * (dim > q_dim ? dim : q_dim) * 4 },
+        { &s->xb, RT_MEM_DEVICE, B * dim * 4 },
         { &s->q, RT_MEM_DEVICE, B * q_dim * 4 },
         { &s->k, RT_MEM_DEVICE, B * kv_dim * 4 },
         { &s->v, RT_MEM_DEVICE, B * kv_dim * 4 },
@@ -182,15 +182,14 @@ int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0] && !rc; i++)
         rc = rt_buffer_create(ctx, want[i].kind, (size_t)want[i].bytes, want[i].b);
-    if (!rc)
-        rc = rt_seq_create(ctx, &s->pass);
-    if (!rc)
-        rc = rt_seq_create(ctx, &s->step_argmax);
-    if (!rc)
-        rc = rt_seq_create(ctx, &s->step_logits);
     if (rc) {
         lm_fail(err, errlen, LM_ERR_DEVICE, "a context of %d positions (KV cache %.1f MiB) does not fit: %s", s->n_ctx,
                 2.0 * hp->n_layers * cache_bytes / 1048576.0, rt_ctx_errmsg(ctx));
+        lm_session_free(s);
+        return LM_ERR_DEVICE;
+    }
+    if (rt_seq_create(ctx, &s->pass) || rt_seq_create(ctx, &s->step_argmax) || rt_seq_create(ctx, &s->step_logits)) {
+        lm_fail(err, errlen, LM_ERR_DEVICE, "command buffers: %s", rt_ctx_errmsg(ctx));
         lm_session_free(s);
         return LM_ERR_DEVICE;
     }
@@ -228,6 +227,21 @@ static int run_failed(lm_session *s, rt_seq *seq, char *err, size_t errlen)
     return lm_fail(err, errlen, LM_ERR_DEVICE, "forward pass: %s", rt_seq_errmsg(seq));
 }
 
+/* The host-written inputs of a pass: token ids and their positions n_past, n_past + 1, ... */
+static int write_inputs(lm_session *s, const int32_t *ids, int64_t n, char *err, size_t errlen)
+{
+    int32_t pos[256];
+    for (int64_t i0 = 0; i0 < n; i0 += 256) {
+        int64_t c = n - i0 < 256 ? n - i0 : 256;
+        for (int64_t i = 0; i < c; i++)
+            pos[i] = (int32_t)(s->n_past + i0 + i);
+        if (rt_buffer_write(s->ids, (size_t)i0 * 4, ids + i0, (size_t)c * 4) ||
+            rt_buffer_write(s->pos, (size_t)i0 * 4, pos, (size_t)c * 4))
+            return lm_fail(err, errlen, LM_ERR_DEVICE, "writing inputs: %s", rt_ctx_errmsg(s->m->ctx));
+    }
+    return LM_OK;
+}
+
 int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits, bool all_logits, char *err,
                     size_t errlen)
 {
@@ -240,20 +254,15 @@ int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits,
         int64_t c = n - done < per ? n - done : per;
         bool last = done + c == n;
         enum logits_mode mode = !logits ? LOGITS_NONE : all_logits ? LOGITS_ALL : last ? LOGITS_LAST : LOGITS_NONE;
-        int32_t *pi = rt_buffer_map(s->ids), *pp = rt_buffer_map(s->pos);
-        if (!pi || !pp)
-            return lm_fail(err, errlen, LM_ERR_DEVICE, "upload buffers are not mapped");
-        for (int64_t i = 0; i < c; i++) {
-            pi[i] = ids[done + i];
-            pp[i] = (int32_t)(s->n_past + i);
-        }
+        if ((rc = write_inputs(s, ids + done, c, err, errlen)))
+            return rc;
         if (record_forward(s, s->pass, c, mode, false, mode != LOGITS_NONE) || rt_seq_run(s->pass))
             return run_failed(s, s->pass, err, errlen);
         s->n_past += (int32_t)c;
-        if (mode == LOGITS_ALL)
-            memcpy(logits + done * s->m->hp.n_vocab, rt_buffer_map(s->logits_host), (size_t)c * row_bytes);
-        else if (mode == LOGITS_LAST)
-            memcpy(logits, rt_buffer_map(s->logits_host), row_bytes);
+        if (mode != LOGITS_NONE &&
+            rt_buffer_read(s->logits_host, 0, mode == LOGITS_ALL ? logits + done * s->m->hp.n_vocab : logits,
+                           mode == LOGITS_ALL ? (size_t)c * row_bytes : row_bytes))
+            return lm_fail(err, errlen, LM_ERR_DEVICE, "reading logits: %s", rt_ctx_errmsg(s->m->ctx));
     }
     return LM_OK;
 }
@@ -261,26 +270,31 @@ int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits,
 int lm_session_step(lm_session *s, int32_t id, float *logits, int32_t *next, char *err, size_t errlen)
 {
     int rc = check_ids(s, &id, 1, err, errlen);
-    if (rc)
+    if (rc || (rc = write_inputs(s, &id, 1, err, errlen)))
         return rc;
+    /* two recordings, each made once on first use and then only re-submitted: one ends in an argmax on
+     * the device (greedy: 4 bytes come back), the other copies the logits out for a sampler */
     rt_seq *seq = logits ? s->step_logits : s->step_argmax;
     bool *recorded = logits ? &s->logits_recorded : &s->argmax_recorded;
-    int32_t *pi = rt_buffer_map(s->ids), *pp = rt_buffer_map(s->pos);
-    pi[0] = id;
-    pp[0] = s->n_past;
-    /* recorded once, on first use; every later step only re-submits it */
     if (!*recorded) {
-        if (record_forward(s, seq, 1, LOGITS_LAST, true, logits != NULL))
+        if (record_forward(s, seq, 1, LOGITS_LAST, logits == NULL, logits != NULL))
             return run_failed(s, seq, err, errlen);
         *recorded = true;
     }
-    if (rt_seq_submit(seq))
-        return run_failed(s, seq, err, errlen);
-    if (rt_seq_wait(seq))
+    if (rt_seq_run(seq))
         return run_failed(s, seq, err, errlen);
     s->n_past++;
-    *next = *(int32_t *)rt_buffer_map(s->next);
-    if (logits)
-        memcpy(logits, rt_buffer_map(s->logits_host), (size_t)s->m->hp.n_vocab * 4);
+    int32_t n_vocab = s->m->hp.n_vocab;
+    if (!logits)
+        return rt_buffer_read(s->next, 0, next, 4) ? lm_fail(err, errlen, LM_ERR_DEVICE, "reading the token: %s",
+                                                              rt_ctx_errmsg(s->m->ctx))
+                                                    : LM_OK;
+    if (rt_buffer_read(s->logits_host, 0, logits, (size_t)n_vocab * 4))
+        return lm_fail(err, errlen, LM_ERR_DEVICE, "reading logits: %s", rt_ctx_errmsg(s->m->ctx));
+    int32_t best = 0;
+    for (int32_t i = 1; i < n_vocab; i++)
+        if (logits[i] > logits[best])
+            best = i;
+    *next = best;
     return LM_OK;
 }

@@ -148,8 +148,10 @@ int rt_buffer_create(rt_ctx *ctx, rt_mem kind, size_t size, rt_buffer **out);
 /* DESTRUCTOR: the buffer must not be in use by a pending submission. */
 void rt_buffer_destroy(rt_buffer *buf);
 size_t rt_buffer_size(const rt_buffer *buf);
-/* METHOD: a persistent host pointer when the memory is host-visible, else NULL. Writes through it are
- * visible to the next submission; reads see the last completed one. */
+/* METHOD: a persistent host pointer when the memory is host-visible, else NULL. On host-coherent memory
+ * (what vkllm picks wherever a device has it) writes through it are seen by the next submission and
+ * reads see the last completed one; rt_buffer_write / rt_buffer_read also flush and invalidate where the
+ * memory is not coherent, so portable code goes through them. */
 void *rt_buffer_map(rt_buffer *buf);
 /* METHOD: copy host <-> buffer (any size; through a staging buffer when the memory is not mappable).
  * Synchronous: returns when the copy is complete. Must not overlap a pending submission's use. */

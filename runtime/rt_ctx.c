@@ -1,4 +1,5 @@
 /* rt_ctx.c: one logical device (queue, one-off commands) and its compute pipelines with their cache. */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -128,6 +129,12 @@ void rt_ctx_destroy(rt_ctx *ctx)
 {
     if (!ctx)
         return;
+    /* a programming error: buffers and sequences still alive would use a freed device; refuse (and
+     * leak) instead */
+    uint64_t staging = ctx->staging ? ctx->staging->alloc : 0;
+    assert(ctx->used == staging && ctx->n_seqs == 0 && "destroy the context's buffers and sequences first");
+    if (ctx->used != staging || ctx->n_seqs)
+        return;
     if (ctx->device) {
         vkDeviceWaitIdle(ctx->device);
         rt_ctx_save_pipeline_cache(ctx);
@@ -178,7 +185,9 @@ int rt_ctx_end_oneoff(rt_ctx *ctx, VkCommandBuffer cb)
         r = vkQueueSubmit(ctx->queue, 1, &si, ctx->fence);
         if (r == VK_SUCCESS) {
             r = vkWaitForFences(ctx->device, 1, &ctx->fence, VK_TRUE, UINT64_MAX);
-            vkResetFences(ctx->device, 1, &ctx->fence);
+            if (r != VK_SUCCESS) /* still pending, perhaps: leak it rather than free it (the device is lost) */
+                return rt_ctx_vk_fail(ctx, r, "waiting for a one-off copy");
+            r = vkResetFences(ctx->device, 1, &ctx->fence);
         }
     }
     vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &cb);
@@ -296,7 +305,8 @@ int rt_pipeline_get(rt_ctx *ctx, enum rt_shader_id shader, const uint32_t *spec,
                            rt_shader_table[shader].name);
     for (int i = 0; i < ctx->n_pipelines; i++) {
         rt_pipeline *p = &ctx->pipelines[i];
-        if (p->shader == shader && p->n_spec == n_spec && !memcmp(p->spec, spec, sizeof(uint32_t) * (size_t)n_spec)) {
+        if (p->shader == shader && p->n_spec == n_spec && p->n_bindings == n_bindings && p->push_size == push_size &&
+            !memcmp(p->spec, spec, sizeof(uint32_t) * (size_t)n_spec)) {
             *out = p;
             return RT_OK;
         }

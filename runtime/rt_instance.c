@@ -133,24 +133,28 @@ static void describe_device(VkPhysicalDevice pd, int index, rt_device_info *d)
                              (sub.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
 
     uint32_t n_ext = 0;
-    vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, NULL);
-    VkExtensionProperties *ext = calloc(n_ext ? n_ext : 1, sizeof *ext);
-    if (ext && vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, ext) != VK_SUCCESS)
+    VkExtensionProperties *ext = NULL;
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, NULL) == VK_SUCCESS &&
+        (ext = calloc(n_ext ? n_ext : 1, sizeof *ext)) != NULL &&
+        vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, ext) != VK_SUCCESS)
         n_ext = 0;
 
-    VkPhysicalDeviceVulkan13Features f13 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES };
-    VkPhysicalDeviceVulkan12Features f12 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES };
+    /* The instance is Vulkan 1.2, so 1.3 feature structs may not be chained: integer dot product is
+     * asked through its extension's struct (present on 1.3 drivers as well). */
+    bool has_int_dot = ext && has_extension(ext, n_ext, "VK_KHR_shader_integer_dot_product");
+    VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR fdot = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR };
+    VkPhysicalDeviceVulkan12Features f12 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                             .pNext = has_int_dot ? &fdot : NULL };
     VkPhysicalDeviceVulkan11Features f11 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
                                              .pNext = &f12 };
-    if (p->apiVersion >= VK_API_VERSION_1_3)
-        f12.pNext = &f13;
     VkPhysicalDeviceFeatures2 f = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11 };
     if (p->apiVersion >= VK_API_VERSION_1_2)
         vkGetPhysicalDeviceFeatures2(pd, &f);
     d->fp16 = f12.shaderFloat16;
     d->storage16 = f11.storageBuffer16BitAccess;
     d->storage8 = f12.storageBuffer8BitAccess;
-    d->int_dot = f13.shaderIntegerDotProduct || (ext && has_extension(ext, n_ext, "VK_KHR_shader_integer_dot_product"));
+    d->int_dot = has_int_dot && fdot.shaderIntegerDotProduct;
     d->coopmat = ext && has_extension(ext, n_ext, "VK_KHR_cooperative_matrix");
     free(ext);
 

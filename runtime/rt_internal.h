@@ -64,7 +64,6 @@ typedef struct rt_pipeline {
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkPipeline pipeline;
-    uint32_t wg[3];        /* workgroup size, for dispatch checks */
 } rt_pipeline;
 
 struct rt_ctx {
@@ -88,6 +87,7 @@ struct rt_ctx {
     rt_pipeline *pipelines;        /* [RT_MAX_PIPELINES], allocated on first use, never moved */
     int n_pipelines;
     rt_buffer *staging;            /* lazily created, reused, for discrete GPUs */
+    int n_seqs;                    /* live sequences */
     char err[RT_ERRLEN];
 };
 
@@ -105,8 +105,6 @@ int rt_pipeline_cache_open(rt_ctx *ctx, const char *path);
 int rt_ctx_begin_oneoff(rt_ctx *ctx, VkCommandBuffer *cb);
 int rt_ctx_end_oneoff(rt_ctx *ctx, VkCommandBuffer cb);
 void rt_memory_destroy(rt_ctx *ctx);
-VkBuffer rt_buffer_vk(const rt_buffer *b);
-VkDeviceSize rt_buffer_vk_offset(const rt_buffer *b);
 
 /* A binding for one dispatch: a byte range of a buffer. */
 typedef struct rt_bind {
@@ -122,7 +120,8 @@ int rt_seq_dispatch(rt_seq *seq, rt_pipeline *p, const rt_bind *binds, int n_bin
                     uint32_t gx, uint32_t gy, uint32_t gz);
 rt_ctx *rt_seq_ctx(rt_seq *seq);
 /* A transient device buffer of at least `bytes` for one op's intermediate results, owned by the
- * sequence and valid as long as its recording (each call of a recording gets its own). */
+ * sequence and valid as long as its recording. Ops recorded one after another share one; each op in a
+ * parallel group gets its own. */
 int rt_seq_scratch(rt_seq *seq, size_t bytes, rt_ref *out);
 /* Sticky error on a sequence: returns the stored status if one is set. */
 int rt_seq_status(const rt_seq *seq);

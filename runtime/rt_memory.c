@@ -62,8 +62,8 @@ static int block_create(rt_ctx *ctx, rt_mem kind, VkDeviceSize size, rt_block **
                                     : find_type(ctx, req.memoryTypeBits, DL, 0);
     else if (kind == RT_MEM_UPLOAD)
         type = find_type(ctx, req.memoryTypeBits, HV | HC, HV);
-    else
-        type = find_type(ctx, req.memoryTypeBits, HV | HC | CA, HV);
+    else if ((type = find_type(ctx, req.memoryTypeBits, HV | HC | CA, HV | HC)) < 0)
+        type = find_type(ctx, req.memoryTypeBits, HV, HV);
     if (type < 0) {
         vkDestroyBuffer(ctx->device, b->buffer, NULL);
         free(b);
@@ -246,8 +246,6 @@ void rt_ctx_memory_usage(const rt_ctx *ctx, uint64_t *reserved, uint64_t *used)
 }
 
 size_t rt_buffer_size(const rt_buffer *buf) { return buf->size; }
-VkBuffer rt_buffer_vk(const rt_buffer *b) { return b->block->buffer; }
-VkDeviceSize rt_buffer_vk_offset(const rt_buffer *b) { return b->off; }
 
 void *rt_buffer_map(rt_buffer *buf)
 {
@@ -306,6 +304,12 @@ static int staged_copy(rt_buffer *buf, size_t offset, void *host, size_t n, bool
         VkCommandBuffer cb;
         if ((rc = rt_ctx_begin_oneoff(ctx, &cb)))
             return rc;
+        /* earlier submissions' writes before the copy; the copy's writes visible to the host after it */
+        VkMemoryBarrier before = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                                   .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                                   .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT };
+        vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                             VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
         VkBufferCopy c = { .size = chunk };
         if (to_device) {
             c.srcOffset = ctx->staging->off;
@@ -316,6 +320,13 @@ static int staged_copy(rt_buffer *buf, size_t offset, void *host, size_t n, bool
             c.dstOffset = ctx->staging->off;
             vkCmdCopyBuffer(cb, buf->block->buffer, ctx->staging->block->buffer, 1, &c);
         }
+        VkMemoryBarrier after = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                                  .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                                  .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_SHADER_READ_BIT |
+                                                   VK_ACCESS_SHADER_WRITE_BIT };
+        vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                             VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &after, 0, NULL,
+                             0, NULL);
         if ((rc = rt_ctx_end_oneoff(ctx, cb)))
             return rc;
         if (!to_device) {
@@ -372,6 +383,11 @@ int rt_buffer_fill(rt_buffer *buf, size_t offset, size_t n, uint32_t value)
     VkCommandBuffer cb;
     if ((rc = rt_ctx_begin_oneoff(buf->ctx, &cb)))
         return rc;
+    VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                           .dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT };
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     vkCmdFillBuffer(cb, buf->block->buffer, buf->off + offset, n, value);
     return rt_ctx_end_oneoff(buf->ctx, cb);
 }

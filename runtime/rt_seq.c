@@ -26,6 +26,7 @@ struct rt_seq {
     double *timed_ns;
     rt_buffer **scratch;        /* transient device buffers of ops (rt_seq_scratch), reused in order */
     int n_scratch, used_scratch;
+    int serial_scratch;         /* the slot that requests outside parallel groups share, -1: none yet */
     int status;                 /* sticky recording / submission error */
     char err[RT_ERRLEN];
 };
@@ -58,6 +59,7 @@ int rt_seq_create(rt_ctx *ctx, rt_seq **out)
     if (!seq)
         return rt_ctx_fail(ctx, RT_ERR_OUT_OF_MEMORY, "out of host memory");
     seq->ctx = ctx;
+    ctx->n_seqs++;
     VkCommandBufferAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                        .commandPool = ctx->pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                        .commandBufferCount = 1 };
@@ -87,6 +89,7 @@ out_destroy_fence:
 out_free_cb:
     vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &seq->cb);
 out_free_seq:
+    ctx->n_seqs--;
     free(seq);
     return rt_ctx_vk_fail(ctx, r, "rt_seq_create");
 }
@@ -112,6 +115,7 @@ void rt_seq_destroy(rt_seq *seq)
     free(seq->pools);
     free(seq->stamp_names);
     free(seq->timed_ns);
+    seq->ctx->n_seqs--;
     free(seq);
 }
 
@@ -123,7 +127,8 @@ int rt_seq_wait(rt_seq *seq)
     seq->pending = false;
     if (r != VK_SUCCESS)
         return seq_vk_fail(seq, r, "vkWaitForFences");
-    vkResetFences(seq->ctx->device, 1, &seq->fence);
+    if ((r = vkResetFences(seq->ctx->device, 1, &seq->fence)) != VK_SUCCESS)
+        return seq_vk_fail(seq, r, "vkResetFences");
     seq->n_timed = 0;
     if (seq->queries && seq->n_stamps > 1) {
         uint64_t t[RT_MAX_TIMESTAMPS];
@@ -148,10 +153,12 @@ int rt_seq_begin(rt_seq *seq)
     if (r != VK_SUCCESS)
         return seq_vk_fail(seq, r, "vkResetCommandBuffer");
     for (int i = 0; i < seq->n_pools; i++)
-        vkResetDescriptorPool(seq->ctx->device, seq->pools[i], 0);
+        if ((r = vkResetDescriptorPool(seq->ctx->device, seq->pools[i], 0)) != VK_SUCCESS)
+            return seq_vk_fail(seq, r, "vkResetDescriptorPool");
     seq->used_pools = 0;
     seq->sets_in_pool = RT_SETS_PER_POOL;
     seq->used_scratch = 0;
+    seq->serial_scratch = -1;
     VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
     if ((r = vkBeginCommandBuffer(seq->cb, &bi)) != VK_SUCCESS)
         return seq_vk_fail(seq, r, "vkBeginCommandBuffer");
@@ -211,12 +218,16 @@ int rt_seq_end(rt_seq *seq)
 {
     if (!seq->recording)
         return rt_seq_fail(seq, RT_ERR_INVALID, "rt_seq_end without rt_seq_begin");
-    /* make results visible to the host (mapped reads after the fence) */
+    /* results visible to the host (mapped reads after the fence) and to later submissions on the queue */
     VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                            .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-                           .dstAccessMask = VK_ACCESS_HOST_READ_BIT };
+                           .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_SHADER_READ_BIT |
+                                            VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                                            VK_ACCESS_TRANSFER_WRITE_BIT };
     vkCmdPipelineBarrier(seq->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                         VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+                         VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
+                             VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         0, 1, &mb, 0, NULL, 0, NULL);
     VkResult r = vkEndCommandBuffer(seq->cb);
     seq->recording = false;
     if (r != VK_SUCCESS)
@@ -362,8 +373,14 @@ int rt_seq_scratch(rt_seq *seq, size_t bytes, rt_ref *out)
 {
     if (seq->status)
         return seq->status;
-    /* the i-th request of a recording gets the i-th buffer, grown when too small: a re-recording of the
-     * same ops reuses the same buffers */
+    /* Outside parallel groups ops run one after another, barriers between them, so they share one
+     * buffer (a bigger request moves on to a new slot: ops recorded before keep theirs). */
+    if (!seq->parallel && seq->serial_scratch >= 0 && rt_buffer_size(seq->scratch[seq->serial_scratch]) >= bytes) {
+        *out = rt_at(seq->scratch[seq->serial_scratch], 0);
+        return RT_OK;
+    }
+    /* otherwise the i-th new request of a recording gets the i-th slot, grown when too small: a
+     * re-recording of the same ops reuses the same buffers */
     if (seq->used_scratch == seq->n_scratch) {
         rt_buffer **ns = realloc(seq->scratch, sizeof *ns * (size_t)(seq->n_scratch + 1));
         if (!ns)
@@ -381,6 +398,8 @@ int rt_seq_scratch(rt_seq *seq, size_t bytes, rt_ref *out)
         if (rc)
             return rt_seq_fail(seq, rc, "scratch: %s", rt_ctx_errmsg(seq->ctx));
     }
+    if (!seq->parallel)
+        seq->serial_scratch = seq->used_scratch;
     seq->used_scratch++;
     *out = rt_at(*b, 0);
     return RT_OK;

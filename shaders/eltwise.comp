@@ -1,5 +1,5 @@
 #version 450
-// Elementwise ops over n elements: add / mul with b broadcast at i % nb, scale, swiglu, gelu, copy.
+// Elementwise ops over n elements: add / mul with b broadcast at i % nb, scale, swiglu, gelu.
 // No NaN for finite inputs of any size: exp overflows to inf and x / inf = 0.
 #include "common.glsl"
 layout(local_size_x_id = 0) in;

@@ -30,7 +30,6 @@ typedef uint32_t uint;
 #define RT_ELT_SCALE 2
 #define RT_ELT_SWIGLU 3
 #define RT_ELT_GELU 4
-#define RT_ELT_COPY 5
 
 RT_STRUCT(rt_pc_eltwise) {
     uint n;       /* elements of y */

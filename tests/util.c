@@ -5,11 +5,12 @@
 #include <string.h>
 
 int tu_failures;
-static rt_instance *tu_inst; /* for the validation count in tu_finish */
+static rt_instance *tu_inst;  /* the open instance, for the validation count in tu_finish */
+static uint32_t tu_vmsgs_closed; /* validation messages of instances already destroyed */
 
 int tu_finish(const char *name)
 {
-    uint32_t vmsgs = tu_inst ? rt_instance_validation_count(tu_inst) : 0;
+    uint32_t vmsgs = tu_vmsgs_closed + (tu_inst ? rt_instance_validation_count(tu_inst) : 0);
     if (vmsgs) {
         fprintf(stderr, "%s: %u validation message(s)\n", name, vmsgs);
         tu_failures++;
@@ -133,7 +134,12 @@ void tu_gpu_close(tu_gpu *g)
 {
     rt_ctx_destroy(g->ctx);
     g->ctx = NULL;
-    /* the instance stays for tu_finish's validation count; the OS frees it */
+    if (g->inst == tu_inst) {
+        tu_vmsgs_closed += rt_instance_validation_count(tu_inst);
+        tu_inst = NULL;
+    }
+    rt_instance_destroy(g->inst);
+    g->inst = NULL;
 }
 
 bool tu_guard_fill(rt_buffer *b, size_t data_bytes)

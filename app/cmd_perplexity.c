@@ -40,12 +40,8 @@ int cmd_perplexity(int argc, char **argv)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
-            bad = !app_arg_str(argc, argv, &i, &model);
-        else if (!strcmp(a, "--tokenizer"))
-            bad = !app_arg_str(argc, argv, &i, &tokenizer);
-        else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
-            bad = !app_arg_str(argc, argv, &i, &file);
+        } else if (app_input_flag(argc, argv, &i, &model, &tokenizer, NULL, &file, &bad))
+            continue;
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size"))
             bad = !app_arg_int(argc, argv, &i, &n_ctx, 4, 1 << 20);
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size"))

@@ -56,14 +56,8 @@ int cmd_run(int argc, char **argv)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
-            bad = !app_arg_str(argc, argv, &i, &model);
-        else if (!strcmp(a, "--tokenizer"))
-            bad = !app_arg_str(argc, argv, &i, &tokenizer);
-        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt"))
-            bad = !app_arg_str(argc, argv, &i, &prompt);
-        else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
-            bad = !app_arg_str(argc, argv, &i, &prompt_file);
+        } else if (app_input_flag(argc, argv, &i, &model, &tokenizer, &prompt, &prompt_file, &bad))
+            continue;
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
             bad = !app_arg_int(argc, argv, &i, &n_predict, -1, 1 << 30);
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size"))

@@ -81,14 +81,8 @@ int cmd_tokenize(int argc, char **argv)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
-            bad = !app_arg_str(argc, argv, &i, &model);
-        else if (!strcmp(a, "--tokenizer"))
-            bad = !app_arg_str(argc, argv, &i, &tokenizer);
-        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt"))
-            bad = !app_arg_str(argc, argv, &i, &prompt);
-        else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
-            bad = !app_arg_str(argc, argv, &i, &file);
+        } else if (app_input_flag(argc, argv, &i, &model, &tokenizer, &prompt, &file, &bad))
+            continue;
         else if (!strcmp(a, "--ids"))
             ids_only = true;
         else if (!strcmp(a, "--no-bos"))

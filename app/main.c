@@ -101,6 +101,25 @@ bool app_arg_float(int argc, char **argv, int *i, double *out, double lo, double
     return true;
 }
 
+bool app_input_flag(int argc, char **argv, int *i, const char **model, const char **tokenizer, const char **prompt,
+                    const char **file, bool *bad)
+{
+    const char *a = argv[*i], **out;
+    if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+        out = model;
+    else if (!strcmp(a, "--tokenizer"))
+        out = tokenizer;
+    else if (prompt && (!strcmp(a, "-p") || !strcmp(a, "--prompt")))
+        out = prompt;
+    else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
+        out = file;
+    else
+        return false;
+    if (!app_arg_str(argc, argv, i, out))
+        *bad = true;
+    return true;
+}
+
 bool app_device_flag(int argc, char **argv, int *i, app_device_opts *o, bool *bad)
 {
     if (!strcmp(argv[*i], "--device")) {

@@ -15,6 +15,53 @@
 
 /* ------------------------------------------------------------------------------------------ helpers */
 
+static bool pair_before(const tok_pair *a, const tok_pair *b)
+{
+    return a->prio < b->prio || (a->prio == b->prio && a->left < b->left);
+}
+
+bool tok_heap_push(tok_heap *h, tok_pair x)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        tok_pair *p = realloc(h->p, cap * sizeof *p);
+        if (!p)
+            return false;
+        h->p = p;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!pair_before(&x, &h->p[up]))
+            break;
+        h->p[i] = h->p[up];
+        i = up;
+    }
+    h->p[i] = x;
+    return true;
+}
+
+tok_pair tok_heap_pop(tok_heap *h)
+{
+    tok_pair top = h->p[0], x = h->p[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && pair_before(&h->p[c + 1], &h->p[c]))
+            c++;
+        if (!pair_before(&h->p[c], &x))
+            break;
+        h->p[i] = h->p[c];
+        i = c;
+    }
+    if (h->n)
+        h->p[i] = x;
+    return top;
+}
+
 /* FNV-1a, 32 bits: short keys, few collisions in practice, no state. */
 uint32_t tok_hash(const void *s, size_t len)
 {

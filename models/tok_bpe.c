@@ -338,71 +338,13 @@ typedef struct bpe_sym {
     uint32_t off, n; /* bytes in the mapped word; n == 0 once merged away */
 } bpe_sym;
 
-typedef struct bpe_pair {
-    int32_t rank, left, right;
-    uint32_t ln, rn; /* sizes of the two sides when queued: a pair is stale once either changed */
-} bpe_pair;
-
-typedef struct bpe_heap {
-    bpe_pair *p;
-    size_t n, cap;
-} bpe_heap;
-
-/* Min-heap order: lower rank first, then the leftmost. */
-static bool before(const bpe_pair *a, const bpe_pair *b)
-{
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static bool heap_push(bpe_heap *h, bpe_pair x)
-{
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bpe_pair *p = realloc(h->p, cap * sizeof *p);
-        if (!p)
-            return false;
-        h->p = p;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!before(&x, &h->p[up]))
-            break;
-        h->p[i] = h->p[up];
-        i = up;
-    }
-    h->p[i] = x;
-    return true;
-}
-
-static bpe_pair heap_pop(bpe_heap *h)
-{
-    bpe_pair top = h->p[0], x = h->p[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && before(&h->p[c + 1], &h->p[c]))
-            c++;
-        if (!before(&h->p[c], &x))
-            break;
-        h->p[i] = h->p[c];
-        i = c;
-    }
-    if (h->n)
-        h->p[i] = x;
-    return top;
-}
-
 /* Per-call scratch (a vocab is shared between threads, so nothing of this lives in it). */
 typedef struct bpe_work {
     tok_buf word;  /* the current word, bytes mapped to code points */
     tok_buf key;   /* "left right", the merge being looked up */
     bpe_sym *sym;
     size_t sym_cap;
-    bpe_heap heap;
+    tok_heap heap;
 } bpe_work;
 
 static int merge_rank(const lm_vocab *v, bpe_work *w, const bpe_sym *l, const bpe_sym *r)
@@ -423,7 +365,7 @@ static bool add_pair(const lm_vocab *v, bpe_work *w, int32_t l, int32_t r)
         return false;
     if (rank < 0)
         return true;
-    return heap_push(&w->heap, (bpe_pair){ rank, l, r, w->sym[l].n, w->sym[r].n });
+    return tok_heap_push(&w->heap, (tok_pair){ rank, l, r, w->sym[l].n, w->sym[r].n });
 }
 
 /* The ids of one mapped word. */
@@ -460,7 +402,7 @@ static int bpe_word(const lm_vocab *v, bpe_work *w, tok_ids *out)
         if (!add_pair(v, w, (int32_t)i - 1, (int32_t)i))
             return LM_ERR_NOMEM;
     while (w->heap.n) {
-        bpe_pair b = heap_pop(&w->heap);
+        tok_pair b = tok_heap_pop(&w->heap);
         bpe_sym *l = &sym[b.left], *r = &sym[b.right];
         if (!l->n || !r->n || l->n != b.ln || r->n != b.rn || l->next != b.right)
             continue; /* stale */

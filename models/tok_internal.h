@@ -164,4 +164,19 @@ const char *tok_bpe_pre_name(int i);
 /* tok_wpm.c */
 int tok_wpm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out);
 
+/* A candidate merge of two adjacent symbols, for the merge-based encoders (tok_spm.c, tok_bpe.c): the
+ * queue pops the lowest prio first, the leftmost on ties. ln and rn are the two sides' byte sizes when
+ * the candidate was queued: once either side changed, the candidate is stale. */
+typedef struct tok_pair {
+    double prio;
+    int32_t left, right;
+    uint32_t ln, rn;
+} tok_pair;
+typedef struct tok_heap {
+    tok_pair *p;
+    size_t n, cap;
+} tok_heap;
+bool tok_heap_push(tok_heap *h, tok_pair x); /* false when out of memory */
+tok_pair tok_heap_pop(tok_heap *h);          /* h->n > 0 */
+
 #endif

@@ -17,66 +17,7 @@ typedef struct spm_sym {
     uint32_t off, n;    /* bytes of the text; n == 0 once merged into the left neighbour */
 } spm_sym;
 
-typedef struct spm_pair {
-    float score;
-    int32_t left, right;
-    uint32_t size; /* bytes of left + right when the pair was queued */
-} spm_pair;
-
-typedef struct spm_heap {
-    spm_pair *p;
-    size_t n, cap;
-} spm_heap;
-
-/* Max-heap order: higher score first, then lower left index. */
-static bool before(const spm_pair *a, const spm_pair *b)
-{
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static bool heap_push(spm_heap *h, spm_pair x)
-{
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        spm_pair *p = realloc(h->p, cap * sizeof *p);
-        if (!p)
-            return false;
-        h->p = p;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!before(&x, &h->p[up]))
-            break;
-        h->p[i] = h->p[up];
-        i = up;
-    }
-    h->p[i] = x;
-    return true;
-}
-
-static spm_pair heap_pop(spm_heap *h)
-{
-    spm_pair top = h->p[0], x = h->p[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && before(&h->p[c + 1], &h->p[c]))
-            c++;
-        if (!before(&h->p[c], &x))
-            break;
-        h->p[i] = h->p[c];
-        i = c;
-    }
-    if (h->n)
-        h->p[i] = x;
-    return top;
-}
-
-static bool try_pair(const lm_vocab *v, const char *text, const spm_sym *sym, int32_t l, int32_t r, spm_heap *h)
+static bool try_pair(const lm_vocab *v, const char *text, const spm_sym *sym, int32_t l, int32_t r, tok_heap *h)
 {
     if (l < 0 || r < 0)
         return true;
@@ -84,7 +25,7 @@ static bool try_pair(const lm_vocab *v, const char *text, const spm_sym *sym, in
     int32_t id = tok_find(v, text + sym[l].off, size);
     if (id < 0)
         return true;
-    return heap_push(h, (spm_pair){ v->score[id], l, r, size });
+    return tok_heap_push(h, (tok_pair){ -(double)v->score[id], l, r, sym[l].n, sym[r].n });
 }
 
 int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out)
@@ -95,7 +36,7 @@ int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out
     for (size_t i = 0; i < len; i += (size_t)tok_utf8_len((unsigned char)text[i]))
         nsym++;
     spm_sym *sym = malloc(nsym * sizeof *sym);
-    spm_heap h = { 0 };
+    tok_heap h = { 0 };
     int rc = LM_ERR_NOMEM;
     if (!sym)
         return rc;
@@ -111,9 +52,9 @@ int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out
         if (!try_pair(v, text, sym, (int32_t)i - 1, (int32_t)i, &h))
             goto out_free;
     while (h.n) {
-        spm_pair b = heap_pop(&h);
+        tok_pair b = tok_heap_pop(&h);
         spm_sym *l = &sym[b.left], *r = &sym[b.right];
-        if (!l->n || !r->n || l->n + r->n != b.size)
+        if (!l->n || !r->n || l->n != b.ln || r->n != b.rn)
             continue; /* stale */
         l->n += r->n;
         r->n = 0;

@@ -178,6 +178,17 @@ static void cli(void)
     free(out);
     free(want);
 
+    /* the describing commands: JSON that starts right and names what it must */
+    snprintf(args, sizeof args, "info -m %s --json", tu_model_path("gguf/stories260K.gguf"));
+    rc = run_cli(args, &out);
+    CHECK(rc == 0 && out[0] == '{' && strstr(out, "\"llama\"") && strstr(out, "512"),
+          "vkllm info --json exited %d:\n%s", rc, out);
+    free(out);
+    rc = run_cli("devices --json", &out);
+    CHECK(rc == 0 && out[0] == '[' && strstr(out, "\"subgroup_size\"") && strstr(out, "\"default\": true"),
+          "vkllm devices --json exited %d:\n%s", rc, out);
+    free(out);
+
     /* bad input: a clear error and a non-zero exit, never a crash */
     struct { const char *args; const char *says; } bad[] = {
         { "run -m /nonexistent.gguf -p hi", "nonexistent" },

@@ -202,12 +202,10 @@ int rt_op_rope(rt_seq *seq, rt_ref x, rt_ref pos, int64_t rows, int n_heads, int
         bind[2] = bind[1];
     int64_t n = rows * n_heads * (r->n_rot / 2);
     uint32_t wg = rt_op_wg(seq, 256);
-    if ((n + wg - 1) / wg > rt_seq_ctx(seq)->info.max_workgroup_count[0])
-        return rt_seq_fail(seq, RT_ERR_LIMIT, "rope: too many rows for one dispatch");
     rt_pipeline *p;
     if (rt_op_pipeline(seq, RT_SHADER_rope, &wg, 1, 3, sizeof pc, &p))
         return rt_seq_status(seq);
-    return rt_seq_dispatch(seq, p, bind, 3, &pc, (uint32_t)((n + wg - 1) / wg), 1, 1);
+    return rt_seq_dispatch(seq, p, bind, 3, &pc, rt_op_groups(seq, n, wg), 1, 1);
 }
 
 int rt_op_get_rows(rt_seq *seq, rt_ref y, rt_ref table, rt_dtype t, rt_ref ids, int64_t rows, int64_t n_table,

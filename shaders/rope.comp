@@ -1,5 +1,6 @@
 #version 450
-// Rotary position embedding in place, one invocation per rotated pair of one head of one row.
+// Rotary position embedding in place: each invocation rotates pairs (one pair of one head of one row
+// at a time, in a grid-stride loop).
 // Row r is at position pos[r]. Pair i of n_rot/2 has angle pos * base^(-2i/n_rot), as llama.cpp's
 // rope with YaRN (ext_factor > 0) and linear scaling (freq_scale), and optional per-frequency factors.
 // mode 0: pairs (2i, 2i+1) (llama); mode 1: pairs (i, i + n_rot/2) (neox, qwen2).
@@ -22,17 +23,10 @@ float corr_dim(float n_rot)
     return float(p.n_rot) * log(p.n_ctx_orig / (n_rot * 2.0 * 3.14159265358979)) / (2.0 * log(p.base));
 }
 
-void main()
+// Rotates pair i of head h of row r.
+void rotate(uint i, uint h, uint r)
 {
     uint half_rot = p.n_rot / 2u;
-    uint gid = gl_GlobalInvocationID.x;
-    uint total = p.rows * p.n_heads * half_rot;
-    if (gid >= total)
-        return;
-    uint i = gid % half_rot;
-    uint h = (gid / half_rot) % p.n_heads;
-    uint r = gid / (half_rot * p.n_heads);
-
     float theta_extrap = float(pos[p.off_pos + r]) * pow(p.base, -2.0 * float(i) / float(p.n_rot));
     if (p.has_ff != 0u)
         theta_extrap /= ff[p.off_ff + i];
@@ -60,4 +54,13 @@ void main()
     float a = x[i0], b = x[i1];
     x[i0] = a * c - b * s;
     x[i1] = a * s + b * c;
+}
+
+void main()
+{
+    uint half_rot = p.n_rot / 2u;
+    uint total = p.rows * p.n_heads * half_rot;
+    uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    for (uint gid = gl_GlobalInvocationID.x; gid < total; gid += stride)
+        rotate(gid % half_rot, (gid / half_rot) % p.n_heads, gid / (half_rot * p.n_heads));
 }

@@ -4,9 +4,15 @@
  * GPU idle on a long context. */
 #include "rt_ops.h"
 
-/* Keys per range when split: ranges of at least 256 keys, at most 64 ranges. 0: do not split. */
-static int64_t split_keys(int64_t rows, int64_t cap)
+/* Keys per range when split, 0: do not split. On a GPU, decode rows split long contexts into at most 64
+ * ranges of at least 256 keys, so that the work spreads over the compute units. A CPU driver has few
+ * cores and pays for every extra workgroup and dispatch: it splits only past 16K keys, in ranges of 16K
+ * (lavapipe ends an invocation's loops after 65535 iterations, which a single range would reach on
+ * very long contexts). */
+static int64_t split_keys(rt_seq *seq, int64_t rows, int64_t cap)
 {
+    if (rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU)
+        return rows <= 4 && cap > 16384 ? 16384 : 0;
     if (rows > 4 || cap <= 1024)
         return 0;
     int64_t keys = (cap + 63) / 64;
@@ -22,7 +28,7 @@ int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref 
         return rt_seq_fail(seq, RT_ERR_INVALID, "attention: bad shape (heads %d/%d, head_dim %d)", a->n_heads,
                            a->n_kv_heads, a->head_dim);
     int64_t kv = a->cap * a->n_kv_heads * a->head_dim, q_elems = rows * a->n_heads * a->head_dim;
-    int64_t sk = split_keys(rows, a->cap), n_split = sk ? (a->cap + sk - 1) / sk : 1;
+    int64_t sk = split_keys(seq, rows, a->cap), n_split = sk ? (a->cap + sk - 1) / sk : 1;
     rt_pc_attn pc = { .rows = (uint32_t)rows, .n_heads = (uint32_t)a->n_heads, .n_kv_heads = (uint32_t)a->n_kv_heads,
                       .head_dim = (uint32_t)a->head_dim, .cap = (uint32_t)a->cap, .scale = a->scale,
                       .n_split = (uint32_t)n_split, .split_keys = (uint32_t)(sk ? sk : a->cap) };

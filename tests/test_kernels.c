@@ -1143,6 +1143,10 @@ int main(void)
      * attention.comp), which once cut these off at 7.5K and 15K keys */
     case_attention(2, 1, 256, RT_F16, 1, 16383, 16384, false);
     case_attention(1, 1, 128, RT_F32, 1, 32767, 32768, false);
+    /* decode with the keys split into ranges (GPUs from 1K positions, CPU drivers from 16K): ranges
+     * full, partly filled and empty, merged by attn_combine */
+    case_attention(4, 2, 64, RT_F16, 1, 20000, 40000, false);
+    case_attention(2, 2, 64, RT_F32, 2, 1500, 3000, false);
     case_attention(8, 4, 64, RT_F32, 1, 37, 64, false);
     case_attention(8, 1, 128, RT_F16, 1, 200, 257, false);
     case_attention(4, 4, 256, RT_F32, 1, 70, 100, false);

@@ -24,7 +24,7 @@ bool app_arg_str(int argc, char **argv, int *i, const char **out);
 bool app_arg_int(int argc, char **argv, int *i, long *out, long lo, long hi);
 bool app_arg_float(int argc, char **argv, int *i, double *out, double lo, double hi);
 
-/* The input flags the model commands share: -m/--model FILE, --tokenizer FILE (a llama2.c tokenizer),
+/* The input flags the model commands share: -m/--model FILE, --tokenizer/-z FILE (a llama2.c tokenizer),
  * -p/--prompt TEXT (only when prompt is not NULL) and -f/--file FILE. Consumes the flag at argv[*i] and
  * returns true if it is one of them (*bad set when its value is missing). */
 bool app_input_flag(int argc, char **argv, int *i, const char **model, const char **tokenizer, const char **prompt,

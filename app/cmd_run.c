@@ -10,7 +10,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vkllm run -m FILE [-p PROMPT | -f FILE] [options]\n"
             "  -m, --model FILE       GGUF model (or a llama2.c checkpoint with --tokenizer)\n"
-            "      --tokenizer FILE   llama2.c tokenizer.bin for a llama2.c checkpoint\n"
+            "  -z, --tokenizer FILE   llama2.c tokenizer.bin for a llama2.c checkpoint\n"
             "  -p, --prompt TEXT      prompt (default: empty, generation starts from BOS)\n"
             "  -f, --file FILE        read the prompt from a file\n"
             "  -n, --n-predict N      tokens to generate (default 128; -1: until the context is full)\n"

@@ -107,7 +107,7 @@ bool app_input_flag(int argc, char **argv, int *i, const char **model, const cha
     const char *a = argv[*i], **out;
     if (!strcmp(a, "-m") || !strcmp(a, "--model"))
         out = model;
-    else if (!strcmp(a, "--tokenizer"))
+    else if (!strcmp(a, "--tokenizer") || !strcmp(a, "-z")) /* -z as llama2.c's run */
         out = tokenizer;
     else if (prompt && (!strcmp(a, "-p") || !strcmp(a, "--prompt")))
         out = prompt;

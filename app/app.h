@@ -32,7 +32,11 @@ bool app_input_flag(int argc, char **argv, int *i, const char **model, const cha
 
 /* The shared device flags: `--device N` (else VKLLM_DEVICE, else the best device) and
  * `--validation`. app_device_flag() consumes them from argv[*i] and returns true if it did. */
-typedef struct app_device_opts { int device; bool validation; } app_device_opts;
+typedef struct app_device_opts {
+    int device;
+    bool validation;
+    bool profiling; /* GPU timestamps per dispatch (set by commands that report them) */
+} app_device_opts;
 bool app_device_flag(int argc, char **argv, int *i, app_device_opts *o, bool *bad);
 
 /* Reads a whole file ("-": standard input), NUL-terminated; prints why and returns NULL on failure. */

@@ -44,7 +44,7 @@ int app_model_open(app_model *am, const char *path, const char *tokenizer, const
         app_fail("%s", rt_instance_errmsg(am->inst));
         return 1;
     }
-    rt_ctx_desc cd = { .device = dev->device };
+    rt_ctx_desc cd = { .device = dev->device, .profiling = dev->profiling };
     if (rt_ctx_create(am->inst, &cd, &am->ctx)) {
         app_fail("%s", rt_ctx_errmsg(am->ctx));
         return 1;

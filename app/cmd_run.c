@@ -24,10 +24,49 @@ static void usage(FILE *f)
             "      --repeat-last-n N  tokens the penalty looks back over (default 64)\n"
             "  -s, --seed N           sampling seed (default: fixed, so runs repeat)\n"
             "      --kv-f16           keep the KV cache in f16 (half the memory)\n"
+            "      --profile          time the last decode step's kernels on the GPU (to stderr)\n"
             "      --no-bos           do not add BOS to the prompt\n"
             "      --parse-special    special-token texts in the prompt become their ids\n"
             "      --device N         Vulkan device (see `vkllm devices`; or VKLLM_DEVICE=N)\n"
             "      --validation       enable the Khronos validation layer\n");
+}
+
+/* --profile: GPU time of one decode step, summed by kernel. */
+typedef struct profile {
+    int n;
+    struct { const char *kernel; int count; double ns; } k[32];
+    double total;
+} profile;
+
+static void profile_add(void *user, const char *kernel, double ns)
+{
+    profile *p = user;
+    int i = 0;
+    while (i < p->n && strcmp(p->k[i].kernel, kernel))
+        i++;
+    if (i == p->n) {
+        if (p->n == 32)
+            return;
+        p->k[p->n++].kernel = kernel;
+    }
+    p->k[i].count++;
+    p->k[i].ns += ns;
+    p->total += ns;
+}
+
+static void profile_print(const lm_session *s)
+{
+    profile p = { 0 };
+    int n = lm_session_step_timings(s, profile_add, &p);
+    if (!n) {
+        fprintf(stderr, "vkllm: no GPU timings (the device's queue has no timestamps, or no token was decoded)\n");
+        return;
+    }
+    fprintf(stderr, "vkllm: one decode step on the GPU: %.3f ms in %d dispatches\n", p.total / 1e6, n);
+    fprintf(stderr, "  %-16s %6s %12s %7s\n", "kernel", "count", "total us", "share");
+    for (int i = 0; i < p.n; i++)
+        fprintf(stderr, "  %-16s %6d %12.1f %6.1f%%\n", p.k[i].kernel, p.k[i].count, p.k[i].ns / 1e3,
+                100.0 * p.k[i].ns / p.total);
 }
 
 /* Writes what the detokeniser has ready, flushing so the text streams. */
@@ -80,6 +119,8 @@ int cmd_run(int argc, char **argv)
             bad = !app_arg_int(argc, argv, &i, &seed, 0, 0x7FFFFFFF);
         else if (!strcmp(a, "--kv-f16"))
             kv_f16 = true;
+        else if (!strcmp(a, "--profile"))
+            dev.profiling = true;
         else if (!strcmp(a, "--no-bos"))
             no_bos = true;
         else if (!strcmp(a, "--parse-special"))
@@ -212,6 +253,8 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "\nvkllm: load %.2f s | prompt %lld tokens, %.1f tokens/s | generation %lld tokens, %.1f tokens/s\n",
             am.load_s, (long long)n_ids, n_ids > 1 && t_prompt > 0 ? (n_ids - 1) / t_prompt : 0.0, (long long)n_gen,
             t_gen > 0 ? n_gen / t_gen : 0.0);
+    if (dev.profiling)
+        profile_print(s);
     status = 0;
 out:
     free(file_text);

@@ -308,6 +308,9 @@ int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits,
  * taken on the device and only its id comes back (*next); else the n_vocab logits are copied out and
  * *next is their argmax. */
 int lm_session_step(lm_session *s, int32_t id, float *logits, int32_t *next, char *err, size_t errlen);
+/* With a context created with profiling on: calls fn for every dispatch of the last decode step, with
+ * its kernel's name and GPU time in nanoseconds. Returns the number of dispatches (0 without timings). */
+int lm_session_step_timings(const lm_session *s, void (*fn)(void *user, const char *kernel, double ns), void *user);
 
 /* ======================================================================== sampler (models/sampler.c) */
 

@@ -29,6 +29,7 @@ struct lm_session {
     rt_seq *step_argmax;       /* decode step ending in a device argmax (recorded once) */
     rt_seq *step_logits;       /* decode step that also copies the logits out (recorded once) */
     bool argmax_recorded, logits_recorded;
+    rt_seq *last_step;         /* the step sequence submitted last (for its timings) */
 };
 
 static rt_ref at(rt_buffer *b, int64_t elem_off) { return rt_at(b, (size_t)elem_off * 4); }
@@ -283,6 +284,7 @@ int lm_session_step(lm_session *s, int32_t id, float *logits, int32_t *next, cha
     }
     if (rt_seq_run(seq))
         return run_failed(s, seq, err, errlen);
+    s->last_step = seq;
     s->n_past++;
     int32_t n_vocab = s->m->hp.n_vocab;
     if (!logits)
@@ -297,4 +299,16 @@ int lm_session_step(lm_session *s, int32_t id, float *logits, int32_t *next, cha
             best = i;
     *next = best;
     return LM_OK;
+}
+
+int lm_session_step_timings(const lm_session *s, void (*fn)(void *user, const char *kernel, double ns), void *user)
+{
+    int n = s->last_step ? rt_seq_timing_count(s->last_step) : 0;
+    for (int i = 0; i < n; i++) {
+        const char *kernel;
+        double ns;
+        if (rt_seq_timing(s->last_step, i, &kernel, &ns) == RT_OK)
+            fn(user, kernel, ns);
+    }
+    return n;
 }

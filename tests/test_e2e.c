@@ -178,6 +178,15 @@ static void cli(void)
     free(out);
     free(want);
 
+    /* --profile: the decode step's kernels timed on the GPU */
+    snprintf(args, sizeof args, "run -m %s -p 'Once' -n 4 --temp 0 --profile", tu_model_path("gguf/stories260K.gguf"));
+    rc = run_cli(args, &out);
+    errs = tu_read_file("/tmp/vkllm-e2e-stderr.txt", NULL);
+    CHECK(rc == 0 && errs && strstr(errs, "dispatches") && strstr(errs, "attention"), "vkllm run --profile: %s",
+          errs ? errs : "");
+    free(errs);
+    free(out);
+
     /* the describing commands: JSON that starts right and names what it must */
     snprintf(args, sizeof args, "info -m %s --json", tu_model_path("gguf/stories260K.gguf"));
     rc = run_cli(args, &out);

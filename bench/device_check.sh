@@ -28,7 +28,7 @@ export VKLLM_MODELS=$PWD/.models VKLLM_BIN=$PWD/build/vkllm VKLLM_NO_VALIDATION=
         echo "$t: exit $? ($(tail -n 1 "$OUT/$t.log"))"
     done
     echo "== end to end"
-    ./build/vkllm run -m .models/gguf/stories260K.gguf -p "Once upon a time" -n 60 --temp 0
+    ./build/vkllm run -m .models/gguf/stories260K.gguf -p "Once upon a time" -n 60 --temp 0 --profile
     echo "== kernels"
     ./build/vkllm bench kernels
 } 2>&1 | tee "$OUT/summary.txt"

@@ -3,7 +3,7 @@
 # model's correctness on the real device, then the benchmarks, everything written under $OUT.
 #
 # Prepare here (this machine builds; the device machine has no glslc and no package registry):
-#   echo /.gl/ >> .git/info/exclude; echo /.models/ >> .git/info/exclude
+#   (.gl/ and .models/ are in .gitignore)
 #   mkdir -p .gl /tmp/amd64/partial && o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 #   apt-get $o update && (cd .gl && apt-get $o download libvulkan1)
 #   mkdir -p .models && cp -r ../shared/models/gguf ../shared/models/expected ../shared/models/llama2c .models/

@@ -62,6 +62,65 @@ tok_pair tok_heap_pop(tok_heap *h)
     return top;
 }
 
+/* Queues the pair (l, r) when it merges; false when out of memory. */
+static bool queue_pair(tok_merger *mg, const char *text, int32_t l, int32_t r, tok_prio_fn prio, void *ctx)
+{
+    if (l < 0 || r < 0)
+        return true;
+    double p;
+    int rc = prio(ctx, text, &mg->sym[l], &mg->sym[r], &p);
+    if (rc <= 0)
+        return rc == 0;
+    return tok_heap_push(&mg->heap, (tok_pair){ p, l, r, mg->sym[l].n, mg->sym[r].n });
+}
+
+int tok_merge(tok_merger *mg, const char *text, size_t len, tok_prio_fn prio, void *ctx)
+{
+    size_t nsym = 0;
+    for (size_t i = 0; i < len; i += (size_t)tok_utf8_len((unsigned char)text[i]))
+        nsym++;
+    if (nsym > mg->cap) {
+        tok_sym *p = realloc(mg->sym, nsym * sizeof *p);
+        if (!p)
+            return LM_ERR_NOMEM;
+        mg->sym = p;
+        mg->cap = nsym;
+    }
+    tok_sym *sym = mg->sym;
+    size_t k = 0;
+    for (size_t i = 0; i < len; k++) {
+        size_t n = (size_t)tok_utf8_len((unsigned char)text[i]);
+        if (n > len - i)
+            n = len - i;
+        sym[k] = (tok_sym){ (int32_t)k - 1, k + 1 < nsym ? (int32_t)k + 1 : -1, (uint32_t)i, (uint32_t)n };
+        i += n;
+    }
+    mg->heap.n = 0;
+    for (size_t i = 1; i < nsym; i++)
+        if (!queue_pair(mg, text, (int32_t)i - 1, (int32_t)i, prio, ctx))
+            return LM_ERR_NOMEM;
+    while (mg->heap.n) {
+        tok_pair b = tok_heap_pop(&mg->heap);
+        tok_sym *l = &sym[b.left], *r = &sym[b.right];
+        if (!l->n || !r->n || l->n != b.ln || r->n != b.rn || l->next != b.right)
+            continue; /* stale: a side was merged away or grew since the pair was queued */
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0)
+            sym[r->next].prev = b.left;
+        if (!queue_pair(mg, text, l->prev, b.left, prio, ctx) || !queue_pair(mg, text, b.left, l->next, prio, ctx))
+            return LM_ERR_NOMEM;
+    }
+    return LM_OK;
+}
+
+void tok_merger_free(tok_merger *mg)
+{
+    free(mg->sym);
+    free(mg->heap.p);
+}
+
 /* FNV-1a, 32 bits: short keys, few collisions in practice, no state. */
 uint32_t tok_hash(const void *s, size_t len)
 {

@@ -333,39 +333,31 @@ static int split(const pcre2_code *re, pcre2_match_data *md, const char *text, c
 
 /* ---------------------------------------------------------------------------------- merging */
 
-typedef struct bpe_sym {
-    int32_t prev, next;
-    uint32_t off, n; /* bytes in the mapped word; n == 0 once merged away */
-} bpe_sym;
-
 /* Per-call scratch (a vocab is shared between threads, so nothing of this lives in it). */
 typedef struct bpe_work {
     tok_buf word;  /* the current word, bytes mapped to code points */
     tok_buf key;   /* "left right", the merge being looked up */
-    bpe_sym *sym;
-    size_t sym_cap;
-    tok_heap heap;
+    tok_merger mg;
 } bpe_work;
 
-static int merge_rank(const lm_vocab *v, bpe_work *w, const bpe_sym *l, const bpe_sym *r)
-{
-    w->key.n = 0;
-    if (!tok_buf_push(&w->key, w->word.p + l->off, l->n) || !tok_buf_push(&w->key, " ", 1) ||
-        !tok_buf_push(&w->key, w->word.p + r->off, r->n))
-        return -2;
-    return tok_map_find(&v->merge_map, v->merge_blob, v->merge, w->key.p, w->key.n);
-}
+/* A pair merges when "left right" is a merge of the vocab; the lower its rank, the sooner. */
+typedef struct bpe_ctx {
+    const lm_vocab *v;
+    bpe_work *w;
+} bpe_ctx;
 
-static bool add_pair(const lm_vocab *v, bpe_work *w, int32_t l, int32_t r)
+static int bpe_prio(void *ctx, const char *text, const tok_sym *l, const tok_sym *r, double *prio)
 {
-    if (l < 0 || r < 0)
-        return true;
-    int rank = merge_rank(v, w, &w->sym[l], &w->sym[r]);
-    if (rank == -2)
-        return false;
+    const bpe_ctx *c = ctx;
+    tok_buf *key = &c->w->key;
+    key->n = 0;
+    if (!tok_buf_push(key, text + l->off, l->n) || !tok_buf_push(key, " ", 1) || !tok_buf_push(key, text + r->off, r->n))
+        return -1;
+    int rank = tok_map_find(&c->v->merge_map, c->v->merge_blob, c->v->merge, key->p, key->n);
     if (rank < 0)
-        return true;
-    return tok_heap_push(&w->heap, (tok_pair){ rank, l, r, w->sym[l].n, w->sym[r].n });
+        return 0;
+    *prio = rank;
+    return 1;
 }
 
 /* The ids of one mapped word. */
@@ -378,42 +370,10 @@ static int bpe_word(const lm_vocab *v, bpe_work *w, tok_ids *out)
         if (id >= 0)
             return tok_ids_push(out, id) ? LM_OK : LM_ERR_NOMEM;
     }
-    size_t nsym = 0;
-    for (size_t i = 0; i < len; i += (size_t)tok_utf8_len((unsigned char)s[i]))
-        nsym++;
-    if (nsym > w->sym_cap) {
-        bpe_sym *p = realloc(w->sym, nsym * sizeof *p);
-        if (!p)
-            return LM_ERR_NOMEM;
-        w->sym = p;
-        w->sym_cap = nsym;
-    }
-    bpe_sym *sym = w->sym;
-    size_t k = 0;
-    for (size_t i = 0; i < len; k++) {
-        size_t n = (size_t)tok_utf8_len((unsigned char)s[i]);
-        if (n > len - i)
-            n = len - i;
-        sym[k] = (bpe_sym){ (int32_t)k - 1, k + 1 < nsym ? (int32_t)k + 1 : -1, (uint32_t)i, (uint32_t)n };
-        i += n;
-    }
-    w->heap.n = 0;
-    for (size_t i = 1; i < nsym; i++)
-        if (!add_pair(v, w, (int32_t)i - 1, (int32_t)i))
-            return LM_ERR_NOMEM;
-    while (w->heap.n) {
-        tok_pair b = tok_heap_pop(&w->heap);
-        bpe_sym *l = &sym[b.left], *r = &sym[b.right];
-        if (!l->n || !r->n || l->n != b.ln || r->n != b.rn || l->next != b.right)
-            continue; /* stale */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0)
-            sym[r->next].prev = b.left;
-        if (!add_pair(v, w, l->prev, b.left) || !add_pair(v, w, b.left, l->next))
-            return LM_ERR_NOMEM;
-    }
+    bpe_ctx ctx = { v, w };
+    if (tok_merge(&w->mg, s, len, bpe_prio, &ctx))
+        return LM_ERR_NOMEM;
+    const tok_sym *sym = w->mg.sym;
     for (int32_t i = 0; i != -1; i = sym[i].next) {
         int32_t id = tok_find(v, s + sym[i].off, sym[i].n);
         if (id >= 0) {
@@ -474,7 +434,6 @@ out_free:
     free(b.p);
     tok_buf_free(&w.word);
     tok_buf_free(&w.key);
-    free(w.sym);
-    free(w.heap.p);
+    tok_merger_free(&w.mg);
     return rc;
 }

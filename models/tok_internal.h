@@ -179,4 +179,23 @@ typedef struct tok_heap {
 bool tok_heap_push(tok_heap *h, tok_pair x); /* false when out of memory */
 tok_pair tok_heap_pop(tok_heap *h);          /* h->n > 0 */
 
+/* The merge loop both encoders share. The text starts as one symbol per UTF-8 character, chained;
+ * every adjacent pair that prio() accepts is queued, the best one is merged (the left symbol grows, the
+ * right one empties), its new neighbour pairs are queued, stale ones skipped, until the queue is empty.
+ * prio returns 1 and the pair's priority (lower merges first), 0 when the pair does not merge, -1 when
+ * out of memory. Afterwards the symbols of the chain from sym[0] are the pieces. The merger's buffers
+ * are reused from call to call; tok_merger_free releases them. */
+typedef struct tok_sym {
+    int32_t prev, next; /* neighbours in the chain, -1 at the ends */
+    uint32_t off, n;    /* bytes of the text; n == 0 once merged into the left neighbour */
+} tok_sym;
+typedef int (*tok_prio_fn)(void *ctx, const char *text, const tok_sym *l, const tok_sym *r, double *prio);
+typedef struct tok_merger {
+    tok_sym *sym;
+    size_t cap;
+    tok_heap heap;
+} tok_merger;
+int tok_merge(tok_merger *mg, const char *text, size_t len, tok_prio_fn prio, void *ctx); /* LM_OK, LM_ERR_NOMEM */
+void tok_merger_free(tok_merger *mg);
+
 #endif

@@ -12,58 +12,27 @@
 
 #include <stdlib.h>
 
-typedef struct spm_sym {
-    int32_t prev, next; /* neighbours in the chain, -1 at the ends */
-    uint32_t off, n;    /* bytes of the text; n == 0 once merged into the left neighbour */
-} spm_sym;
-
-static bool try_pair(const lm_vocab *v, const char *text, const spm_sym *sym, int32_t l, int32_t r, tok_heap *h)
+/* A pair merges when its concatenation is a token; the higher the score, the sooner. */
+static int spm_prio(void *ctx, const char *text, const tok_sym *l, const tok_sym *r, double *prio)
 {
-    if (l < 0 || r < 0)
-        return true;
-    uint32_t size = sym[l].n + sym[r].n;
-    int32_t id = tok_find(v, text + sym[l].off, size);
+    const lm_vocab *v = ctx;
+    int32_t id = tok_find(v, text + l->off, l->n + r->n);
     if (id < 0)
-        return true;
-    return tok_heap_push(h, (tok_pair){ -(double)v->score[id], l, r, sym[l].n, sym[r].n });
+        return 0;
+    *prio = -(double)v->score[id];
+    return 1;
 }
 
 int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out)
 {
     if (!len)
         return LM_OK;
-    size_t nsym = 0;
-    for (size_t i = 0; i < len; i += (size_t)tok_utf8_len((unsigned char)text[i]))
-        nsym++;
-    spm_sym *sym = malloc(nsym * sizeof *sym);
-    tok_heap h = { 0 };
-    int rc = LM_ERR_NOMEM;
-    if (!sym)
-        return rc;
-    size_t k = 0;
-    for (size_t i = 0; i < len; k++) {
-        size_t n = (size_t)tok_utf8_len((unsigned char)text[i]);
-        if (n > len - i)
-            n = len - i;
-        sym[k] = (spm_sym){ (int32_t)k - 1, k + 1 < nsym ? (int32_t)k + 1 : -1, (uint32_t)i, (uint32_t)n };
-        i += n;
-    }
-    for (size_t i = 1; i < nsym; i++)
-        if (!try_pair(v, text, sym, (int32_t)i - 1, (int32_t)i, &h))
-            goto out_free;
-    while (h.n) {
-        tok_pair b = tok_heap_pop(&h);
-        spm_sym *l = &sym[b.left], *r = &sym[b.right];
-        if (!l->n || !r->n || l->n != b.ln || r->n != b.rn)
-            continue; /* stale */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0)
-            sym[r->next].prev = b.left;
-        if (!try_pair(v, text, sym, l->prev, b.left, &h) || !try_pair(v, text, sym, b.left, l->next, &h))
-            goto out_free;
-    }
+    tok_merger mg = { 0 };
+    int rc = tok_merge(&mg, text, len, spm_prio, (void *)v);
+    if (rc)
+        goto out_free;
+    rc = LM_ERR_NOMEM;
+    const tok_sym *sym = mg.sym;
     for (int32_t i = 0; i != -1; i = sym[i].next) {
         int32_t id = tok_find(v, text + sym[i].off, sym[i].n);
         if (id >= 0) {
@@ -81,7 +50,6 @@ int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out
     }
     rc = LM_OK;
 out_free:
-    free(h.p);
-    free(sym);
+    tok_merger_free(&mg);
     return rc;
 }

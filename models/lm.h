@@ -141,6 +141,74 @@ int64_t lm_gguf_n_tensors(const lm_gguf *g);
 int64_t lm_gguf_find_tensor(const lm_gguf *g, const char *name); /* index or -1 (hashed, O(1)) */
 int lm_gguf_tensor(const lm_gguf *g, int64_t i, lm_gguf_tensor_info *out); /* LM_ERR_NOT_FOUND if out of range */
 
+/* ======================================================================== GGUF writer (models/gguf_write.c) */
+
+/* Writes a GGUF v3 file: metadata keys (copied from an open file or set), then tensors, data aligned to
+ * general.alignment (32 unless a copied or set key says otherwise). Everything goes to a temporary file
+ * beside `path` (path + ".tmp.XXXXXX") that lm_gguf_writer_finish() renames onto path only when the
+ * whole file is written and flushed; lm_gguf_writer_abort() (or a failed finish) removes it, so no
+ * half-written file is ever left under path. Tensor data is written as it is added (the caller need not
+ * keep it); the header is written at finish. Setting a key that exists replaces its value. */
+typedef struct lm_gguf_writer lm_gguf_writer;
+int lm_gguf_writer_create(const char *path, lm_gguf_writer **out, char *err, size_t errlen);
+/* Copies key i of g (any type, arrays included) */
+int lm_gguf_writer_copy_kv(lm_gguf_writer *w, const lm_gguf *g, int64_t i);
+int lm_gguf_writer_set_u32(lm_gguf_writer *w, const char *key, uint32_t v);
+int lm_gguf_writer_set_i32(lm_gguf_writer *w, const char *key, int32_t v);
+int lm_gguf_writer_set_f32(lm_gguf_writer *w, const char *key, float v);
+int lm_gguf_writer_set_bool(lm_gguf_writer *w, const char *key, bool v);
+int lm_gguf_writer_set_str(lm_gguf_writer *w, const char *key, const char *v);
+/* A tensor of n_dims (1..4) dims ne[] (ne[0] contiguous) of ggml type `type`; data holds exactly
+ * lm_gguf_row_size(type, ne[0]) * ne[1] * ne[2] * ne[3] bytes. */
+int lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, int n_dims, const int64_t *ne, int type,
+                              const void *data, size_t size);
+/* Writes the header, flushes, renames into place, frees w (also on failure). */
+int lm_gguf_writer_finish(lm_gguf_writer *w);
+/* Removes the temporary file and frees w. NULL is a no-op. */
+void lm_gguf_writer_abort(lm_gguf_writer *w);
+const char *lm_gguf_writer_errmsg(const lm_gguf_writer *w);
+
+/* ======================================================================== block formats (models/quant*.c) */
+
+/* A CPU reference of every GGML weight format vkllm runs: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+ * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS (enum lm_ggml_type). The block layouts are ggml's
+ * (ggml-common.h); dequantisation gives exactly the floats llama.cpp's dequantize_row_* give.
+ * Quantisation is round-to-nearest with each format's scale search as ggml's reference quantisers
+ * (quantize_row_*_ref) do, without an importance matrix. n is a number of elements, a multiple of the
+ * format's block (lm_gguf_type_block); dst/src hold lm_gguf_row_size(type, n) bytes. */
+bool lm_quant_supported(int type);
+/* LM_ERR_UNSUPPORTED for a type outside the list, LM_ERR_INVALID when n is not a multiple of the block. */
+int lm_dequantize(int type, const void *src, float *dst, int64_t n);
+int lm_quantize(int type, const float *src, void *dst, int64_t n);
+
+/* ======================================================================== quantising a model (models/quantize.c) */
+
+/* Presets, as llama-quantize names them: a plain type (every matrix in it), or a mix. */
+enum lm_ftype {
+    LM_FTYPE_F32 = 0, LM_FTYPE_F16 = 1, LM_FTYPE_Q4_0 = 2, LM_FTYPE_Q4_1 = 3, LM_FTYPE_Q8_0 = 7,
+    LM_FTYPE_Q5_0 = 8, LM_FTYPE_Q5_1 = 9, LM_FTYPE_Q2_K = 10, LM_FTYPE_Q3_K_S = 11, LM_FTYPE_Q3_K_M = 12,
+    LM_FTYPE_Q3_K_L = 13, LM_FTYPE_Q4_K_S = 14, LM_FTYPE_Q4_K_M = 15, LM_FTYPE_Q5_K_S = 16,
+    LM_FTYPE_Q5_K_M = 17, LM_FTYPE_Q6_K = 18, LM_FTYPE_IQ4_NL = 25, LM_FTYPE_IQ4_XS = 30,
+    LM_FTYPE_BF16 = 32,
+};   /* the values are llama.cpp's general.file_type numbers */
+
+typedef struct lm_quantize_opts {
+    int ftype;                  /* enum lm_ftype */
+    bool allow_requantize;      /* quantise tensors that are already quantised (else LM_ERR_INVALID) */
+    void (*progress)(void *user, int64_t done, int64_t total, const char *tensor); /* per tensor; may be NULL */
+    void *user;
+} lm_quantize_opts;
+
+/* The preset named "Q4_K_M", "q8_0", ... (case-insensitive), or -1. And its name. */
+int lm_ftype_from_name(const char *name);
+const char *lm_ftype_name(int ftype);
+/* Reads the GGUF at in, writes out (all metadata copied, general.file_type set, alignment kept) with
+ * every 2-D weight matrix in the preset's type (the conventional mixes for _K_S/_K_M: output and some
+ * attn_v / ffn_down at higher precision; rows not a multiple of 256 fall back to a 32-block format);
+ * 1-D tensors stay F32. Through lm_gguf_writer: a failure leaves no file at out. LM_ERR_INVALID when in
+ * and out are the same file. */
+int lm_quantize_file(const char *in, const char *out, const lm_quantize_opts *opts, char *err, size_t errlen);
+
 
 /* ======================================================================== tokenizer (models/tok_*.c) */
 

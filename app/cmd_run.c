@@ -23,7 +23,7 @@ static void usage(FILE *f)
             "      --repeat-penalty F (default 1.0: off)\n"
             "      --repeat-last-n N  tokens the penalty looks back over (default 64)\n"
             "  -s, --seed N           sampling seed (default: fixed, so runs repeat)\n"
-            "      --kv-f16           keep the KV cache in f16 (half the memory)\n"
+            "      --kv-f32           keep the KV cache in f32 (twice the memory of the default f16)\n"
             "      --profile          time the last decode step's kernels on the GPU (to stderr)\n"
             "      --no-bos           do not add BOS to the prompt\n"
             "      --parse-special    special-token texts in the prompt become their ids\n"
@@ -83,7 +83,7 @@ int cmd_run(int argc, char **argv)
     const char *model = NULL, *tokenizer = NULL, *prompt = "", *prompt_file = NULL;
     long n_predict = 128, n_ctx = 0, n_batch = 0, top_k, repeat_last_n, seed = -1;
     double temp, top_p, min_p, repeat_penalty;
-    bool kv_f16 = false, no_bos = false, parse_special = false, bad = false;
+    bool kv_f32 = false, no_bos = false, parse_special = false, bad = false;
     app_device_opts dev = { .device = -1 };
     lm_sampler_params sp;
     lm_sampler_defaults(&sp);
@@ -117,8 +117,10 @@ int cmd_run(int argc, char **argv)
             bad = !app_arg_int(argc, argv, &i, &repeat_last_n, 0, 1 << 20);
         else if (!strcmp(a, "-s") || !strcmp(a, "--seed"))
             bad = !app_arg_int(argc, argv, &i, &seed, 0, 0x7FFFFFFF);
+        else if (!strcmp(a, "--kv-f32"))
+            kv_f32 = true;
         else if (!strcmp(a, "--kv-f16"))
-            kv_f16 = true;
+            kv_f32 = false; /* the default; kept for scripts that ask for it */
         else if (!strcmp(a, "--profile"))
             dev.profiling = true;
         else if (!strcmp(a, "--no-bos"))
@@ -185,7 +187,7 @@ int cmd_run(int argc, char **argv)
         ids[0] = lm_vocab_bos(v);
         n_ids++;
     }
-    lm_session_opts so = { .n_ctx = (int32_t)n_ctx, .n_batch = (int32_t)n_batch, .kv_f16 = kv_f16 };
+    lm_session_opts so = { .n_ctx = (int32_t)n_ctx, .n_batch = (int32_t)n_batch, .kv_f32 = kv_f32 };
     if (lm_session_create(am.model, &so, &s, err, sizeof err)) {
         app_fail("%s", err);
         goto out;
@@ -253,6 +255,12 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "\nvkllm: load %.2f s | prompt %lld tokens, %.1f tokens/s | generation %lld tokens, %.1f tokens/s\n",
             am.load_s, (long long)n_ids, n_ids > 1 && t_prompt > 0 ? (n_ids - 1) / t_prompt : 0.0, (long long)n_gen,
             t_gen > 0 ? n_gen / t_gen : 0.0);
+    uint64_t kv_bytes, scratch_bytes;
+    lm_session_memory(s, &kv_bytes, &scratch_bytes);
+    fprintf(stderr, "vkllm: device memory %.1f MiB: weights %.1f, KV cache %.1f (%s), activations and logits %.1f\n",
+            (lm_model_device_bytes(am.model) + kv_bytes + scratch_bytes) / 1048576.0,
+            lm_model_device_bytes(am.model) / 1048576.0, kv_bytes / 1048576.0, kv_f32 ? "f32" : "f16",
+            scratch_bytes / 1048576.0);
     if (dev.profiling)
         profile_print(s);
     status = 0;

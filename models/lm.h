@@ -301,7 +301,8 @@ int lm_detokenize(const lm_vocab *v, const int32_t *ids, int64_t n, bool special
 /* ======================================================================== model (models/model*.c) */
 
 /* A decoder-only transformer resident on one device: hyper-parameters (read-only), weights (uploaded
- * once, kept in their file's type: F32, F16 or BF16), and its vocabulary. Architectures: "llama"
+ * once, kept in their file's type: F32, F16, BF16 or a GGML block format, mixed as the file has them;
+ * decoded inside the kernels, so device memory is about the file's size), and its vocabulary. Architectures: "llama"
  * (Llama 1-3, Mistral, TinyLlama, SmolLM) and "qwen2". Also loads llama2.c checkpoints. */
 typedef struct lm_model lm_model;
 
@@ -358,7 +359,7 @@ typedef struct lm_session lm_session;
 typedef struct lm_session_opts {
     int32_t n_ctx;          /* positions in the KV cache; 0: min(n_ctx_train, 4096) */
     int32_t n_batch;        /* prompt tokens per prefill pass; 0: 256 */
-    bool kv_f16;            /* f16 KV cache (half the memory) instead of f32 */
+    bool kv_f32;            /* f32 KV cache (twice the memory) instead of the default f16 */
 } lm_session_opts;
 
 int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out, char *err, size_t errlen);
@@ -376,6 +377,8 @@ int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits,
  * taken on the device and only its id comes back (*next); else the n_vocab logits are copied out and
  * *next is their argmax. */
 int lm_session_step(lm_session *s, int32_t id, float *logits, int32_t *next, char *err, size_t errlen);
+/* Device memory the session holds, in bytes: its KV cache, and the rest (activations, logits, inputs). */
+void lm_session_memory(const lm_session *s, uint64_t *kv_bytes, uint64_t *scratch_bytes);
 /* With a context created with profiling on: calls fn for every dispatch of the last decode step, with
  * its kernel's name and GPU time in nanoseconds. Returns the number of dispatches (0 without timings). */
 int lm_session_step_timings(const lm_session *s, void (*fn)(void *user, const char *kernel, double ns), void *user);

@@ -40,59 +40,33 @@ int lm_fail(char *err, size_t errlen, int status, const char *fmt, ...)
     return status;
 }
 
-static float half_to_float(uint16_t h)
+/* The rt_dtype a GGUF tensor type runs as (the numbers are the same), or -1 when the runtime has no
+ * kernels for it. */
+static int weight_dtype(int ggml_type)
 {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: normalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) {
-                man <<= 1;
-                exp--;
-            }
-            bits = sign | (exp << 23) | ((man & 0x3FF) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7F800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return rt_dtype_info(ggml_type, NULL) && lm_quant_supported(ggml_type) ? ggml_type : -1;
 }
 
 int lm_weight_upload(lm_model *m, lm_weight *w, const void *data, int ggml_type, int64_t ne0, int64_t ne1,
                      bool to_f32, char *err, size_t errlen)
 {
-    rt_dtype t;
-    switch (ggml_type) {
-    case LM_GGML_F32: t = RT_F32; break;
-    case LM_GGML_F16: t = RT_F16; break;
-    case LM_GGML_BF16: t = RT_BF16; break;
-    default:
-        return lm_fail(err, errlen, LM_ERR_UNSUPPORTED, "tensor type %s is not supported yet (F32, F16 and BF16 are)",
+    int t = weight_dtype(ggml_type);
+    if (t < 0)
+        return lm_fail(err, errlen, LM_ERR_UNSUPPORTED, "tensor type %s is not supported",
                        lm_gguf_type_name(ggml_type) ? lm_gguf_type_name(ggml_type) : "?");
-    }
     int64_t n = ne0 * ne1;
-    size_t bytes = (size_t)n * rt_dtype_size(t);
+    size_t bytes = rt_dtype_row_bytes((rt_dtype)t, ne0) * (size_t)ne1;
+    if (!bytes)
+        return lm_fail(err, errlen, LM_ERR_FORMAT, "rows of %lld values are not whole %s blocks", (long long)ne0,
+                       lm_gguf_type_name(ggml_type));
     float *conv = NULL;
-    if (to_f32 && t != RT_F32) {
+    if (to_f32 && t != RT_F32) { /* vectors the ops read as f32 (norms, biases): decoded once, here */
         conv = malloc((size_t)n * sizeof *conv);
         if (!conv)
             return lm_fail(err, errlen, LM_ERR_NOMEM, "out of host memory");
-        const uint16_t *h = data;
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t v;
-            memcpy(&v, &h[i], 2);
-            if (t == RT_F16) {
-                conv[i] = half_to_float(v);
-            } else {
-                uint32_t b = (uint32_t)v << 16;
-                memcpy(&conv[i], &b, 4);
-            }
+        if (lm_dequantize(ggml_type, data, conv, n)) {
+            free(conv);
+            return lm_fail(err, errlen, LM_ERR_UNSUPPORTED, "cannot decode %s", lm_gguf_type_name(ggml_type));
         }
         data = conv;
         t = RT_F32;
@@ -109,7 +83,7 @@ int lm_weight_upload(lm_model *m, lm_weight *w, const void *data, int ggml_type,
     free(conv);
     if (rc)
         return lm_fail(err, errlen, LM_ERR_DEVICE, "uploading %.1f MiB: %s", bytes / 1048576.0, rt_ctx_errmsg(m->ctx));
-    w->type = t;
+    w->type = (rt_dtype)t;
     w->ne0 = ne0;
     w->ne1 = ne1;
     m->device_bytes += bytes;
@@ -344,9 +318,10 @@ static int survey(loader *ld)
         lm_gguf_tensor(ld->g, i, &t);
         ld->m->hp.n_params += t.n_elements;
         ld->total += t.size;
-        if (t.type != LM_GGML_F32 && t.type != LM_GGML_F16 && t.type != LM_GGML_BF16)
+        if (weight_dtype(t.type) < 0)
             return lm_fail(ld->err, ld->errlen, LM_ERR_UNSUPPORTED,
-                           "tensor '%s' has type %s, which vkllm does not support yet (F32, F16 and BF16 are)",
+                           "tensor '%s' has type %s, which vkllm does not support (F32, F16, BF16, Q4_0, Q4_1, Q5_0, "
+                           "Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS are)",
                            t.name, lm_gguf_type_name(t.type) ? lm_gguf_type_name(t.type) : "?");
         if (t.n_dims >= 2)
             count[t.type] += t.n_elements;

@@ -13,7 +13,8 @@ struct lm_session {
     lm_model *m;
     int32_t n_ctx, n_batch, n_past;
     rt_dtype kv_type;
-    int32_t logit_rows;        /* rows the logits buffer holds (all-logits passes are cut to this) */
+    int32_t logit_rows;        /* rows the logits buffers hold now: 1, grown when all rows are asked for */
+    int32_t logit_rows_max;    /* what one binding of logits allows (all-logits passes are cut to this) */
     rt_buffer **kc, **vc;      /* per layer: [n_ctx][n_kv_heads * head_dim] */
     rt_buffer *x;              /* [n_batch][dim] the residual stream */
     rt_buffer *xb;             /* [n_batch][dim] the normed residual stream, input of the projections */
@@ -135,11 +136,12 @@ int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out
     s->n_batch = opts && opts->n_batch > 0 ? opts->n_batch : 256;
     if (s->n_batch > s->n_ctx)
         s->n_batch = s->n_ctx;
-    s->kv_type = opts && opts->kv_f16 && hp->head_dim % 2 == 0 ? RT_F16 : RT_F32;
+    s->kv_type = opts && opts->kv_f32 ? RT_F32 : RT_F16;
     const rt_device_info *dev = rt_ctx_device(m->ctx);
     int64_t row_bytes = (int64_t)hp->n_vocab * 4;
     int64_t fit = (int64_t)(dev->max_storage_buffer_range - 1024) / row_bytes;
-    s->logit_rows = fit < 1 ? 1 : fit < s->n_batch ? (int32_t)fit : s->n_batch;
+    s->logit_rows_max = fit < 1 ? 1 : fit < s->n_batch ? (int32_t)fit : s->n_batch;
+    s->logit_rows = 1; /* decoding and "the last logits" need one row; perplexity grows it (logits_reserve) */
 
     int64_t B = s->n_batch, dim = hp->dim, q_dim = (int64_t)hp->n_heads * hp->head_dim,
             kv_dim = (int64_t)hp->n_kv_heads * hp->head_dim;
@@ -150,7 +152,7 @@ int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out
                 "a context of %d positions needs %.1f MiB of KV cache per layer, more than this device binds at once "
                 "(%.0f MiB): lower -c%s",
                 s->n_ctx, cache_bytes / 1048576.0, dev->max_storage_buffer_range / 1048576.0,
-                s->kv_type == RT_F32 ? " or use --kv-f16" : "");
+                s->kv_type == RT_F32 ? " or drop --kv-f32" : "");
         lm_session_free(s);
         return LM_ERR_INVALID;
     }
@@ -196,6 +198,45 @@ int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out
     }
     *out = s;
     return LM_OK;
+}
+
+/* Makes the logits buffers hold `rows` rows (at most logit_rows_max). The recorded decode steps bind
+ * the old buffers: they are recorded again on their next use. */
+static int logits_reserve(lm_session *s, int32_t rows, char *err, size_t errlen)
+{
+    if (rows > s->logit_rows_max)
+        rows = s->logit_rows_max;
+    if (rows <= s->logit_rows)
+        return LM_OK;
+    size_t bytes = (size_t)rows * (size_t)s->m->hp.n_vocab * 4;
+    rt_buffer *dev = NULL, *host = NULL;
+    if (rt_buffer_create(s->m->ctx, RT_MEM_DEVICE, bytes, &dev) ||
+        rt_buffer_create(s->m->ctx, RT_MEM_READBACK, bytes, &host)) {
+        rt_buffer_destroy(dev);
+        return lm_fail(err, errlen, LM_ERR_DEVICE, "logits of %d rows: %s", rows, rt_ctx_errmsg(s->m->ctx));
+    }
+    rt_buffer_destroy(s->logits);
+    rt_buffer_destroy(s->logits_host);
+    s->logits = dev;
+    s->logits_host = host;
+    s->logit_rows = rows;
+    s->argmax_recorded = s->logits_recorded = false;
+    return LM_OK;
+}
+
+void lm_session_memory(const lm_session *s, uint64_t *kv_bytes, uint64_t *scratch_bytes)
+{
+    uint64_t kv = 0, other = 0;
+    for (int l = 0; l < s->m->hp.n_layers; l++)
+        kv += rt_buffer_size(s->kc[l]) + rt_buffer_size(s->vc[l]);
+    rt_buffer *bufs[] = { s->x, s->xb, s->q, s->k, s->v, s->att, s->hb, s->hb2, s->logits, s->ids, s->pos, s->next,
+                          s->logits_host };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        other += bufs[i] ? rt_buffer_size(bufs[i]) : 0;
+    if (kv_bytes)
+        *kv_bytes = kv;
+    if (scratch_bytes)
+        *scratch_bytes = other;
 }
 
 int32_t lm_session_n_ctx(const lm_session *s) { return s->n_ctx; }
@@ -248,6 +289,8 @@ int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits,
 {
     int rc = check_ids(s, ids, n, err, errlen);
     if (rc)
+        return rc;
+    if (all_logits && logits && (rc = logits_reserve(s, (int32_t)(n < s->n_batch ? n : s->n_batch), err, errlen)))
         return rc;
     int64_t per = all_logits && logits ? (s->n_batch < s->logit_rows ? s->n_batch : s->logit_rows) : s->n_batch;
     size_t row_bytes = (size_t)s->m->hp.n_vocab * 4;

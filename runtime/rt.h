@@ -13,7 +13,8 @@
  *
  * Ops (rt_op_*) record one kernel each into a sequence: they never submit. A recording error is sticky:
  * the op returns it, later ops on the same sequence do nothing, and rt_seq_end() returns it again.
- * Activations are f32; weights are f32, f16 or bf16 (rt_dtype), row-major W[out][in] as GGUF stores them.
+ * Activations are f32; weights are any rt_dtype (f32, f16, bf16 and ggml's block formats), row-major
+ * W[out][in] as GGUF stores them, decoded inside the kernels (never expanded in device memory).
  */
 #ifndef VKLLM_RT_H
 #define VKLLM_RT_H
@@ -202,13 +203,35 @@ int rt_seq_copy(rt_seq *seq, rt_ref dst, rt_ref src, size_t n);
 
 /* ---------------------------------------------------------------- ops: one kernel each */
 
-typedef enum rt_dtype { RT_F32 = 0, RT_F16 = 1, RT_BF16 = 2 } rt_dtype;
-/* bytes of one element of t */
-size_t rt_dtype_size(rt_dtype t);
+/* Tensor element types. Activations, norms and biases are f32; KV caches f32 or f16; weights (matrices
+ * and embedding tables) any of these. The numbers are ggml's type ids (a GGUF tensor's type is the
+ * rt_dtype of the same number where the runtime has it). Block formats pack `block` elements into
+ * `block_bytes` bytes (ggml's layouts, decoded inside the kernels by shaders/dq_*.glsl); a row of k
+ * elements takes rt_dtype_row_bytes(t, k) bytes, and k must be a multiple of the block. */
+typedef enum rt_dtype {
+    RT_F32 = 0, RT_F16 = 1, RT_Q4_0 = 2, RT_Q4_1 = 3, RT_Q5_0 = 6, RT_Q5_1 = 7, RT_Q8_0 = 8,
+    RT_Q2_K = 10, RT_Q3_K = 11, RT_Q4_K = 12, RT_Q5_K = 13, RT_Q6_K = 14, RT_IQ4_NL = 20, RT_IQ4_XS = 23,
+    RT_BF16 = 30,
+} rt_dtype;
+#define RT_DTYPE_MAX 31   /* every rt_dtype is below this */
 
-/* Y[m][n] = sum_k X[m][k] * W[n][k] (+ bias[n] if bias.buf). X, Y, bias f32; W of type wt, [N][K].
- * Picks a GEMV kernel for few rows and a tiled GEMM for many; W may exceed the device's binding range
- * (it is then split by rows into several dispatches). */
+/* The traits of t ("Q4_K", 256 elements in 144 bytes), or false for a number that is no rt_dtype. */
+typedef struct rt_dtype_traits {
+    const char *name;
+    uint32_t block;        /* elements per block (1 for f32, f16, bf16) */
+    uint32_t block_bytes;  /* bytes per block */
+} rt_dtype_traits;
+bool rt_dtype_info(int t, rt_dtype_traits *out);
+/* bytes of one element of f32, f16 or bf16 (0 for block formats) */
+size_t rt_dtype_size(rt_dtype t);
+/* bytes of k elements of t: k / block * block_bytes; 0 when t is unknown or k is not a whole number of
+ * blocks (k <= 0 included) */
+size_t rt_dtype_row_bytes(rt_dtype t, int64_t k);
+
+/* Y[m][n] = sum_k X[m][k] * W[n][k] (+ bias[n] if bias.buf). X, Y, bias f32; W of type wt, [N][K], each
+ * row rt_dtype_row_bytes(wt, k) bytes (k a whole number of blocks; a block-format W starts at a 4-byte
+ * boundary). Picks a GEMV kernel for few rows and a tiled GEMM for many; W may exceed the device's
+ * binding range (it is then split by rows into several dispatches, at byte offsets). */
 int rt_op_matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias,
                  int64_t m, int64_t n, int64_t k);
 /* Y[m][n] += sum_k X[m][k] * W[n][k] (+ bias[n]): rt_op_matmul into a residual stream, one dispatch
@@ -247,8 +270,8 @@ int rt_op_add(rt_seq *seq, rt_ref y, rt_ref a, rt_ref b, int64_t n, int64_t nb);
 int rt_op_mul(rt_seq *seq, rt_ref y, rt_ref a, rt_ref b, int64_t n, int64_t nb);
 /* Y = X * s */
 int rt_op_scale(rt_seq *seq, rt_ref y, rt_ref x, int64_t n, float s);
-/* Y[r] = table[ids[r]] for r < rows; table of type t, [n_table][dim]; ids int32. Out-of-range ids give
- * zero rows. */
+/* Y[r] = table[ids[r]] for r < rows; table of type t (any rt_dtype, decoded), [n_table][dim]; ids int32.
+ * Out-of-range ids give zero rows. */
 int rt_op_get_rows(rt_seq *seq, rt_ref y, rt_ref table, rt_dtype t, rt_ref ids, int64_t rows,
                    int64_t n_table, int64_t dim);
 /* cache[pos[r]][:] = src[r][:] for r < rows (f32 src, cache of type t = RT_F32 or RT_F16, [cap][dim]);

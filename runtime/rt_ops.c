@@ -4,21 +4,36 @@
 
 #include "rt_ops.h"
 
-size_t rt_dtype_size(rt_dtype t)
+int rt_op_typed(const int16_t *table, rt_dtype t)
 {
-    return t == RT_F32 ? 4 : 2;
+    return (int)t >= 0 && (int)t < RT_SHADER_DTYPES ? table[t] - 1 : -1;
 }
 
 int rt_op_bind(rt_seq *seq, rt_ref ref, size_t elem_size, int64_t n_elems, rt_bind *b, uint32_t *off_elems)
 {
-    rt_ctx *ctx = rt_seq_ctx(seq);
     if (rt_seq_status(seq))
         return rt_seq_status(seq);
     if (!ref.buf || n_elems <= 0)
         return rt_seq_fail(seq, RT_ERR_INVALID, "an op was given no buffer or no elements");
-    size_t bytes = (size_t)n_elems * elem_size;
+    if (ref.off % elem_size)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "a tensor of %zu-byte elements at the unaligned offset %zu", elem_size,
+                           ref.off);
+    uint32_t off;
+    if (rt_op_bind_bytes(seq, ref, (size_t)n_elems * elem_size, b, &off))
+        return rt_seq_status(seq);
+    *off_elems = (uint32_t)(off / elem_size);
+    return RT_OK;
+}
+
+int rt_op_bind_bytes(rt_seq *seq, rt_ref ref, size_t bytes, rt_bind *b, uint32_t *off_bytes)
+{
+    rt_ctx *ctx = rt_seq_ctx(seq);
+    if (rt_seq_status(seq))
+        return rt_seq_status(seq);
+    if (!ref.buf || bytes == 0)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "an op was given no buffer or no elements");
     size_t size = rt_buffer_size(ref.buf);
-    if (ref.off % elem_size || ref.off > size || bytes > size - ref.off)
+    if (ref.off > size || bytes > size - ref.off)
         return rt_seq_fail(seq, RT_ERR_INVALID, "a tensor of %zu bytes at offset %zu does not fit its buffer of %zu",
                            bytes, ref.off, size);
     size_t aligned = ref.off / ctx->storage_align * ctx->storage_align;
@@ -27,7 +42,7 @@ int rt_op_bind(rt_seq *seq, rt_ref ref, size_t elem_size, int64_t n_elems, rt_bi
         return rt_seq_fail(seq, RT_ERR_LIMIT, "a tensor of %zu bytes exceeds the device's binding range (%llu)",
                            bytes, (unsigned long long)ctx->info.max_storage_buffer_range);
     *b = (rt_bind){ ref.buf, aligned, range };
-    *off_elems = (uint32_t)((ref.off - aligned) / elem_size);
+    *off_bytes = (uint32_t)(ref.off - aligned);
     return RT_OK;
 }
 
@@ -211,30 +226,41 @@ int rt_op_rope(rt_seq *seq, rt_ref x, rt_ref pos, int64_t rows, int n_heads, int
 int rt_op_get_rows(rt_seq *seq, rt_ref y, rt_ref table, rt_dtype t, rt_ref ids, int64_t rows, int64_t n_table,
                    int64_t dim)
 {
-    if (too_big(rows) || too_big(n_table) || too_big(dim) || too_big(rows * dim))
-        return rt_seq_fail(seq, RT_ERR_INVALID, "get_rows: bad shape");
+    rt_dtype_traits tr;
+    size_t row_bytes = rt_dtype_row_bytes(t, dim);
+    if (too_big(rows) || too_big(n_table) || too_big(dim) || too_big(rows * dim) || !rt_dtype_info((int)t, &tr) ||
+        !row_bytes)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "get_rows: bad shape or type (%lld values per row of type %d)",
+                           (long long)dim, (int)t);
+    /* 8 values at a time where the rows allow (as in matmul) */
+    bool vec = dim % 8 == 0 && (tr.block == 1 ? table.off % 16 == 0 : table.off % 4 == 0);
+    if ((tr.block > 1 && !vec) || table.off % (tr.block == 1 ? tr.block_bytes : 4))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "get_rows: a %s table at a misaligned offset", tr.name);
     rt_ctx *ctx = rt_seq_ctx(seq);
-    size_t row_bytes = (size_t)dim * rt_dtype_size(t);
     /* bind the table in pieces that fit the binding range */
-    int64_t per = (int64_t)((ctx->info.max_storage_buffer_range - ctx->storage_align - 4) / row_bytes);
+    int64_t per = (int64_t)((ctx->info.max_storage_buffer_range - ctx->storage_align - 16) / row_bytes);
     if (per < 1)
         return rt_seq_fail(seq, RT_ERR_LIMIT, "get_rows: one row exceeds the binding range");
-    uint32_t wg = rt_op_wg(seq, 64), gx, gy;
+    uint32_t wg = rt_op_wg(seq, 64), gx, gy, spec[2] = { wg, vec };
     rt_op_grid_rows(seq, rows, &gx, &gy);
+    int id = rt_op_typed(rt_shader_get_rows, t);
+    if (id < 0)
+        return rt_seq_fail(seq, RT_ERR_UNSUPPORTED, "get_rows: no kernel for %s", tr.name);
     rt_pipeline *p;
-    if (rt_op_pipeline(seq, RT_SHADER_get_rows, &wg, 1, 3, sizeof(rt_pc_get_rows), &p))
+    if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 2, 3, sizeof(rt_pc_get_rows), &p))
         return rt_seq_status(seq);
     rt_seq_parallel(seq, true);
     for (int64_t r0 = 0; r0 < n_table; r0 += per) {
         int64_t nb = n_table - r0 < per ? n_table - r0 : per;
         rt_pc_get_rows pc = { .rows = (uint32_t)rows, .dim = (uint32_t)dim, .n_table = (uint32_t)n_table,
-                              .dtype = t, .row0 = (uint32_t)r0, .n_bound = (uint32_t)nb };
+                              .row_bytes = (uint32_t)row_bytes, .row0 = (uint32_t)r0, .n_bound = (uint32_t)nb };
         rt_bind bind[3];
         rt_op_bind(seq, y, 4, rows * dim, &bind[0], &pc.off_y);
-        rt_op_bind(seq, rt_at(table.buf, table.off + (size_t)r0 * row_bytes), rt_dtype_size(t), nb * dim, &bind[1],
-                   &pc.off_t);
+        rt_op_bind_bytes(seq, rt_at(table.buf, table.off + (size_t)r0 * row_bytes), (size_t)nb * row_bytes, &bind[1],
+                         &pc.off_t);
         rt_op_bind(seq, ids, 4, rows, &bind[2], &pc.off_ids);
-        uint32_t gxx = (uint32_t)((dim + wg - 1) / wg);
+        int64_t units = vec ? dim / 8 : dim;
+        uint32_t gxx = (uint32_t)((units + wg - 1) / wg);
         if (gxx > 64)
             gxx = 64;
         rt_seq_dispatch(seq, p, bind, 3, &pc, gxx, gx, gy);

@@ -9,6 +9,11 @@
  * ref.off, and *off_elems is where the tensor starts in it, in elements. Fails (sticky) when the tensor
  * does not fit its buffer or exceeds the binding range. */
 int rt_op_bind(rt_seq *seq, rt_ref ref, size_t elem_size, int64_t n_elems, rt_bind *b, uint32_t *off_elems);
+/* Binds `bytes` bytes at ref (a weight tensor in any format): *off_bytes is where it starts in the
+ * binding. Fails (sticky) as rt_op_bind does. */
+int rt_op_bind_bytes(rt_seq *seq, rt_ref ref, size_t bytes, rt_bind *b, uint32_t *off_bytes);
+/* The variant of typed kernel `table` (rt_shader_gemv, ...) for weight type t, or -1 when none is built. */
+int rt_op_typed(const int16_t *table, rt_dtype t);
 /* A workgroup size of at most `want` that the device allows (halved until it fits). */
 uint32_t rt_op_wg(rt_seq *seq, uint32_t want);
 /* Workgroups for a grid-stride loop over n elements. */

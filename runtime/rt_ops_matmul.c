@@ -1,23 +1,27 @@
-/* rt_ops_matmul.c: Y = X W^T (+ bias).
+/* rt_ops_matmul.c: Y = X W^T (+ bias), W in any rt_dtype.
  *
- * Two kernels compute the matrix product, and which runs where is decided here:
+ * Three kernels compute the matrix product, each compiled once per weight format (shaders/dq_*.glsl
+ * decodes the format inside the kernel), and which runs where is decided here:
  *
- *   GPUs:  shaders/gemv.comp for m <= 8 rows of X (decode): a workgroup per 1-2 rows of W, its threads
- *          splitting k with 16-byte loads, partial sums reduced with subgroupAdd (or shared memory);
- *          shaders/matmul.comp above (prefill): shared-memory tiles of X and W, a register tile per
- *          thread, the tile sizes picked from the device's limits and the size of the problem.
- *   CPU drivers (lavapipe): shaders/gemv.comp for every m, with one whole row of W per invocation and
- *          the rows of X taken 4 at a time. There, a load whose address differs between the SIMD lanes
- *          of a subgroup is a loop over the lanes (shared memory as well), while a load with one address
- *          for all lanes is one scalar load: here X is such a load, W the only per-lane one. On 2 cores
- *          (f32 / f16 W): the tiled GEMM makes 2.2 GFLOP/s at 512 x 2048 x 2048, this 15 / 18; the GEMV
- *          with k split over the workgroup 0.9 / 1.3 at 1 x 2048 x 2048, this 4.5 / 7.7.
+ *   GPUs:  shaders/gemv.comp for m <= 8 rows of X (decode): a workgroup per NR rows of W, its threads
+ *          splitting k in pieces of 8 values, partial sums reduced with subgroupAdd (or shared memory);
+ *          shaders/matmul.comp above (prefill): shared-memory tiles of X and W (decoded to f32 on the
+ *          way), a register tile per thread, the tile sizes picked from the device's limits and the
+ *          size of the problem.
+ *   CPU drivers (lavapipe): shaders/gemv_cpu.comp for every m, with NR whole rows of W per invocation
+ *          and the rows of X taken 4 at a time. There, a load whose address differs between the SIMD
+ *          lanes of a subgroup is a loop over the lanes (shared memory as well), while a load with one
+ *          address for all lanes is one scalar load: here X is such a load, W the only per-lane one. On 2
+ *          cores (f32 / f16 W): the tiled GEMM makes 2.2 GFLOP/s at 512 x 2048 x 2048, this 15 / 18; the
+ *          GEMV with k split over the workgroup 0.9 / 1.3 at 1 x 2048 x 2048, this 4.5 / 7.7.
  *
+ * W is bound and split by bytes (rows of rt_dtype_row_bytes), X and Y by f32 elements.
  * VKLLM_MATMUL=gpu or =cpu picks one of the two ways on any device (the tests run both on lavapipe). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "rt_ops.h"
+#include "rt_plan.h"
 
 /* Rows of X up to which GPUs run the GEMV kernel (one pass over W per op); the GEMM kernel above. */
 #define GEMV_MAX_M 8
@@ -38,34 +42,68 @@ static bool cpu_style(rt_ctx *ctx)
     return ctx->info.type == RT_DEVICE_CPU;
 }
 
-/* ---------------------------------------------------------------- GEMV: shaders/gemv.comp */
+/* ---------------------------------------------------------------- plan */
+
+int rt_matmul_plan_make(const rt_plan_limits *lim, rt_dtype wt, int64_t m, int64_t n, int64_t k, bool cpu,
+                        rt_matmul_plan *plan)
+{
+    size_t rb = rt_dtype_row_bytes(wt, k);
+    if (m <= 0 || n <= 0 || k <= 0 || rb == 0 || m * k > 0xFFFFFFFFll || m * n > 0xFFFFFFFFll)
+        return RT_ERR_INVALID;
+    /* what one binding holds, less the slack of an aligned start */
+    int64_t range = (int64_t)(lim->binding_range - lim->storage_align - 16);
+    int64_t per_n = range / (int64_t)rb;
+    int64_t per_m = range / (4 * (k > n ? k : n));
+    if (per_n < 1 || per_m < 1)
+        return RT_ERR_LIMIT;
+    /* what one dispatch's grid covers (rows of W per workgroup: 1 at the least) */
+    int64_t gx = lim->max_groups_x < 65535 ? lim->max_groups_x : 65535;
+    if (per_n > gx * 32)
+        per_n = gx * 32;
+    if (per_m > (int64_t)lim->max_groups_y * 32)
+        per_m = (int64_t)lim->max_groups_y * 32;
+    if (cpu) {
+        int64_t k_iters = k % 8 == 0 ? k / 8 : k, passes = CPU_MAX_LOOP / (k_iters + 2);
+        if (passes < 1)
+            cpu = false; /* k too long for one invocation's loops: the GPU way splits k over threads */
+        else if (per_m > passes * CPU_MR)
+            per_m = passes * CPU_MR;
+    }
+    if (!cpu && per_m < m && per_m >= 64) /* whole tiles per piece */
+        per_m = per_m / 32 * 32;
+    *plan = (rt_matmul_plan){ .row_bytes = rb, .per_n = per_n, .per_m = per_m, .cpu = cpu };
+    return RT_OK;
+}
+
+/* ---------------------------------------------------------------- GEMV: shaders/gemv.comp, gemv_cpu.comp */
 
 typedef struct gemv_cfg {
     uint32_t wg;   /* workgroup size */
-    uint32_t nr;   /* rows of W per thread group */
-    uint32_t ks;   /* 0: the workgroup splits k and shares nr rows; 1: each thread has nr whole rows */
+    uint32_t nr;   /* rows of W per workgroup (GPU) or per invocation (CPU) */
     uint32_t mr;   /* rows of X per pass */
 } gemv_cfg;
 
-/* GPU: 128 threads on 1-2 rows (8 rows of X at most). CPU: 8 rows per thread, 4 rows of X per pass, and
- * workgroups of 64 threads made smaller (down to one SIMD batch of 8) until there are 32 of them, so that
- * every core has work. */
+/* GPU: 4 rows of W per workgroup of 128 threads (at least two subgroups, so that subgroupAdd does most
+ * of the reduction): each X value loaded serves 4 rows. CPU: 8 rows per invocation, 4 rows of X per
+ * pass, and workgroups of 64 made smaller (down to one SIMD batch of 8) until there are 32 of them, so
+ * that every core has work. */
 static gemv_cfg gemv_choose(rt_ctx *ctx, int64_t m, int64_t n, bool cpu)
 {
     const rt_device_info *d = &ctx->info;
     gemv_cfg c;
     if (cpu) {
-        c = (gemv_cfg){ 64, 8, 1, m < CPU_MR ? (uint32_t)m : CPU_MR };
+        c = (gemv_cfg){ 64, 8, m < CPU_MR ? (uint32_t)m : CPU_MR };
         while (c.wg > 8 && n / (c.nr * c.wg) < 32)
             c.wg /= 2;
-    } else {
-        /* at least two full subgroups, so that subgroupAdd does most of the reduction */
-        c = (gemv_cfg){ 128, m <= 4 ? 2 : 1, 0, (uint32_t)m };
-        while (d->subgroup_size && c.wg < 2 * d->subgroup_size && c.wg * 2 <= d->max_workgroup_invocations)
-            c.wg *= 2;
+        while (c.wg > d->max_workgroup_invocations)
+            c.wg /= 2;
+        return c;
     }
+    c = (gemv_cfg){ 128, 4, (uint32_t)m };
+    while (d->subgroup_size && c.wg < 2 * d->subgroup_size && c.wg * 2 <= d->max_workgroup_invocations)
+        c.wg *= 2;
     /* the reduction needs wg * nr * mr floats of shared memory */
-    while (c.wg > d->max_workgroup_invocations || (!c.ks && (size_t)c.wg * c.nr * c.mr * 4 > d->max_shared_memory))
+    while (c.wg > d->max_workgroup_invocations || (size_t)c.wg * c.nr * c.mr * 4 > d->max_shared_memory)
         c.wg /= 2;
     return c;
 }
@@ -103,19 +141,21 @@ static gemm_tile gemm_choose(rt_ctx *ctx, int64_t m, int64_t n)
 
 /* ---------------------------------------------------------------- matmul */
 
-/* One dispatch: rows [m0, m0 + mm) of X and Y against rows [n0, n0 + nn) of W. cpu: the CPU way (see the
- * top); vec: 16-byte loads of X and W (k and the offsets allow them). */
-static int matmul_piece(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias, int64_t m0, int64_t mm,
-                        int64_t n0, int64_t nn, int64_t n, int64_t k, bool cpu, bool vec, bool acc)
+/* One dispatch: rows [m0, m0 + mm) of X and Y against rows [n0, n0 + nn) of W. vec: W decoded 8 values
+ * at a time; xvec: X read as vec4s. */
+static int matmul_piece(rt_seq *seq, const rt_matmul_plan *plan, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt,
+                        rt_ref bias, int64_t m0, int64_t mm, int64_t n0, int64_t nn, int64_t n, int64_t k, bool vec,
+                        bool xvec, bool acc)
 {
     rt_ctx *ctx = rt_seq_ctx(seq);
-    size_t es = rt_dtype_size(wt);
     rt_pc_matmul pc = { .m = (uint32_t)mm, .n = (uint32_t)nn, .k = (uint32_t)k, .has_bias = bias.buf != NULL,
-                        .ldy = (uint32_t)n, .n0 = (uint32_t)n0, .accumulate = acc };
+                        .ldy = (uint32_t)n, .n0 = (uint32_t)n0, .accumulate = acc,
+                        .row_bytes = (uint32_t)plan->row_bytes };
     rt_bind b[4];
     rt_op_bind(seq, rt_at(y.buf, y.off + (size_t)(m0 * n) * 4), 4, mm * n, &b[0], &pc.off_y);
     rt_op_bind(seq, rt_at(x.buf, x.off + (size_t)(m0 * k) * 4), 4, mm * k, &b[1], &pc.off_x);
-    rt_op_bind(seq, rt_at(w.buf, w.off + (size_t)(n0 * k) * es), es, nn * k, &b[2], &pc.off_w);
+    rt_op_bind_bytes(seq, rt_at(w.buf, rt_plan_w_offset(plan, w.off, n0)), (size_t)nn * plan->row_bytes, &b[2],
+                     &pc.off_w);
     if (bias.buf)
         rt_op_bind(seq, bias, 4, n, &b[3], &pc.off_b);
     else
@@ -123,20 +163,29 @@ static int matmul_piece(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, 
     if (rt_seq_status(seq))
         return rt_seq_status(seq);
     rt_pipeline *p;
-    if (cpu || mm <= GEMV_MAX_M) {
-        gemv_cfg c = gemv_choose(ctx, mm, nn, cpu);
-        uint32_t spec[6] = { c.wg, (uint32_t)wt, c.nr, c.mr, vec, c.ks };
-        bool sg = ctx->info.use_subgroup_arithmetic;
-        if (rt_op_pipeline(seq, sg ? RT_SHADER_gemv_sg : RT_SHADER_gemv, spec, 6, 4, sizeof pc, &p))
+    const rt_device_info *d = &ctx->info;
+    if (plan->cpu || mm <= GEMV_MAX_M) {
+        gemv_cfg c = gemv_choose(ctx, mm, nn, plan->cpu);
+        uint32_t spec[5] = { c.wg, c.nr, c.mr, vec, xvec };
+        const int16_t *table = plan->cpu ? (d->storage16 && getenv("VKLLM_W16") ? rt_shader_gemv_cpu_w16
+                                                                                    : rt_shader_gemv_cpu)
+                                         : d->use_subgroup_arithmetic ? rt_shader_gemv_sg : rt_shader_gemv;
+        int id = rt_op_typed(table, wt);
+        if (id < 0)
+            return rt_seq_fail(seq, RT_ERR_UNSUPPORTED, "matmul: no kernel for weight type %d", (int)wt);
+        if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 5, 4, sizeof pc, &p))
             return rt_seq_status(seq);
-        int64_t rows = c.ks ? (int64_t)c.nr * c.wg : c.nr; /* rows of W per workgroup */
+        int64_t rows = plan->cpu ? (int64_t)c.nr * c.wg : c.nr; /* rows of W per workgroup */
         uint32_t gx, gy;
         rt_op_grid_rows(seq, (nn + rows - 1) / rows, &gx, &gy);
         return rt_seq_dispatch(seq, p, b, 4, &pc, gx, gy, 1);
     }
     gemm_tile t = gemm_choose(ctx, mm, nn);
-    uint32_t spec[8] = { tile_wg(&t), (uint32_t)wt, t.bm, t.bn, t.bk, t.tm, t.tn, vec };
-    if (rt_op_pipeline(seq, RT_SHADER_matmul, spec, 8, 4, sizeof pc, &p))
+    uint32_t spec[8] = { tile_wg(&t), t.bm, t.bn, t.bk, t.tm, t.tn, vec, xvec };
+    int id = rt_op_typed(rt_shader_matmul, wt);
+    if (id < 0)
+        return rt_seq_fail(seq, RT_ERR_UNSUPPORTED, "matmul: no kernel for weight type %d", (int)wt);
+    if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 8, 4, sizeof pc, &p))
         return rt_seq_status(seq);
     uint32_t gx = (uint32_t)((nn + t.bn - 1) / t.bn), gy = (uint32_t)((mm + t.bm - 1) / t.bm);
     return rt_seq_dispatch(seq, p, b, 4, &pc, gx, gy, 1);
@@ -149,42 +198,32 @@ static int matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref
                   bool acc)
 {
     rt_ctx *ctx = rt_seq_ctx(seq);
-    if (m <= 0 || n <= 0 || k <= 0 || m * k > 0xFFFFFFFFll || m * n > 0xFFFFFFFFll || n * k > ((int64_t)1 << 40) ||
-        (wt != RT_F32 && wt != RT_F16 && wt != RT_BF16))
-        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: bad shape %lld x %lld x %lld", (long long)m, (long long)n,
-                           (long long)k);
-    /* 16-byte loads (4 values of X and of f32 W, 8 of f16/bf16 W) when every row starts 16-byte aligned:
-     * bindings start at multiples of 16 bytes, so this holds in every piece below as well */
-    size_t es = rt_dtype_size(wt);
-    bool vec = k % (wt == RT_F32 ? 4 : 8) == 0 && x.off % 16 == 0 && w.off % 16 == 0;
-    bool cpu = cpu_style(ctx);
-    /* what one binding holds, less the slack of an aligned start */
-    int64_t range = (int64_t)(ctx->info.max_storage_buffer_range - ctx->storage_align - 16);
-    int64_t per_n = range / (k * (int64_t)es);
-    int64_t per_m = range / (4 * (k > n ? k : n));
-    if (per_n < 1 || per_m < 1)
-        return rt_seq_fail(seq, RT_ERR_LIMIT, "matmul: one row of %lld x %lld x %lld exceeds the binding range",
-                           (long long)m, (long long)n, (long long)k);
-    /* what one dispatch's grid covers */
-    int64_t lim = ctx->info.max_workgroup_count[0] < 65535 ? ctx->info.max_workgroup_count[0] : 65535;
-    if (per_n > lim * 32)
-        per_n = lim * 32;
-    if (per_m > (int64_t)ctx->info.max_workgroup_count[1] * 32)
-        per_m = (int64_t)ctx->info.max_workgroup_count[1] * 32;
-    if (cpu) {
-        int64_t k_iters = vec ? k / (wt == RT_F32 ? 4 : 8) : k, passes = CPU_MAX_LOOP / (k_iters + 2);
-        if (passes < 1)
-            cpu = false; /* k too long for one invocation's loops: the GPU way splits k over threads */
-        else if (per_m > passes * CPU_MR)
-            per_m = passes * CPU_MR;
-    }
-    if (!cpu && per_m < m && per_m >= 64) /* whole tiles per piece */
-        per_m = per_m / 32 * 32;
+    rt_dtype_traits tr;
+    if (!rt_dtype_info((int)wt, &tr))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: unknown weight type %d", (int)wt);
+    rt_plan_limits lim = { ctx->info.max_storage_buffer_range, ctx->storage_align, ctx->info.max_workgroup_count[0],
+                           ctx->info.max_workgroup_count[1] };
+    rt_matmul_plan plan;
+    int rc = rt_matmul_plan_make(&lim, wt, m, n, k, cpu_style(ctx), &plan);
+    if (rc == RT_ERR_LIMIT)
+        return rt_seq_fail(seq, rc, "matmul: one row of %lld x %lld x %lld exceeds the binding range", (long long)m,
+                           (long long)n, (long long)k);
+    if (rc)
+        return rt_seq_fail(seq, rc, "matmul: bad shape %lld x %lld x %lld for %s weights (rows of whole blocks of %u)",
+                           (long long)m, (long long)n, (long long)k, tr.name, tr.block);
+    /* W decoded 8 values at a time when k allows: float rows must start at 16-byte boundaries (bindings
+     * start at multiples of 16 bytes, so this holds in every piece below as well); block rows at 4 */
+    bool vec = k % 8 == 0 && (tr.block == 1 ? w.off % 16 == 0 : w.off % 4 == 0);
+    if (tr.block > 1 && !vec)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: %s weights must start at a 4-byte boundary", tr.name);
+    if (tr.block == 1 && w.off % tr.block_bytes)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: %s weights at a misaligned offset", tr.name);
+    bool xvec = k % 4 == 0 && x.off % 16 == 0;
     rt_seq_parallel(seq, true);
-    for (int64_t m0 = 0; m0 < m; m0 += per_m)
-        for (int64_t n0 = 0; n0 < n; n0 += per_n)
-            matmul_piece(seq, y, x, w, wt, bias, m0, m - m0 < per_m ? m - m0 : per_m, n0,
-                         n - n0 < per_n ? n - n0 : per_n, n, k, cpu, vec, acc);
+    for (int64_t m0 = 0; m0 < m; m0 += plan.per_m)
+        for (int64_t n0 = 0; n0 < n; n0 += plan.per_n)
+            matmul_piece(seq, &plan, y, x, w, wt, bias, m0, m - m0 < plan.per_m ? m - m0 : plan.per_m, n0,
+                         n - n0 < plan.per_n ? n - n0 : plan.per_n, n, k, vec, xvec, acc);
     rt_seq_parallel(seq, false);
     return rt_seq_status(seq);
 }

@@ -3,7 +3,8 @@
  *
  * In GLSL a kernel declares `layout(push_constant) uniform PC { rt_pc_X p; };`.
  * Offsets (off_*) are in elements of that tensor's type, from the start of its binding: the runtime
- * binds at an aligned byte offset and passes the rest here. */
+ * binds at an aligned byte offset and passes the rest here; weights (any format, blocks included) are
+ * addressed in bytes instead: off_w / off_t and the row stride row_bytes. */
 #ifndef VKLLM_RT_PARAMS_H
 #define VKLLM_RT_PARAMS_H
 
@@ -19,10 +20,10 @@ typedef uint32_t uint;
 #define RT_CHECK(n, words) _Static_assert(sizeof(n) == 4 * (words), #n " size");
 #endif
 
-/* weight / table / cache element types (rt_dtype) */
+/* cache element types (rt_dtype, ggml's numbers) */
 #define RT_DT_F32 0
 #define RT_DT_F16 1
-#define RT_DT_BF16 2
+#define RT_DT_BF16 30
 
 /* elementwise ops, shaders/eltwise.comp */
 #define RT_ELT_ADD 0
@@ -74,8 +75,11 @@ RT_CHECK(rt_pc_rope, 16)
 
 /* gather rows of a table, shaders/get_rows.comp */
 RT_STRUCT(rt_pc_get_rows) {
-    uint rows, dim, n_table, dtype;
-    uint off_y, off_t, off_ids;
+    uint rows, dim, n_table;
+    uint row_bytes;       /* bytes per table row */
+    uint off_y;
+    uint off_t;           /* bytes */
+    uint off_ids;
     uint row0;            /* first table row of this binding (tables split by binding range) */
     uint n_bound;         /* table rows in this binding */
     uint pad[3];
@@ -97,15 +101,17 @@ RT_STRUCT(rt_pc_argmax) {
 } RT_END(rt_pc_argmax);
 RT_CHECK(rt_pc_argmax, 4)
 
-/* matrix product Y = X W^T (+ bias), shaders/matmul.comp (GEMM) and gemv.comp */
+/* matrix product Y = X W^T (+ bias), shaders/matmul.comp (GEMM), gemv.comp and gemv_cpu.comp */
 RT_STRUCT(rt_pc_matmul) {
     uint m, n, k;         /* X [m][k], W [n][k], Y [m][n] */
-    uint off_y, off_x, off_w, off_b;
+    uint off_y, off_x;
+    uint off_w;           /* bytes */
+    uint off_b;
     uint has_bias;
     uint ldy;             /* row stride of Y (elements) */
     uint n0;              /* first output column of this dispatch (W split by binding range) */
     uint accumulate;      /* 1: Y += X W^T (a residual connection), 0: Y = X W^T */
-    uint pad;
+    uint row_bytes;       /* bytes per row of W */
 } RT_END(rt_pc_matmul);
 RT_CHECK(rt_pc_matmul, 12)
 

@@ -331,7 +331,7 @@ typedef struct mutation {
     const char *arch_key; /* general.architecture written instead of the spec's */
     const char *drop;     /* this tensor left out */
     const char *misshape; /* this tensor written with one row too many */
-    const char *quant;    /* this tensor written as Q8_0 */
+    const char *quant;    /* this tensor written as Q8_1 (a ggml type vkllm does not run) */
 } mutation;
 
 typedef struct tens { char name[64]; int64_t ne0, ne1; int type; double *v; } tens;
@@ -508,7 +508,7 @@ static bool write_model(const spec *sp, const mutation *mu, const tset *ts, cons
         }
         uint8_t *bytes = calloc(1, size);
         if (mu->quant && !strcmp(t->name, mu->quant)) {
-            type = LM_GGML_Q8_0;
+            type = LM_GGML_Q8_1;
             size = lm_gguf_row_size(type, ne[0]) * (size_t)ne[1];
         } else {
             for (int64_t j = 0; j < n; j++) {
@@ -580,7 +580,7 @@ static void variant(tu_gpu *g, const spec *sp, uint64_t seed)
 
     /* one pass, all logits; then the decode step token by token after a rewind */
     lm_session *s = NULL;
-    lm_session_opts so = { .n_ctx = 32 };
+    lm_session_opts so = { .n_ctx = 32, .kv_f32 = true };
     rc = lm_session_create(m, &so, &s, err, sizeof err);
     CHECK(rc == LM_OK, "%s: session: %s", sp->name, err);
     if (s) {
@@ -638,7 +638,7 @@ static void variant(tu_gpu *g, const spec *sp, uint64_t seed)
 
     double worst_f16 = 0;
     if (sp->kv_f16) {
-        lm_session_opts so16 = { .n_ctx = 32, .n_batch = 4, .kv_f16 = true };
+        lm_session_opts so16 = { .n_ctx = 32, .n_batch = 4 }; /* the default f16 cache */
         rc = lm_session_create(m, &so16, &s, err, sizeof err);
         CHECK(rc == LM_OK, "%s: session: %s", sp->name, err);
         if (s) {
@@ -730,9 +730,9 @@ static void synthetic(tu_gpu *g, uint64_t seed)
           "'blk.1.ffn_up.weight' is missing" },
         { "misshapen-tensor", "llama-gqa", { .misshape = "blk.0.attn_k.weight" }, NULL, LM_ERR_FORMAT,
           "'blk.0.attn_k.weight' has shape" },
-        /* ffn 96: three Q8_0 blocks of 32 per row */
-        { "q8_0-tensor", "llama-gqa", { .quant = "blk.1.ffn_down.weight" }, NULL, LM_ERR_UNSUPPORTED,
-          "'blk.1.ffn_down.weight' has type Q8_0" },
+        /* ffn 96: three Q8_1 blocks of 32 per row */
+        { "q8_1-tensor", "llama-gqa", { .quant = "blk.1.ffn_down.weight" }, NULL, LM_ERR_UNSUPPORTED,
+          "'blk.1.ffn_down.weight' has type Q8_1" },
         { "qwen2-no-bias", "qwen2-bias-neox", { .drop = "blk.0.attn_v.bias" }, NULL, LM_ERR_FORMAT,
           "'blk.0.attn_v.bias' is missing" },
         { "rope-freqs-shape", "llama-rope-freqs", { .misshape = "rope_freqs.weight" }, NULL, LM_ERR_FORMAT,
@@ -915,7 +915,7 @@ static void perplexity(tu_gpu *g)
     CHECK(rc == LM_OK, "load %s: %s", path, err);
     if (m) {
         lm_session *s = NULL;
-        lm_session_opts so = { .n_ctx = C };
+        lm_session_opts so = { .n_ctx = C, .kv_f32 = true };
         float *got = malloc(sizeof *got * C * ref.n_vocab);
         memcpy(chunk, toks, sizeof chunk);
         chunk[0] = lm_vocab_bos(v);

@@ -44,7 +44,7 @@ static void golden(tu_gpu *g, lm_model *m, const char *prompt, const char *rel, 
     for (int64_t i = 0; i < n && i < n_want; i++)
         CHECK(ids[i] == want[i], "%s: prompt token %lld is %d, expected %d", what, (long long)i, ids[i], want[i]);
     lm_session *s;
-    lm_session_opts so = { .n_ctx = 512, .n_batch = 3 }; /* a small batch: prefill in several passes */
+    lm_session_opts so = { .n_ctx = 512, .n_batch = 3, .kv_f32 = true }; /* a small batch: prefill in several passes */
     CHECK(lm_session_create(m, &so, &s, err, sizeof err) == LM_OK, "%s: session: %s", what, err);
     if (n > 1)
         CHECK(lm_session_eval(s, ids, n - 1, NULL, false, err, sizeof err) == LM_OK, "%s: prefill: %s", what, err);
@@ -75,7 +75,7 @@ static void prefill_matches_decode(lm_model *m)
     double *ref = malloc(sizeof *ref * nv);
     char err[512];
     lm_session *s;
-    lm_session_opts so = { .n_ctx = 64 };
+    lm_session_opts so = { .n_ctx = 64, .kv_f32 = true };
     lm_session_create(m, &so, &s, err, sizeof err);
     CHECK(lm_session_eval(s, ids, n, a, true, err, sizeof err) == LM_OK, "eval all logits: %s", err);
     lm_session_rewind(s, 0);
@@ -201,7 +201,6 @@ static void cli(void)
     /* bad input: a clear error and a non-zero exit, never a crash */
     struct { const char *args; const char *says; } bad[] = {
         { "run -m /nonexistent.gguf -p hi", "nonexistent" },
-        { "run -m %s -p hi", "not support" },             /* quant/kq-q4_0.gguf: not supported yet */
         { "run -m %s -p 'Once upon a time there was' -c 4", "context" },
         { "run -m %s -p \"$(printf '\\377\\376')\"", "UTF-8" },
         { "run -m %s -n x", "integer" },
@@ -209,7 +208,7 @@ static void cli(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char a[2048];
-        snprintf(a, sizeof a, bad[i].args, i == 1 ? tu_model_path("quant/kq-q4_0.gguf") : tu_model_path("gguf/stories260K.gguf"));
+        snprintf(a, sizeof a, bad[i].args, tu_model_path("gguf/stories260K.gguf"));
         rc = run_cli(a, &out);
         char *e = tu_read_file("/tmp/vkllm-e2e-stderr.txt", NULL);
         CHECK(rc == 1 && e && strstr(e, bad[i].says), "`vkllm %s` exited %d, stderr: %s", a, rc, e ? e : "");

@@ -965,7 +965,7 @@ static void bad_arguments(void)
     TRY("attention with 6 heads over 4 kv heads", rt_op_attention(S, r, r, r, r, rp, 1, &gqa));
     TRY("attention with head_dim 512", rt_op_attention(S, r, r, r, r, rp, 1, &hd));
     TRY("kv_write of odd dim into an f16 cache", rt_op_kv_write(S, r, RT_F16, r, rp, 1, 7, 4));
-    TRY("matmul with an unknown weight type", rt_op_matmul(S, r, r, r, (rt_dtype)7, none, 1, 4, 4));
+    TRY("matmul with an unknown weight type", rt_op_matmul(S, r, r, r, (rt_dtype)5, none, 1, 4, 4));
     TRY("scale past the buffer's end", rt_op_scale(S, r, r, 4096, 1.0f));
     TRY("copy kernel at an unaligned offset", rt_op_copy_kernel(S, rt_at(a.b, 16 * 3 + 4), r, 256));
     TRY("fma kernel at an unaligned offset", rt_op_fma_kernel(S, rt_at(a.b, OFF), 16, 1));
@@ -1022,10 +1022,11 @@ int main(void)
     static const int64_t ms[] = { 1, 2, 3, 5, 17, 64, 100 };
     static const int64_t nk[][2] = { { 7, 31 }, { 173, 127 }, { 127, 1000 }, { 31, 4099 }, { 1000, 173 },
                                      { 1, 1 }, { 61, 7 } };
+    static const rt_dtype fts[] = { RT_F32, RT_F16, RT_BF16 };
     for (int t = 0; t < 3; t++)
         for (int i = 0; i < 7; i++) {
             const int64_t *s = nk[(i + 2 * t) % 7];
-            case_matmul(ms[i], s[0], s[1], (rt_dtype)t, (i + t) % 2 == 0, (i % 3) ? OFF : 0);
+            case_matmul(ms[i], s[0], s[1], fts[t], (i + t) % 2 == 0, (i % 3) ? OFF : 0);
         }
     /* around the row blocks and tiles a GEMV or GEMM may use (4, 8, 16, 32, 64, 128) in m, n and k */
     static const int64_t mt[] = { 4, 8, 9, 16, 31, 32, 33, 63, 65, 127, 128, 129, 257 };
@@ -1033,7 +1034,7 @@ int main(void)
                                       { 16, 31 }, { 97, 1025 }, { 63, 128 }, { 1, 33 }, { 128, 129 } };
     for (int i = 0; i < 13; i++) {
         const int64_t *s = nkt[i % 11];
-        case_matmul(mt[i], s[0], s[1], (rt_dtype)(i % 3), i % 2 == 1, OFF);
+        case_matmul(mt[i], s[0], s[1], fts[i % 3], i % 2 == 1, OFF);
     }
     case_matmul(1, 4096, 4096, RT_F16, false, OFF);   /* a 7B projection, decode */
     case_matmul(7, 1024, 4096, RT_BF16, true, OFF);
@@ -1106,10 +1107,10 @@ int main(void)
     case_eltwise(OP_GELU, 1000, 1000, 0, -1, false);
 
     for (int t = 0; t < 3; t++) {
-        case_get_rows((rt_dtype)t, 1, 1, 1);
-        case_get_rows((rt_dtype)t, 5, 173, 7);
-        case_get_rows((rt_dtype)t, 7, 31, 1000);
-        case_get_rows((rt_dtype)t, 31, 4099, 64);
+        case_get_rows(fts[t], 1, 1, 1);
+        case_get_rows(fts[t], 5, 173, 7);
+        case_get_rows(fts[t], 7, 31, 1000);
+        case_get_rows(fts[t], 31, 4099, 64);
     }
     case_get_rows(RT_F16, 17, 1000, 4096);
 

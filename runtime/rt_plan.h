@@ -1,0 +1,37 @@
+/* rt_plan.h: how an op is cut into dispatches, as pure functions of the device's limits (no Vulkan),
+ * so that the arithmetic is tested on sizes no test device could hold (tests/test_plan.c). */
+#ifndef VKLLM_RT_PLAN_H
+#define VKLLM_RT_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rt.h"
+
+/* A matrix product Y[m][n] = X[m][k] W[n][k]^T is cut into pieces of at most per_m rows of X and Y and
+ * per_n rows of W, each piece one dispatch with every binding inside the binding range. */
+typedef struct rt_matmul_plan {
+    size_t row_bytes;    /* bytes per row of W */
+    int64_t per_n, per_m;
+    bool cpu;            /* the CPU drivers' kernel (gemv_cpu.comp) */
+} rt_matmul_plan;
+
+typedef struct rt_plan_limits {
+    uint64_t binding_range;  /* maxStorageBufferRange */
+    uint64_t storage_align;  /* minStorageBufferOffsetAlignment */
+    uint32_t max_groups_x, max_groups_y;
+} rt_plan_limits;
+
+/* RT_ERR_INVALID for a bad shape or type (k not a whole number of blocks), RT_ERR_LIMIT when one row
+ * does not fit a binding. cpu: the caller wants the CPU way (it may fall back to the GPU way when k
+ * is too long for one invocation's loops: plan->cpu says which). */
+int rt_matmul_plan_make(const rt_plan_limits *lim, rt_dtype wt, int64_t m, int64_t n, int64_t k, bool cpu,
+                        rt_matmul_plan *plan);
+/* Byte offset of W's row n0 from W's start: computed in size_t (a tensor may pass 4 GiB). */
+static inline size_t rt_plan_w_offset(const rt_matmul_plan *p, size_t w_off, int64_t n0)
+{
+    return w_off + (size_t)n0 * p->row_bytes;
+}
+
+#endif

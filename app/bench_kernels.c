@@ -354,20 +354,36 @@ static void finish_case(case_bufs *cb, int rc)
 /* a 32-bit fill word that reads as a small normal number in every element type */
 #define FILL_F32 0x3C003C00u /* f32: 0.0078; f16 pairs: 1.0; bf16 pairs: 0.0078 */
 
+/* "q4_k" for RT_Q4_K */
+static const char *type_name(rt_dtype t)
+{
+    static char names[RT_DTYPE_MAX][16];
+    rt_dtype_traits tr;
+    if (!rt_dtype_info((int)t, &tr))
+        return "?";
+    char *s = names[t];
+    size_t i = 0;
+    for (; tr.name[i] && i < sizeof names[t] - 1; i++)
+        s[i] = (char)(tr.name[i] >= 'A' && tr.name[i] <= 'Z' ? tr.name[i] - 'A' + 'a' : tr.name[i]);
+    s[i] = 0;
+    return s;
+}
+
 static void case_matmul(bench *b, const char *model, const char *what, int64_t m, int64_t n, int64_t k, rt_dtype wt)
 {
     char name[96], shape[64];
-    snprintf(name, sizeof name, "matmul %s m=%lld %s.%s", wt == RT_F32 ? "f32" : wt == RT_F16 ? "f16" : "bf16",
-             (long long)m, model, what);
+    snprintf(name, sizeof name, "matmul %s m=%lld %s.%s", type_name(wt), (long long)m, model, what);
     snprintf(shape, sizeof shape, "%lldx%lld", (long long)n, (long long)k);
     case_bufs cb;
     result *r = begin_case(b, &cb, name, shape);
     if (!r)
         return;
-    size_t ws = (size_t)(n * k) * rt_dtype_size(wt), xs = (size_t)(m * k) * 4, ys = (size_t)(m * n) * 4;
+    size_t ws = rt_dtype_row_bytes(wt, k) * (size_t)n, xs = (size_t)(m * k) * 4, ys = (size_t)(m * n) * 4;
     r->bytes = (double)(ws + xs + ys);
     r->flops = 2.0 * (double)m * (double)n * (double)k;
-    if (fits(&cb, ws > ys ? ws : ys, ws + xs + ys)) {
+    if (!ws)
+        snprintf(r->skip, sizeof r->skip, "rows of %lld are not whole %s blocks", (long long)k, type_name(wt));
+    if (ws && fits(&cb, ws > ys ? ws : ys, ws + xs + ys)) {
         rt_buffer *w = mk(&cb, ws, FILL_F32), *x = mk(&cb, xs, FILL_F32), *y = mk(&cb, ys, 0);
         if (!cb.rc) {
             rt_seq_begin(b->seq);
@@ -466,15 +482,17 @@ static void case_attention(bench *b, const char *model, int heads, int kv_heads,
 static void case_get_rows(bench *b, const char *model, int64_t rows, int64_t vocab, int64_t dim, rt_dtype t)
 {
     char name[96], shape[64];
-    snprintf(name, sizeof name, "get_rows %s m=%lld %s", t == RT_F16 ? "f16" : "f32", (long long)rows, model);
+    snprintf(name, sizeof name, "get_rows %s m=%lld %s", type_name(t), (long long)rows, model);
     snprintf(shape, sizeof shape, "%lldx%lld", (long long)vocab, (long long)dim);
     case_bufs cb;
     result *r = begin_case(b, &cb, name, shape);
     if (!r)
         return;
-    size_t table = (size_t)(vocab * dim) * rt_dtype_size(t);
-    r->bytes = (double)rows * (double)dim * (double)(rt_dtype_size(t) + 4) + (double)rows * 4;
-    if (fits(&cb, table, table)) {
+    size_t row = rt_dtype_row_bytes(t, dim), table = row * (size_t)vocab;
+    r->bytes = (double)rows * (double)(row + (size_t)dim * 4) + (double)rows * 4;
+    if (!row)
+        snprintf(r->skip, sizeof r->skip, "rows of %lld are not whole %s blocks", (long long)dim, type_name(t));
+    if (row && fits(&cb, table, table)) {
         rt_buffer *tb = mk(&cb, table, FILL_F32), *ids = mk(&cb, (size_t)rows * 4, 0),
                   *y = mk(&cb, (size_t)(rows * dim) * 4, 0);
         if (!cb.rc) {
@@ -529,6 +547,18 @@ static void all_cases(bench *b)
     const int n_models = b->o->quick ? 1 : 3;
     const int64_t prefill = b->o->quick ? 64 : 512;
     const rt_dtype wts[2] = { RT_F32, RT_F16 };
+    /* decode with every weight format at the 1B and 7B shapes: GB/s of weights read, beside f16 */
+    static const rt_dtype quants[] = { RT_BF16, RT_Q8_0, RT_Q4_0, RT_Q4_1, RT_Q5_0, RT_Q5_1, RT_Q2_K, RT_Q3_K,
+                                       RT_Q4_K, RT_Q5_K, RT_Q6_K, RT_IQ4_NL, RT_IQ4_XS };
+    for (int i = b->o->quick ? 0 : 1; i < n_models; i++) {
+        const model_shape *s = &models[i];
+        for (size_t t = 0; t < sizeof quants / sizeof quants[0]; t++) {
+            case_matmul(b, s->name, "attn_q", 1, s->dim, s->dim, quants[t]);
+            case_matmul(b, s->name, "ffn_up", 1, s->ffn, s->dim, quants[t]);
+            if (!b->o->quick && (quants[t] == RT_Q4_0 || quants[t] == RT_Q4_K))
+                case_matmul(b, s->name, "ffn_up", prefill, s->ffn, s->dim, quants[t]);
+        }
+    }
     for (int pass = 0; pass < 2; pass++) { /* decode first: it is quick and what most people look for */
         int64_t m = pass == 0 ? 1 : prefill;
         for (int i = 0; i < n_models; i++) {
@@ -576,6 +606,7 @@ static void all_cases(bench *b)
         const model_shape *s = &models[i];
         case_get_rows(b, s->name, 1, s->vocab, s->dim, RT_F16);
         case_get_rows(b, s->name, prefill, s->vocab, s->dim, RT_F16);
+        case_get_rows(b, s->name, prefill, s->vocab, s->dim, RT_Q6_K);
     }
     for (int i = 0; i < n_models; i++) {
         const model_shape *s = &models[i];

@@ -18,6 +18,7 @@ static const struct {
     { "tokenize", cmd_tokenize, "print the tokens of a text: -m FILE -p TEXT [--ids]" },
     { "info", cmd_info, "describe a model file: -m FILE [--json]" },
     { "perplexity", cmd_perplexity, "perplexity of a text file: -m FILE -f TEXT [-c N]" },
+    { "quantize", cmd_quantize, "a model into another weight format: IN.gguf OUT.gguf TYPE (Q4_K_M, Q8_0, ...)" },
     { "bench", cmd_bench, "benchmarks: `bench kernels` times every kernel (--json)" },
 };
 

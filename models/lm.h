@@ -162,8 +162,8 @@ int lm_gguf_writer_set_str(lm_gguf_writer *w, const char *key, const char *v);
  * lm_gguf_row_size(type, ne[0]) * ne[1] * ne[2] * ne[3] bytes. */
 int lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, int n_dims, const int64_t *ne, int type,
                               const void *data, size_t size);
-/* Writes the header, flushes, renames into place, frees w (also on failure). */
-int lm_gguf_writer_finish(lm_gguf_writer *w);
+/* Writes the header, flushes, renames into place, frees w (also on failure; then err says why). */
+int lm_gguf_writer_finish(lm_gguf_writer *w, char *err, size_t errlen);
 /* Removes the temporary file and frees w. NULL is a no-op. */
 void lm_gguf_writer_abort(lm_gguf_writer *w);
 const char *lm_gguf_writer_errmsg(const lm_gguf_writer *w);
@@ -195,7 +195,8 @@ enum lm_ftype {
 typedef struct lm_quantize_opts {
     int ftype;                  /* enum lm_ftype */
     bool allow_requantize;      /* quantise tensors that are already quantised (else LM_ERR_INVALID) */
-    void (*progress)(void *user, int64_t done, int64_t total, const char *tensor); /* per tensor; may be NULL */
+    /* after each tensor (written as ggml type `type`); may be NULL */
+    void (*progress)(void *user, int64_t done, int64_t total, const char *tensor, int type);
     void *user;
 } lm_quantize_opts;
 

@@ -55,7 +55,7 @@ int lm_weight_upload(lm_model *m, lm_weight *w, const void *data, int ggml_type,
         return lm_fail(err, errlen, LM_ERR_UNSUPPORTED, "tensor type %s is not supported",
                        lm_gguf_type_name(ggml_type) ? lm_gguf_type_name(ggml_type) : "?");
     int64_t n = ne0 * ne1;
-    size_t bytes = rt_dtype_row_bytes((rt_dtype)t, ne0) * (size_t)ne1;
+    size_t bytes = rt_weight_bytes((rt_dtype)t, ne1, ne0);
     if (!bytes)
         return lm_fail(err, errlen, LM_ERR_FORMAT, "rows of %lld values are not whole %s blocks", (long long)ne0,
                        lm_gguf_type_name(ggml_type));
@@ -74,7 +74,7 @@ int lm_weight_upload(lm_model *m, lm_weight *w, const void *data, int ggml_type,
     }
     int rc = rt_buffer_create(m->ctx, RT_MEM_DEVICE, bytes, &w->buf);
     if (rc == RT_OK) {
-        rc = rt_buffer_write(w->buf, 0, data, bytes);
+        rc = rt_weight_write(w->buf, 0, (rt_dtype)t, data, ne1, ne0);
         if (rc) {
             rt_buffer_destroy(w->buf);
             w->buf = NULL;

@@ -220,6 +220,7 @@ typedef struct rt_dtype_traits {
     const char *name;
     uint32_t block;        /* elements per block (1 for f32, f16, bf16) */
     uint32_t block_bytes;  /* bytes per block */
+    uint32_t q_off, q_bytes; /* the quants: bytes [q_off, q_off + q_bytes) of a block (see rt_weight_bytes) */
 } rt_dtype_traits;
 bool rt_dtype_info(int t, rt_dtype_traits *out);
 /* bytes of one element of f32, f16 or bf16 (0 for block formats) */
@@ -228,8 +229,22 @@ size_t rt_dtype_size(rt_dtype t);
  * blocks (k <= 0 included) */
 size_t rt_dtype_row_bytes(rt_dtype t, int64_t k);
 
-/* Y[m][n] = sum_k X[m][k] * W[n][k] (+ bias[n] if bias.buf). X, Y, bias f32; W of type wt, [N][K], each
- * row rt_dtype_row_bytes(wt, k) bytes (k a whole number of blocks; a block-format W starts at a 4-byte
+/* Weights on the device. f32, f16 and bf16 are stored as in a GGUF file. A block format is repacked
+ * when written into two planes, the same bytes in another order, so that the kernels read the quants
+ * with aligned 16-byte loads (ggml's 18-, 22-, 34-, 110- and 210-byte blocks leave them at 2-byte
+ * boundaries): first the quants of every block, row after row (q_bytes per block, a multiple of 16);
+ * then, from the next 16-byte boundary, the rest of every block (its scales, block_bytes - q_bytes, in
+ * the block's order). rt_weight_bytes() is the size of a [rows][k] weight on the device (at most 15
+ * bytes more than in the file), 0 for a bad shape. rt_weight_write() writes one from its file bytes
+ * (rows * rt_dtype_row_bytes(t, k) of them) at off in buf (a 16-byte boundary); rt_weight_repack() does
+ * it in host memory (dst of rt_weight_bytes), rt_weight_unpack() undoes it. */
+size_t rt_weight_bytes(rt_dtype t, int64_t rows, int64_t k);
+int rt_weight_write(rt_buffer *buf, size_t off, rt_dtype t, const void *src, int64_t rows, int64_t k);
+void rt_weight_repack(rt_dtype t, const void *src, void *dst, int64_t rows, int64_t k);
+void rt_weight_unpack(rt_dtype t, const void *src, void *dst, int64_t rows, int64_t k);
+
+/* Y[m][n] = sum_k X[m][k] * W[n][k] (+ bias[n] if bias.buf). X, Y, bias f32; W of type wt, [N][K], as
+ * rt_weight_write() stores it (k a whole number of blocks; a block-format W starts at a 16-byte
  * boundary). Picks a GEMV kernel for few rows and a tiled GEMM for many; W may exceed the device's
  * binding range (it is then split by rows into several dispatches, at byte offsets). */
 int rt_op_matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias,
@@ -270,7 +285,8 @@ int rt_op_add(rt_seq *seq, rt_ref y, rt_ref a, rt_ref b, int64_t n, int64_t nb);
 int rt_op_mul(rt_seq *seq, rt_ref y, rt_ref a, rt_ref b, int64_t n, int64_t nb);
 /* Y = X * s */
 int rt_op_scale(rt_seq *seq, rt_ref y, rt_ref x, int64_t n, float s);
-/* Y[r] = table[ids[r]] for r < rows; table of type t (any rt_dtype, decoded), [n_table][dim]; ids int32.
+/* Y[r] = table[ids[r]] for r < rows; table of type t (any rt_dtype, as rt_weight_write() stores it),
+ * [n_table][dim]; ids int32.
  * Out-of-range ids give zero rows. */
 int rt_op_get_rows(rt_seq *seq, rt_ref y, rt_ref table, rt_dtype t, rt_ref ids, int64_t rows,
                    int64_t n_table, int64_t dim);

@@ -232,9 +232,15 @@ int rt_op_get_rows(rt_seq *seq, rt_ref y, rt_ref table, rt_dtype t, rt_ref ids, 
         !row_bytes)
         return rt_seq_fail(seq, RT_ERR_INVALID, "get_rows: bad shape or type (%lld values per row of type %d)",
                            (long long)dim, (int)t);
-    /* 8 values at a time where the rows allow (as in matmul) */
-    bool vec = dim % 8 == 0 && (tr.block == 1 ? table.off % 16 == 0 : table.off % 4 == 0);
-    if ((tr.block > 1 && !vec) || table.off % (tr.block == 1 ? tr.block_bytes : 4))
+    /* 8 values at a time where the rows allow (as in matmul); block formats in rt_weight_bytes' two planes */
+    bool vec = dim % 8 == 0 && table.off % 16 == 0;
+    size_t s_row = 0;
+    if (tr.block > 1) {
+        row_bytes = (size_t)(dim / tr.block) * tr.q_bytes;
+        s_row = (size_t)(dim / tr.block) * (tr.block_bytes - tr.q_bytes);
+    }
+    size_t splane = table.off + ((size_t)n_table * row_bytes + 15) / 16 * 16;
+    if ((tr.block > 1 && !vec) || (tr.block == 1 && table.off % tr.block_bytes))
         return rt_seq_fail(seq, RT_ERR_INVALID, "get_rows: a %s table at a misaligned offset", tr.name);
     rt_ctx *ctx = rt_seq_ctx(seq);
     /* bind the table in pieces that fit the binding range */
@@ -247,23 +253,29 @@ int rt_op_get_rows(rt_seq *seq, rt_ref y, rt_ref table, rt_dtype t, rt_ref ids, 
     if (id < 0)
         return rt_seq_fail(seq, RT_ERR_UNSUPPORTED, "get_rows: no kernel for %s", tr.name);
     rt_pipeline *p;
-    if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 2, 3, sizeof(rt_pc_get_rows), &p))
+    if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 2, 4, sizeof(rt_pc_get_rows), &p))
         return rt_seq_status(seq);
     rt_seq_parallel(seq, true);
     for (int64_t r0 = 0; r0 < n_table; r0 += per) {
         int64_t nb = n_table - r0 < per ? n_table - r0 : per;
         rt_pc_get_rows pc = { .rows = (uint32_t)rows, .dim = (uint32_t)dim, .n_table = (uint32_t)n_table,
-                              .row_bytes = (uint32_t)row_bytes, .row0 = (uint32_t)r0, .n_bound = (uint32_t)nb };
-        rt_bind bind[3];
+                              .row_bytes = (uint32_t)row_bytes, .row0 = (uint32_t)r0, .n_bound = (uint32_t)nb,
+                              .s_row = (uint32_t)s_row };
+        rt_bind bind[4];
         rt_op_bind(seq, y, 4, rows * dim, &bind[0], &pc.off_y);
         rt_op_bind_bytes(seq, rt_at(table.buf, table.off + (size_t)r0 * row_bytes), (size_t)nb * row_bytes, &bind[1],
                          &pc.off_t);
         rt_op_bind(seq, ids, 4, rows, &bind[2], &pc.off_ids);
+        if (s_row)
+            rt_op_bind_bytes(seq, rt_at(table.buf, splane + (size_t)r0 * s_row), (size_t)nb * s_row, &bind[3],
+                             &pc.off_s);
+        else
+            bind[3] = bind[1];
         int64_t units = vec ? dim / 8 : dim;
         uint32_t gxx = (uint32_t)((units + wg - 1) / wg);
         if (gxx > 64)
             gxx = 64;
-        rt_seq_dispatch(seq, p, bind, 3, &pc, gxx, gx, gy);
+        rt_seq_dispatch(seq, p, bind, 4, &pc, gxx, gx, gy);
     }
     rt_seq_parallel(seq, false);
     return rt_seq_status(seq);

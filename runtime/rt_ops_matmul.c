@@ -48,8 +48,15 @@ int rt_matmul_plan_make(const rt_plan_limits *lim, rt_dtype wt, int64_t m, int64
                         rt_matmul_plan *plan)
 {
     size_t rb = rt_dtype_row_bytes(wt, k);
-    if (m <= 0 || n <= 0 || k <= 0 || rb == 0 || m * k > 0xFFFFFFFFll || m * n > 0xFFFFFFFFll)
+    rt_dtype_traits tr;
+    if (m <= 0 || n <= 0 || k <= 0 || rb == 0 || m * k > 0xFFFFFFFFll || m * n > 0xFFFFFFFFll ||
+        !rt_dtype_info((int)wt, &tr))
         return RT_ERR_INVALID;
+    size_t sr = 0;
+    if (tr.block > 1) { /* the two planes of rt_weight_bytes */
+        rb = (size_t)(k / tr.block) * tr.q_bytes;
+        sr = (size_t)(k / tr.block) * (tr.block_bytes - tr.q_bytes);
+    }
     /* what one binding holds, less the slack of an aligned start */
     int64_t range = (int64_t)(lim->binding_range - lim->storage_align - 16);
     int64_t per_n = range / (int64_t)rb;
@@ -71,7 +78,7 @@ int rt_matmul_plan_make(const rt_plan_limits *lim, rt_dtype wt, int64_t m, int64
     }
     if (!cpu && per_m < m && per_m >= 64) /* whole tiles per piece */
         per_m = per_m / 32 * 32;
-    *plan = (rt_matmul_plan){ .row_bytes = rb, .per_n = per_n, .per_m = per_m, .cpu = cpu };
+    *plan = (rt_matmul_plan){ .row_bytes = rb, .s_row = sr, .per_n = per_n, .per_m = per_m, .cpu = cpu };
     return RT_OK;
 }
 
@@ -150,8 +157,8 @@ static int matmul_piece(rt_seq *seq, const rt_matmul_plan *plan, rt_ref y, rt_re
     rt_ctx *ctx = rt_seq_ctx(seq);
     rt_pc_matmul pc = { .m = (uint32_t)mm, .n = (uint32_t)nn, .k = (uint32_t)k, .has_bias = bias.buf != NULL,
                         .ldy = (uint32_t)n, .n0 = (uint32_t)n0, .accumulate = acc,
-                        .row_bytes = (uint32_t)plan->row_bytes };
-    rt_bind b[4];
+                        .row_bytes = (uint32_t)plan->row_bytes, .s_row = (uint32_t)plan->s_row };
+    rt_bind b[5];
     rt_op_bind(seq, rt_at(y.buf, y.off + (size_t)(m0 * n) * 4), 4, mm * n, &b[0], &pc.off_y);
     rt_op_bind(seq, rt_at(x.buf, x.off + (size_t)(m0 * k) * 4), 4, mm * k, &b[1], &pc.off_x);
     rt_op_bind_bytes(seq, rt_at(w.buf, rt_plan_w_offset(plan, w.off, n0)), (size_t)nn * plan->row_bytes, &b[2],
@@ -160,6 +167,11 @@ static int matmul_piece(rt_seq *seq, const rt_matmul_plan *plan, rt_ref y, rt_re
         rt_op_bind(seq, bias, 4, n, &b[3], &pc.off_b);
     else
         b[3] = b[1];
+    if (plan->s_row)
+        rt_op_bind_bytes(seq, rt_at(w.buf, rt_plan_s_offset(plan, w.off, n, n0)), (size_t)nn * plan->s_row, &b[4],
+                         &pc.off_s);
+    else
+        b[4] = b[2];
     if (rt_seq_status(seq))
         return rt_seq_status(seq);
     rt_pipeline *p;
@@ -167,28 +179,28 @@ static int matmul_piece(rt_seq *seq, const rt_matmul_plan *plan, rt_ref y, rt_re
     if (plan->cpu || mm <= GEMV_MAX_M) {
         gemv_cfg c = gemv_choose(ctx, mm, nn, plan->cpu);
         uint32_t spec[5] = { c.wg, c.nr, c.mr, vec, xvec };
-        const int16_t *table = plan->cpu ? (d->storage16 && getenv("VKLLM_W16") ? rt_shader_gemv_cpu_w16
-                                                                                    : rt_shader_gemv_cpu)
-                                         : d->use_subgroup_arithmetic ? rt_shader_gemv_sg : rt_shader_gemv;
+        const int16_t *table = plan->cpu                      ? rt_shader_gemv_cpu
+                               : d->use_subgroup_arithmetic ? rt_shader_gemv_sg
+                                                            : rt_shader_gemv;
         int id = rt_op_typed(table, wt);
         if (id < 0)
             return rt_seq_fail(seq, RT_ERR_UNSUPPORTED, "matmul: no kernel for weight type %d", (int)wt);
-        if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 5, 4, sizeof pc, &p))
+        if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 5, 5, sizeof pc, &p))
             return rt_seq_status(seq);
         int64_t rows = plan->cpu ? (int64_t)c.nr * c.wg : c.nr; /* rows of W per workgroup */
         uint32_t gx, gy;
         rt_op_grid_rows(seq, (nn + rows - 1) / rows, &gx, &gy);
-        return rt_seq_dispatch(seq, p, b, 4, &pc, gx, gy, 1);
+        return rt_seq_dispatch(seq, p, b, 5, &pc, gx, gy, 1);
     }
     gemm_tile t = gemm_choose(ctx, mm, nn);
     uint32_t spec[8] = { tile_wg(&t), t.bm, t.bn, t.bk, t.tm, t.tn, vec, xvec };
     int id = rt_op_typed(rt_shader_matmul, wt);
     if (id < 0)
         return rt_seq_fail(seq, RT_ERR_UNSUPPORTED, "matmul: no kernel for weight type %d", (int)wt);
-    if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 8, 4, sizeof pc, &p))
+    if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 8, 5, sizeof pc, &p))
         return rt_seq_status(seq);
     uint32_t gx = (uint32_t)((nn + t.bn - 1) / t.bn), gy = (uint32_t)((mm + t.bm - 1) / t.bm);
-    return rt_seq_dispatch(seq, p, b, 4, &pc, gx, gy, 1);
+    return rt_seq_dispatch(seq, p, b, 5, &pc, gx, gy, 1);
 }
 
 /* Y = X W^T (+ bias) (acc: Y +=). Every binding must fit the device's binding range
@@ -211,11 +223,11 @@ static int matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref
     if (rc)
         return rt_seq_fail(seq, rc, "matmul: bad shape %lld x %lld x %lld for %s weights (rows of whole blocks of %u)",
                            (long long)m, (long long)n, (long long)k, tr.name, tr.block);
-    /* W decoded 8 values at a time when k allows: float rows must start at 16-byte boundaries (bindings
-     * start at multiples of 16 bytes, so this holds in every piece below as well); block rows at 4 */
-    bool vec = k % 8 == 0 && (tr.block == 1 ? w.off % 16 == 0 : w.off % 4 == 0);
+    /* W decoded 8 values at a time when k allows: rows must start at 16-byte boundaries (bindings start at
+     * multiples of 16 bytes, so this holds in every piece below as well) */
+    bool vec = k % 8 == 0 && w.off % 16 == 0;
     if (tr.block > 1 && !vec)
-        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: %s weights must start at a 4-byte boundary", tr.name);
+        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: %s weights must start at a 16-byte boundary", tr.name);
     if (tr.block == 1 && w.off % tr.block_bytes)
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: %s weights at a misaligned offset", tr.name);
     bool xvec = k % 4 == 0 && x.off % 16 == 0;

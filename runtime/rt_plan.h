@@ -12,7 +12,8 @@
 /* A matrix product Y[m][n] = X[m][k] W[n][k]^T is cut into pieces of at most per_m rows of X and Y and
  * per_n rows of W, each piece one dispatch with every binding inside the binding range. */
 typedef struct rt_matmul_plan {
-    size_t row_bytes;    /* bytes per row of W */
+    size_t row_bytes;    /* bytes per row of W in its plane of quants (all of it for f32, f16, bf16) */
+    size_t s_row;        /* bytes per row in its plane of scales (0 for f32, f16, bf16) */
     int64_t per_n, per_m;
     bool cpu;            /* the CPU drivers' kernel (gemv_cpu.comp) */
 } rt_matmul_plan;
@@ -28,10 +29,15 @@ typedef struct rt_plan_limits {
  * is too long for one invocation's loops: plan->cpu says which). */
 int rt_matmul_plan_make(const rt_plan_limits *lim, rt_dtype wt, int64_t m, int64_t n, int64_t k, bool cpu,
                         rt_matmul_plan *plan);
-/* Byte offset of W's row n0 from W's start: computed in size_t (a tensor may pass 4 GiB). */
+/* Byte offsets of row n0 of a W of n rows at w_off (rt_weight_bytes' layout), in its plane of quants and
+ * in its plane of scales: computed in size_t (a tensor may pass 4 GiB). */
 static inline size_t rt_plan_w_offset(const rt_matmul_plan *p, size_t w_off, int64_t n0)
 {
     return w_off + (size_t)n0 * p->row_bytes;
+}
+static inline size_t rt_plan_s_offset(const rt_matmul_plan *p, size_t w_off, int64_t n, int64_t n0)
+{
+    return w_off + ((size_t)n * p->row_bytes + 15) / 16 * 16 + (size_t)n0 * p->s_row;
 }
 
 #endif

@@ -1,10 +1,13 @@
 // dq.glsl: the weight format of this kernel variant, chosen by the -D flag the build gives it
-// (shaders.cmake lists the formats). Each dq_X.glsl defines:
-//   QK, QB            elements and bytes per block (1 and the element size for f32, f16, bf16)
-//   dq8(rb, e, a, b)  the 8 values e .. e + 7 (e % 8 == 0) of the row that starts at byte rb; for the
-//                     float formats rb + e * QB must be a multiple of 16 (the host checks it)
-//   DQ_SCALAR, dq1(rb, e): float formats only: one value, any e (rows of any length)
-// A kernel defines WBIND (the binding of the weights) before it includes this file.
+// (shaders.cmake lists the formats), in the device layout of wload.glsl. Each dq_X.glsl defines:
+//   QK, QB, QQ, QS        elements and bytes per block; bytes of its quants and of its scales
+//   dq8(qr, sr, e, a, b)  the 8 values e .. e + 7 (e % 8 == 0) of the row that starts at byte qr of the
+//                         quants binding and byte sr of the scales binding (sr unused for floats, whose
+//                         rows must then start at 16-byte boundaries: the host checks it)
+//   DQ_SCALAR, dq1(qr, e) float formats only: one value, any e (rows of any length)
+//   DQ32, dq32(qr, sr, e, v) optionally: the 32 values e .. e + 31 (e % 32 == 0) in fewer loads; this
+//                         file makes it of four dq8 otherwise
+// A kernel defines WBIND and SBIND (the bindings of the two planes) before it includes this file.
 #if defined(WT_F32)
 #include "dq_f32.glsl"
 #elif defined(WT_F16)
@@ -37,4 +40,15 @@
 #include "dq_iq4_xs.glsl"
 #else
 #error "no weight format: compile with -DWT_<format>"
+#endif
+
+#ifndef DQ32
+void dq32(uint qr, uint sr, uint e, out vec4 v[8])
+{
+    // written out: a loop here stays a loop with v in memory on some compilers (5x slower on lavapipe)
+    dq8(qr, sr, e, v[0], v[1]);
+    dq8(qr, sr, e + 8u, v[2], v[3]);
+    dq8(qr, sr, e + 16u, v[4], v[5]);
+    dq8(qr, sr, e + 24u, v[6], v[7]);
+}
 #endif

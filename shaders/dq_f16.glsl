@@ -1,11 +1,11 @@
 // f16 weights
-const uint QK = 1u, QB = 2u;
+const uint QK = 1u, QB = 2u, QQ = 2u, QS = 0u;
 #define DQ_SCALAR
 #include "wload.glsl"
-void dq8(uint rb, uint e, out vec4 a, out vec4 b)
+void dq8(uint qr, uint sr, uint e, out vec4 a, out vec4 b)
 {
-    uvec4 u = rd128(rb + e * 2u);
+    uvec4 u = rq128(qr + e * 2u);
     a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
     b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
 }
-float dq1(uint rb, uint e) { return rdf16(rb + e * 2u); }
+float dq1(uint qr, uint e) { return unpackHalf2x16(rq16(qr + e * 2u)).x; }

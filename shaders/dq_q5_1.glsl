@@ -1,13 +1,29 @@
-// Q5_1: 32 values in 24 bytes: f16 d, f16 m, 32 high bits, 16 bytes of low nibbles; x = q * d + m
-const uint QK = 32u, QB = 24u;
+// Q5_1: 32 values in 24 bytes: scales f16 d, f16 m, 32 high bits; quants 16 bytes of low nibbles;
+// x = q * d + m
+const uint QK = 32u, QB = 24u, QQ = 16u, QS = 8u;
 #include "wload.glsl"
-void dq8(uint rb, uint e, out vec4 a, out vec4 b)
+void dq8(uint qr, uint sr, uint e, out vec4 a, out vec4 b)
 {
-    uint bb = rb + (e / 32u) * 24u, i = e % 32u;
-    vec2 dm = unpackHalf2x16(rd32(bb));
-    uint h = rd32(bb + 4u) >> i;
-    uint o = bb + 8u + (i & 15u), sh = (i & 16u) >> 2;
+    uint blk = e / 32u, i = e % 32u, s = sr + blk * 8u;
+    vec2 dm = unpackHalf2x16(rs32(s));
+    uint h = rs32(s + 4u) >> i;
+    uvec2 q = rq64(qr + blk * 16u + (i & 8u));
+    uint sh = (i & 16u) >> 2;
     uvec4 ha = (uvec4(h) >> uvec4(0u, 1u, 2u, 3u) & 1u) << 4, hb = (uvec4(h) >> uvec4(4u, 5u, 6u, 7u) & 1u) << 4;
-    a = vec4(bytes4(rd32(o), sh, 0xFu) | ha) * dm.x + dm.y;
-    b = vec4(bytes4(rd32(o + 4u), sh, 0xFu) | hb) * dm.x + dm.y;
+    a = vec4(bytes4(q.x, sh, 0xFu) | ha) * dm.x + dm.y;
+    b = vec4(bytes4(q.y, sh, 0xFu) | hb) * dm.x + dm.y;
+}
+#define DQ32
+void dq32(uint qr, uint sr, uint e, out vec4 v[8])
+{
+    uint blk = e / 32u, s = sr + blk * 8u;
+    vec2 dm = unpackHalf2x16(rs32(s));
+    uint h = rs32(s + 4u);
+    uvec4 q = rq128(qr + blk * 16u);
+    for (uint j = 0; j < 4u; j++) {
+        uvec4 hl = (uvec4(h >> (4u * j)) >> uvec4(0u, 1u, 2u, 3u) & 1u) << 4;
+        uvec4 hh = (uvec4(h >> (16u + 4u * j)) >> uvec4(0u, 1u, 2u, 3u) & 1u) << 4;
+        v[j] = vec4(bytes4(q[j], 0u, 0xFu) | hl) * dm.x + dm.y;
+        v[j + 4u] = vec4(bytes4(q[j], 4u, 0xFu) | hh) * dm.x + dm.y;
+    }
 }

@@ -1,19 +1,35 @@
-// Q6_K: 256 values in 210 bytes: 128 bytes of low nibbles, 64 bytes of 2-bit high parts, 16 signed
-// scales (one per 16 values), f16 d. Value e: half = e / 128, c = (e % 128) / 32, l = e % 32: low nibble
-// c / 2 of byte 64 half + 32 (c % 2) + l, high bits 2c of byte 128 + 32 half + l, scale
-// 8 half + 2c + l / 16; x = (d * scale) * (q - 32)
-const uint QK = 256u, QB = 210u;
+// Q6_K: 256 values in 210 bytes: quants 128 bytes of low nibbles, 64 bytes of 2-bit high parts; scales
+// 16 signed scales (one per 16 values), f16 d. Value e: half = e / 128, c = (e % 128) / 32, l = e % 32:
+// low nibble c / 2 of quant byte 64 half + 32 (c % 2) + l, high bits 2c of quant byte 128 + 32 half + l,
+// scale 8 half + 2c + l / 16; x = (d * scale) * (q - 32)
+const uint QK = 256u, QB = 210u, QQ = 192u, QS = 18u;
 #include "wload.glsl"
-void dq8(uint rb, uint e, out vec4 a, out vec4 b)
+void dq8(uint qr, uint sr, uint e, out vec4 a, out vec4 b)
 {
-    uint bb = rb + (e / 256u) * 210u, i = e % 256u;
+    uint blk = e / 256u, i = e % 256u, s = sr + blk * 18u, qb = qr + blk * 192u;
     uint half_ = i >> 7, c = (i >> 5) & 3u, l = i & 31u;
-    uint sc = rd8(bb + 192u + half_ * 8u + 2u * c + (l >> 4));
-    float dl = rdf16(bb + 208u) * float(int(sc << 24) >> 24);
-    uint ol = bb + half_ * 64u + (c & 1u) * 32u + l, sh = (c >> 1) * 4u;
-    uint oh = bb + 128u + half_ * 32u + l;
-    uvec4 qa = bytes4(rd32(ol), sh, 0xFu) | (bytes4(rd32(oh), 2u * c, 3u) << 4);
-    uvec4 qb = bytes4(rd32(ol + 4u), sh, 0xFu) | (bytes4(rd32(oh + 4u), 2u * c, 3u) << 4);
+    uint sc = rs8(s + half_ * 8u + 2u * c + (l >> 4));
+    float dl = rsf16(s + 16u) * float(int(sc << 24) >> 24);
+    uint sh = (c >> 1) * 4u;
+    uvec2 ql = rq64(qb + half_ * 64u + (c & 1u) * 32u + l), qh = rq64(qb + 128u + half_ * 32u + l);
+    uvec4 qa = bytes4(ql.x, sh, 0xFu) | (bytes4(qh.x, 2u * c, 3u) << 4);
+    uvec4 qc = bytes4(ql.y, sh, 0xFu) | (bytes4(qh.y, 2u * c, 3u) << 4);
     a = (vec4(qa) - 32.0) * dl;
-    b = (vec4(qb) - 32.0) * dl;
+    b = (vec4(qc) - 32.0) * dl;
+}
+#define DQ32
+void dq32(uint qr, uint sr, uint e, out vec4 v[8])
+{
+    uint blk = e / 256u, i = e % 256u, s = sr + blk * 18u, qb = qr + blk * 192u;
+    uint half_ = i >> 7, c = (i >> 5) & 3u;
+    uint sc2 = rs16(s + half_ * 8u + 2u * c); // the scales of values 0-15 and 16-31 of these 32
+    float d = rsf16(s + 16u);
+    float dl0 = d * float(int(sc2 << 24) >> 24), dl1 = d * float(int(sc2 << 16) >> 24);
+    uint sh = (c >> 1) * 4u;
+    uint lo = qb + half_ * 64u + (c & 1u) * 32u, hib = qb + 128u + half_ * 32u;
+    uvec4 l0 = rq128(lo), l1 = rq128(lo + 16u), h0 = rq128(hib), h1 = rq128(hib + 16u);
+    for (uint j = 0; j < 4u; j++) {
+        v[j] = (vec4(bytes4(l0[j], sh, 0xFu) | (bytes4(h0[j], 2u * c, 3u) << 4)) - 32.0) * dl0;
+        v[j + 4u] = (vec4(bytes4(l1[j], sh, 0xFu) | (bytes4(h1[j], 2u * c, 3u) << 4)) - 32.0) * dl1;
+    }
 }

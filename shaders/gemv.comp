@@ -15,6 +15,7 @@
 // The kernel for CPU drivers is gemv_cpu.comp.
 #include "common.glsl"
 #define WBIND 2
+#define SBIND 4
 #include "dq.glsl"
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
@@ -46,9 +47,11 @@ void main()
     uint j0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * NR;
     if (j0 >= p.n)
         return; // the whole workgroup
-    uint rowb[NR]; // byte offsets of the W rows, clamped so that loads stay inside (results past n are not stored)
-    for (uint jj = 0; jj < NR; jj++)
+    uint rowb[NR], rows[NR]; // where the W rows start in the two planes, clamped so that loads stay inside
+    for (uint jj = 0; jj < NR; jj++) {
         rowb[jj] = p.off_w + min(j0 + jj, p.n - 1u) * p.row_bytes;
+        rows[jj] = p.off_s + min(j0 + jj, p.n - 1u) * p.s_row;
+    }
     float acc[NO];
     for (uint q = 0; q < NO; q++)
         acc[q] = 0.0;
@@ -64,7 +67,7 @@ void main()
             }
             for (uint jj = 0; jj < NR; jj++) {
                 vec4 wa, wb;
-                dq8(rowb[jj], c * 8u, wa, wb);
+                dq8(rowb[jj], rows[jj], c * 8u, wa, wb);
                 for (uint r = 0; r < MR; r++)
                     acc[jj * MR + r] += dot(wa, xa[r]) + dot(wb, xb[r]);
             }

@@ -8,6 +8,7 @@
 // formats whose rows do not allow it. The GPU kernel is gemv.comp.
 #include "common.glsl"
 #define WBIND 2
+#define SBIND 4
 #include "dq.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -30,9 +31,11 @@ void main()
 {
     uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     uint j0 = (wg * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * NR;
-    uint rowb[NR]; // clamped so that loads stay inside (results past n are not stored)
-    for (uint jj = 0; jj < NR; jj++)
+    uint rowb[NR], rows[NR]; // the rows in the two planes, clamped so that loads stay inside
+    for (uint jj = 0; jj < NR; jj++) {
         rowb[jj] = p.off_w + min(j0 + jj, p.n - 1u) * p.row_bytes;
+        rows[jj] = p.off_s + min(j0 + jj, p.n - 1u) * p.s_row;
+    }
 
     for (uint m0 = 0; m0 < p.m; m0 += MR) {
         uint xrow[MR];
@@ -41,7 +44,25 @@ void main()
         float acc[NO];
         for (uint q = 0; q < NO; q++)
             acc[q] = 0.0;
-        if (VEC != 0) {
+        if (VEC != 0 && QK >= 32u) {
+            // block formats: 32 values per step (dq32 loads a block's quants 16 bytes at a time)
+            for (uint e = 0; e < p.k; e += 32u) {
+                vec4 xv[MR][8];
+                for (uint r = 0; r < MR; r++)
+                    for (uint u = 0; u < 8u; u++)
+                        xv[r][u] = ldx4(xrow[r] + e + 4u * u);
+                for (uint jj = 0; jj < NR; jj++) {
+                    vec4 wv[8];
+                    dq32(rowb[jj], rows[jj], e, wv);
+                    for (uint r = 0; r < MR; r++) {
+                        float s = 0.0;
+                        for (uint u = 0; u < 8u; u++)
+                            s += dot(wv[u], xv[r][u]);
+                        acc[jj * MR + r] += s;
+                    }
+                }
+            }
+        } else if (VEC != 0) {
             for (uint e = 0; e < p.k; e += 8u) {
                 vec4 xa[MR], xb[MR];
                 for (uint r = 0; r < MR; r++) {
@@ -50,7 +71,7 @@ void main()
                 }
                 for (uint jj = 0; jj < NR; jj++) {
                     vec4 wa, wb;
-                    dq8(rowb[jj], e, wa, wb);
+                    dq8(rowb[jj], rows[jj], e, wa, wb);
                     for (uint r = 0; r < MR; r++)
                         acc[jj * MR + r] += dot(wa, xa[r]) + dot(wb, xb[r]);
                 }

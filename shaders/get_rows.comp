@@ -4,6 +4,7 @@
 // the format of this variant (dq.glsl): decoded 8 values at a time (VEC), else value by value.
 #include "common.glsl"
 #define WBIND 1
+#define SBIND 3
 #include "dq.glsl"
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint VEC = 0; // dim % 8 == 0 and the table aligned for dq8
@@ -20,13 +21,14 @@ void main()
     bool invalid = id < 0 || uint(id) >= p.n_table;
     if (invalid ? p.row0 != 0u : (uint(id) < p.row0 || uint(id) >= p.row0 + p.n_bound))
         return;
-    uint rb = p.off_t + (uint(id) - p.row0) * p.row_bytes, yo = p.off_y + r * p.dim;
+    uint rb = p.off_t + (uint(id) - p.row0) * p.row_bytes, sb = p.off_s + (uint(id) - p.row0) * p.s_row;
+    uint yo = p.off_y + r * p.dim;
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     if (VEC != 0) {
         for (uint c = gl_GlobalInvocationID.x; c < p.dim / 8u; c += stride) {
             vec4 a = vec4(0.0), b = vec4(0.0);
             if (!invalid)
-                dq8(rb, c * 8u, a, b);
+                dq8(rb, sb, c * 8u, a, b);
             for (uint i = 0; i < 4u; i++) {
                 y[yo + c * 8u + i] = a[i];
                 y[yo + c * 8u + 4u + i] = b[i];

@@ -12,6 +12,7 @@
 // stored. Tile sizes are specialization constants the host picks per device; WG = (BM / TM) * (BN / TN).
 #include "common.glsl"
 #define WBIND 2
+#define SBIND 4
 #include "dq.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -71,7 +72,7 @@ void main()
                 uint r = i / K8, c = (i % K8) * 8u, gr = col0 + r, gk = k0 + c;
                 vec4 a = vec4(0.0), b = vec4(0.0);
                 if (gr < p.n && gk < p.k)
-                    dq8(p.off_w + gr * p.row_bytes, gk, a, b);
+                    dq8(p.off_w + gr * p.row_bytes, p.off_s + gr * p.s_row, gk, a, b);
                 ws[c * SW + r] = a.x;
                 ws[(c + 1u) * SW + r] = a.y;
                 ws[(c + 2u) * SW + r] = a.z;

@@ -76,13 +76,15 @@ RT_CHECK(rt_pc_rope, 16)
 /* gather rows of a table, shaders/get_rows.comp */
 RT_STRUCT(rt_pc_get_rows) {
     uint rows, dim, n_table;
-    uint row_bytes;       /* bytes per table row */
+    uint row_bytes;       /* bytes per table row in the quants binding (see rt_weight_bytes) */
     uint off_y;
-    uint off_t;           /* bytes */
+    uint off_t;           /* bytes: the first row of this piece in the quants binding */
     uint off_ids;
     uint row0;            /* first table row of this binding (tables split by binding range) */
     uint n_bound;         /* table rows in this binding */
-    uint pad[3];
+    uint off_s;           /* bytes: the same row in the scales binding (block formats) */
+    uint s_row;           /* bytes per row in the scales binding */
+    uint pad;
 } RT_END(rt_pc_get_rows);
 RT_CHECK(rt_pc_get_rows, 12)
 
@@ -111,9 +113,12 @@ RT_STRUCT(rt_pc_matmul) {
     uint ldy;             /* row stride of Y (elements) */
     uint n0;              /* first output column of this dispatch (W split by binding range) */
     uint accumulate;      /* 1: Y += X W^T (a residual connection), 0: Y = X W^T */
-    uint row_bytes;       /* bytes per row of W */
+    uint row_bytes;       /* bytes per row of W in the quants binding (see rt_weight_bytes) */
+    uint off_s;           /* bytes: W's first row in the scales binding (block formats) */
+    uint s_row;           /* bytes per row in the scales binding */
+    uint pad[2];
 } RT_END(rt_pc_matmul);
-RT_CHECK(rt_pc_matmul, 12)
+RT_CHECK(rt_pc_matmul, 16)
 
 /* causal attention against a KV cache, shaders/attention.comp */
 RT_STRUCT(rt_pc_attn) {

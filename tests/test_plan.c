@@ -1,7 +1,8 @@
 /* test_plan.c: how a matrix product is cut into dispatches (runtime/rt_plan.h), on sizes no test device
  * holds: weights of many GiB in 4-bit and 6-bit block formats, bound by bytes.
  *
- * For each case: every piece's W range (rows [n0, n0 + per_n) at byte w_off + n0 * row_bytes) fits one
+ * For each case: every piece's W range (rows [n0, n0 + per_n) at byte w_off + n0 * row_bytes of the plane
+ * of quants, and the same rows of the plane of scales) fits one
  * binding with the alignment slack, the pieces cover every row exactly once, the byte offsets are
  * computed past 4 GiB without wrapping (checked against 128-bit arithmetic done by hand in uint64 high
  * and low parts), and shapes that cannot be cut (k not a whole number of blocks, one row wider than a
@@ -22,8 +23,15 @@ static void check_plan(rt_dtype t, int64_t n, int64_t k, uint64_t range, size_t 
     CHECK(rc == RT_OK, "%s n=%lld k=%lld: plan failed (%d)", tr.name, (long long)n, (long long)k, rc);
     if (rc)
         return;
-    CHECK(p.row_bytes == (size_t)(k / tr.block) * tr.block_bytes, "%s: row bytes %zu", tr.name, p.row_bytes);
+    size_t nb = (size_t)(k / tr.block);
+    CHECK(p.row_bytes == nb * tr.q_bytes && p.s_row == nb * (tr.block_bytes - tr.q_bytes), "%s: row bytes %zu + %zu",
+          tr.name, p.row_bytes, p.s_row);
     uint64_t total = (uint64_t)n * p.row_bytes;
+    /* the plane of scales follows the quants' at a 16-byte boundary, and W ends where rt_weight_bytes says */
+    size_t s0 = rt_plan_s_offset(&p, w_off, n, 0), s_end = rt_plan_s_offset(&p, w_off, n, n);
+    CHECK(s0 % 16 == w_off % 16 && s0 - w_off >= total && s0 - w_off < total + 16, "%s: scales at %zu", tr.name, s0);
+    CHECK(s_end - w_off == rt_weight_bytes(t, n, k), "%s: W ends at %zu, rt_weight_bytes %zu", tr.name, s_end - w_off,
+          rt_weight_bytes(t, n, k));
     int64_t covered = 0, pieces = 0;
     size_t last_end = w_off;
     for (int64_t n0 = 0; n0 < n; n0 += p.per_n) {

@@ -5,10 +5,10 @@
  * those floats are the weights as the device must see them. Then rt_op_matmul for m = 1, 3 and 8 (GEMV on
  * GPUs) and m = 37 (the tiled GEMM on GPUs), and rt_op_get_rows of a few rows, each compared with a
  * double-precision product of the dequantised weights. n is odd (not a multiple of any row block or
- * tile), k an odd number of blocks (so 18-, 22-, 34-, 110- and 210-byte blocks put rows at 2 mod 4 bytes),
- * W placed at a 4-byte but not 16-byte offset, and 256 guard bytes after every output. Every case runs
- * under the device's own kernels and the other way (VKLLM_MATMUL=gpu|cpu), and on a device with 16-bit
- * storage also with the 16-bit reads of the CPU kernel (VKLLM_W16=1).
+ * tile), k an odd number of blocks (so the scales of 18-, 22-, 34-, 110- and 210-byte blocks sit at 2 mod 4
+ * bytes in their plane), W in the device layout (rt_weight_repack, checked to undo by rt_weight_unpack)
+ * at a 16-byte offset that is not the binding alignment, and 256 guard bytes after every output. Every
+ * case runs under the device's own kernels and the other way (VKLLM_MATMUL=gpu|cpu).
  *
  * Tolerance: nmse < 1e-9: the weights are exact on both sides, so what is left is f32 accumulation (about
  * k * 2^-48); a wrong scale, nibble or bit is of order 1e-3 or more. */
@@ -67,7 +67,7 @@ static double run_format(rt_dtype t, int64_t n, int64_t k, const char *way)
 {
     rt_dtype_traits tr;
     rt_dtype_info((int)t, &tr);
-    size_t wbytes = rt_dtype_row_bytes(t, k) * (size_t)n;
+    size_t wbytes = rt_weight_bytes(t, n, k);
     float *wf = malloc((size_t)(n * k) * 4), *wd = malloc((size_t)(n * k) * 4);
     void *wq = malloc(wbytes);
     int64_t mmax = 37;
@@ -79,8 +79,12 @@ static double run_format(rt_dtype t, int64_t n, int64_t k, const char *way)
         x[i] = tu_uniform(&R, -1.0f, 1.0f);
     CHECK(lm_quantize(t, wf, wq, n * k) == LM_OK, "%s: quantize", tr.name);
     CHECK(lm_dequantize(t, wq, wd, n * k) == LM_OK, "%s: dequantize", tr.name);
+    void *wdev = malloc(wbytes), *wback = malloc(rt_dtype_row_bytes(t, k) * (size_t)n);
+    rt_weight_repack(t, wq, wdev, n, k); /* the device layout, and back */
+    rt_weight_unpack(t, wdev, wback, n, k);
+    CHECK(!memcmp(wback, wq, rt_dtype_row_bytes(t, k) * (size_t)n), "%s: repacking does not undo", tr.name);
 
-    dev_tensor W = upload(tr.block == 1 ? 16 : 12, wq, wbytes, 0), X = upload(16, x, (size_t)(mmax * k) * 4, 0);
+    dev_tensor W = upload(48, wdev, wbytes, 0), X = upload(16, x, (size_t)(mmax * k) * 4, 0);
     rt_seq *s = NULL;
     rt_seq_create(G.ctx, &s);
     static const int64_t ms[] = { 1, 3, 8, 37 };
@@ -134,7 +138,7 @@ static double run_format(rt_dtype t, int64_t n, int64_t k, const char *way)
     rt_seq_destroy(s);
     rt_buffer_destroy(W.buf);
     rt_buffer_destroy(X.buf);
-    free(wf), free(wd), free(wq), free(x), free(y), free(ref);
+    free(wf), free(wd), free(wq), free(wdev), free(wback), free(x), free(y), free(ref);
     return worst;
 }
 
@@ -147,7 +151,7 @@ int main(void)
                                       RT_Q2_K, RT_Q3_K, RT_Q4_K, RT_Q5_K, RT_Q6_K, RT_IQ4_NL, RT_IQ4_XS };
     const rt_device_info *d = rt_ctx_device(G.ctx);
     const char *own = d->type == RT_DEVICE_CPU ? "cpu" : "gpu", *other = d->type == RT_DEVICE_CPU ? "gpu" : "cpu";
-    printf("%-7s %5s %5s  %-10s %-10s %-10s\n", "format", "n", "k", own, other, "cpu w16");
+    printf("%-7s %5s %5s  %-10s %-10s\n", "format", "n", "k", own, other);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         rt_dtype_traits tr;
         rt_dtype_info((int)types[i], &tr);
@@ -158,15 +162,7 @@ int main(void)
         setenv("VKLLM_MATMUL", other, 1);
         double e1 = run_format(types[i], n, k, other);
         unsetenv("VKLLM_MATMUL");
-        double e2 = -1;
-        if (d->storage16) {
-            setenv("VKLLM_MATMUL", "cpu", 1);
-            setenv("VKLLM_W16", "1", 1);
-            e2 = run_format(types[i], n, k, "cpu, 16-bit reads");
-            unsetenv("VKLLM_W16");
-            unsetenv("VKLLM_MATMUL");
-        }
-        printf("%-7s %5lld %5lld  %-10.3g %-10.3g %-10.3g\n", tr.name, (long long)n, (long long)k, e0, e1, e2);
+        printf("%-7s %5lld %5lld  %-10.3g %-10.3g\n", tr.name, (long long)n, (long long)k, e0, e1);
     }
     /* floats with rows of any length (value by value) */
     run_format(RT_F16, 5, 37, own);

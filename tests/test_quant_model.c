@@ -6,7 +6,8 @@
  * the twin's, so the logits of the same tokens on both must agree to float rounding: the kernels keep
  * activations in f32 and only the order of the sums differs. Checked for a prefill of all tokens (every
  * row's logits, the tiled GEMM on GPUs), then greedy decode steps (the GEMV), with an f32 KV cache.
- * Also: the device memory of the quantised weights equals their bytes in the file (nothing expanded),
+ * Also: the device memory of the quantised weights equals their bytes in the file (nothing expanded:
+ * the planes of rt_weight_bytes add at most 15 bytes of padding per matrix),
  * and the model reports the mix of tensor types.
  *
  * Tolerance: nmse < 1e-9 per row (f32 rounding over k = 256..512 is ~1e-12); a wrong block decode is
@@ -44,8 +45,10 @@ static bool logits_of(const char *path, const int32_t *ids, float *prefill, floa
         for (int64_t i = 0; i < lm_gguf_n_tensors(g); i++) {
             lm_gguf_tensor_info t;
             lm_gguf_tensor(g, i, &t);
-            /* vectors (norms) are kept in f32 on the device whatever their type in the file */
-            *file_bytes += t.n_dims == 1 ? (uint64_t)t.n_elements * 4 : t.size;
+            /* vectors (norms) are kept in f32 on the device whatever their type in the file; a block-format
+             * matrix is its bytes repacked, padded to 16 between its two planes (rt_weight_bytes) */
+            *file_bytes += t.n_dims == 1 ? (uint64_t)t.n_elements * 4
+                                         : rt_weight_bytes((rt_dtype)t.type, t.ne[1], t.ne[0]);
         }
         lm_gguf_close(g);
     }

@@ -352,6 +352,9 @@ int cmd_info(int argc, char **argv)
         field_str(&o, "architecture", "architecture", arch);
     field_key(&o, g, "name", "name", "general.name");
     field_key(&o, g, "file type", "file_type", "general.file_type");
+    uint32_t ft;
+    if (lm_gguf_get_u32(g, "general.file_type", &ft) == LM_OK && lm_ftype_name((int)ft))
+        field_str(&o, "file type name", "file_type_name", lm_ftype_name((int)ft)); /* as llama-quantize names it */
     tensor_summary(&o, g);
     if (arch)
         hparams(&o, g, arch);

@@ -7,6 +7,9 @@
 //   DQ_SCALAR, dq1(qr, e) float formats only: one value, any e (rows of any length)
 //   DQ32, dq32(qr, sr, e, v) optionally: the 32 values e .. e + 31 (e % 32 == 0) in fewer loads; this
 //                         file makes it of four dq8 otherwise
+//   DQ32_DOT, dq32_dot(qr, sr, e, x, xs0, xs1) optionally: the dot product of those 32 values with x
+//                         (xs0, xs1: the sums of x's first and second 16 values), with the scales applied
+//                         once per sum instead of to every value; made of dq32 otherwise
 // A kernel defines WBIND and SBIND (the bindings of the two planes) before it includes this file.
 #if defined(WT_F32)
 #include "dq_f32.glsl"
@@ -50,5 +53,15 @@ void dq32(uint qr, uint sr, uint e, out vec4 v[8])
     dq8(qr, sr, e + 8u, v[2], v[3]);
     dq8(qr, sr, e + 16u, v[4], v[5]);
     dq8(qr, sr, e + 24u, v[6], v[7]);
+}
+#endif
+
+#ifndef DQ32_DOT
+float dq32_dot(uint qr, uint sr, uint e, vec4 x[8], float xs0, float xs1)
+{
+    vec4 v[8];
+    dq32(qr, sr, e, v);
+    return dot(v[0], x[0]) + dot(v[1], x[1]) + dot(v[2], x[2]) + dot(v[3], x[3]) + dot(v[4], x[4]) + dot(v[5], x[5]) +
+           dot(v[6], x[6]) + dot(v[7], x[7]);
 }
 #endif

@@ -34,3 +34,18 @@ void dq32(uint qr, uint sr, uint e, out vec4 v[8])
         v[j + 4u] = vec4(bytes4(q1[j], hi * 4u, 0xFu)) * d1 - m1;
     }
 }
+#define DQ32_DOT
+float dq32_dot(uint qr, uint sr, uint e, vec4 x[8], float xs0, float xs1)
+{
+    uint blk = e / 256u, i = e % 256u;
+    uint g = i >> 6, hi = (i >> 5) & 1u;
+    uvec4 sc = rs128(sr + blk * 16u);
+    vec2 dm = unpackHalf2x16(sc.x);
+    uvec2 sm = scale_min_k4(sc.yzw, 2u * g + hi);
+    uint o = qr + blk * 128u + g * 32u;
+    uvec4 q0 = rq128(o), q1 = rq128(o + 16u);
+    float s = 0.0;
+    for (uint j = 0; j < 4u; j++)
+        s += dot(vec4(bytes4(q0[j], hi * 4u, 0xFu)), x[j]) + dot(vec4(bytes4(q1[j], hi * 4u, 0xFu)), x[j + 4u]);
+    return dm.x * float(sm.x) * s - dm.y * float(sm.y) * (xs0 + xs1);
+}

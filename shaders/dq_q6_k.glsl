@@ -33,3 +33,20 @@ void dq32(uint qr, uint sr, uint e, out vec4 v[8])
         v[j + 4u] = (vec4(bytes4(l1[j], sh, 0xFu) | (bytes4(h1[j], 2u * c, 3u) << 4)) - 32.0) * dl1;
     }
 }
+#define DQ32_DOT
+float dq32_dot(uint qr, uint sr, uint e, vec4 x[8], float xs0, float xs1)
+{
+    uint blk = e / 256u, i = e % 256u, s = sr + blk * 18u, qb = qr + blk * 192u;
+    uint half_ = i >> 7, c = (i >> 5) & 3u;
+    uint sc2 = rs16(s + half_ * 8u + 2u * c);
+    float d = rsf16(s + 16u);
+    uint sh = (c >> 1) * 4u;
+    uint lo = qb + half_ * 64u + (c & 1u) * 32u, hib = qb + 128u + half_ * 32u;
+    uvec4 l0 = rq128(lo), l1 = rq128(lo + 16u), h0 = rq128(hib), h1 = rq128(hib + 16u);
+    float s0 = 0.0, s1 = 0.0;
+    for (uint j = 0; j < 4u; j++) {
+        s0 += dot(vec4(bytes4(l0[j], sh, 0xFu) | (bytes4(h0[j], 2u * c, 3u) << 4)), x[j]);
+        s1 += dot(vec4(bytes4(l1[j], sh, 0xFu) | (bytes4(h1[j], 2u * c, 3u) << 4)), x[j + 4u]);
+    }
+    return d * float(int(sc2 << 24) >> 24) * (s0 - 32.0 * xs0) + d * float(int(sc2 << 16) >> 24) * (s1 - 32.0 * xs1);
+}

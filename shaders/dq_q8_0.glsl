@@ -20,3 +20,13 @@ void dq32(uint qr, uint sr, uint e, out vec4 v[8])
         v[j + 4u] = sbytes4(q1[j]) * d;
     }
 }
+#define DQ32_DOT
+float dq32_dot(uint qr, uint sr, uint e, vec4 x[8], float xs0, float xs1)
+{
+    uint blk = e / 32u;
+    uvec4 q0 = rq128(qr + blk * 32u), q1 = rq128(qr + blk * 32u + 16u);
+    float s = 0.0;
+    for (uint j = 0; j < 4u; j++)
+        s += dot(sbytes4(q0[j]), x[j]) + dot(sbytes4(q1[j]), x[j + 4u]);
+    return s * rsf16(sr + blk * 2u);
+}

@@ -48,19 +48,16 @@ void main()
             // block formats: 32 values per step (dq32 loads a block's quants 16 bytes at a time)
             for (uint e = 0; e < p.k; e += 32u) {
                 vec4 xv[MR][8];
-                for (uint r = 0; r < MR; r++)
+                float xs0[MR], xs1[MR]; // sums of the halves, for the formats' offsets and mins
+                for (uint r = 0; r < MR; r++) {
                     for (uint u = 0; u < 8u; u++)
                         xv[r][u] = ldx4(xrow[r] + e + 4u * u);
-                for (uint jj = 0; jj < NR; jj++) {
-                    vec4 wv[8];
-                    dq32(rowb[jj], rows[jj], e, wv);
-                    for (uint r = 0; r < MR; r++) {
-                        float s = 0.0;
-                        for (uint u = 0; u < 8u; u++)
-                            s += dot(wv[u], xv[r][u]);
-                        acc[jj * MR + r] += s;
-                    }
+                    xs0[r] = dot(xv[r][0] + xv[r][1] + xv[r][2] + xv[r][3], vec4(1.0));
+                    xs1[r] = dot(xv[r][4] + xv[r][5] + xv[r][6] + xv[r][7], vec4(1.0));
                 }
+                for (uint jj = 0; jj < NR; jj++)
+                    for (uint r = 0; r < MR; r++)
+                        acc[jj * MR + r] += dq32_dot(rowb[jj], rows[jj], e, xv[r], xs0[r], xs1[r]);
             }
         } else if (VEC != 0) {
             for (uint e = 0; e < p.k; e += 8u) {

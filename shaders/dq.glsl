@@ -7,9 +7,10 @@
 //   DQ_SCALAR, dq1(qr, e) float formats only: one value, any e (rows of any length)
 //   DQ32, dq32(qr, sr, e, v) optionally: the 32 values e .. e + 31 (e % 32 == 0) in fewer loads; this
 //                         file makes it of four dq8 otherwise
-//   DQ32_DOT, dq32_dot(qr, sr, e, x, xs0, xs1) optionally: the dot product of those 32 values with x
-//                         (xs0, xs1: the sums of x's first and second 16 values), with the scales applied
-//                         once per sum instead of to every value; made of dq32 otherwise
+//   DQ_STEP, dq_dot(qr, sr, e, x, xs) optionally: the dot product of the DQ_STEP values from e (32 unless
+//                         the format says 64 or 128) with x[DQ_STEP / 4], xs[i] the sum of x's 16 values
+//                         from 16 i: the scales applied once per sum instead of to every value, and the
+//                         bytes that hold several values' bits loaded once; made of dq32 otherwise
 // A kernel defines WBIND and SBIND (the bindings of the two planes) before it includes this file.
 #if defined(WT_F32)
 #include "dq_f32.glsl"
@@ -56,8 +57,9 @@ void dq32(uint qr, uint sr, uint e, out vec4 v[8])
 }
 #endif
 
-#ifndef DQ32_DOT
-float dq32_dot(uint qr, uint sr, uint e, vec4 x[8], float xs0, float xs1)
+#ifndef DQ_STEP
+#define DQ_STEP 32u
+float dq_dot(uint qr, uint sr, uint e, vec4 x[8], float xs[2])
 {
     vec4 v[8];
     dq32(qr, sr, e, v);

@@ -22,13 +22,13 @@ void dq32(uint qr, uint sr, uint e, out vec4 v[8])
         v[j + 4u] = (vec4(bytes4(q[j], 4u, 0xFu)) - 8.0) * d;
     }
 }
-#define DQ32_DOT
-float dq32_dot(uint qr, uint sr, uint e, vec4 x[8], float xs0, float xs1)
+#define DQ_STEP 32u
+float dq_dot(uint qr, uint sr, uint e, vec4 x[8], float xs[2])
 {
     uint blk = e / 32u;
     uvec4 q = rq128(qr + blk * 16u);
     float s = 0.0;
     for (uint j = 0; j < 4u; j++)
         s += dot(vec4(bytes4(q[j], 0u, 0xFu)), x[j]) + dot(vec4(bytes4(q[j], 4u, 0xFu)), x[j + 4u]);
-    return (s - 8.0 * (xs0 + xs1)) * rsf16(sr + blk * 2u);
+    return (s - 8.0 * (xs[0] + xs[1])) * rsf16(sr + blk * 2u);
 }

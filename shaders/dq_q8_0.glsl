@@ -20,8 +20,8 @@ void dq32(uint qr, uint sr, uint e, out vec4 v[8])
         v[j + 4u] = sbytes4(q1[j]) * d;
     }
 }
-#define DQ32_DOT
-float dq32_dot(uint qr, uint sr, uint e, vec4 x[8], float xs0, float xs1)
+#define DQ_STEP 32u
+float dq_dot(uint qr, uint sr, uint e, vec4 x[8], float xs[2])
 {
     uint blk = e / 32u;
     uvec4 q0 = rq128(qr + blk * 32u), q1 = rq128(qr + blk * 32u + 16u);

@@ -45,19 +45,21 @@ void main()
         for (uint q = 0; q < NO; q++)
             acc[q] = 0.0;
         if (VEC != 0 && QK >= 32u) {
-            // block formats: 32 values per step (dq32 loads a block's quants 16 bytes at a time)
-            for (uint e = 0; e < p.k; e += 32u) {
-                vec4 xv[MR][8];
-                float xs0[MR], xs1[MR]; // sums of the halves, for the formats' offsets and mins
+            // block formats: DQ_STEP values (32 to 128) per step, decoded and dotted by dq_dot
+            const uint X4 = DQ_STEP / 4u, XS = DQ_STEP / 16u;
+            for (uint e = 0; e < p.k; e += DQ_STEP) {
+                vec4 xv[MR][X4];
+                float xs[MR][XS]; // sums of 16 values each, for the formats' offsets and mins
                 for (uint r = 0; r < MR; r++) {
-                    for (uint u = 0; u < 8u; u++)
+                    for (uint u = 0; u < X4; u++)
                         xv[r][u] = ldx4(xrow[r] + e + 4u * u);
-                    xs0[r] = dot(xv[r][0] + xv[r][1] + xv[r][2] + xv[r][3], vec4(1.0));
-                    xs1[r] = dot(xv[r][4] + xv[r][5] + xv[r][6] + xv[r][7], vec4(1.0));
+                    for (uint u = 0; u < XS; u++)
+                        xs[r][u] = dot(xv[r][4u * u] + xv[r][4u * u + 1u] + xv[r][4u * u + 2u] + xv[r][4u * u + 3u],
+                                       vec4(1.0));
                 }
                 for (uint jj = 0; jj < NR; jj++)
                     for (uint r = 0; r < MR; r++)
-                        acc[jj * MR + r] += dq32_dot(rowb[jj], rows[jj], e, xv[r], xs0[r], xs1[r]);
+                        acc[jj * MR + r] += dq_dot(rowb[jj], rows[jj], e, xv[r], xs[r]);
             }
         } else if (VEC != 0) {
             for (uint e = 0; e < p.k; e += 8u) {

@@ -136,7 +136,8 @@ int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out
     s->n_batch = opts && opts->n_batch > 0 ? opts->n_batch : 256;
     if (s->n_batch > s->n_ctx)
         s->n_batch = s->n_ctx;
-    s->kv_type = opts && opts->kv_f32 ? RT_F32 : RT_F16;
+    /* f16 rows are written in pairs: a model with an odd KV width keeps an f32 cache */
+    s->kv_type = (opts && opts->kv_f32) || ((int64_t)hp->n_kv_heads * hp->head_dim) % 2 ? RT_F32 : RT_F16;
     const rt_device_info *dev = rt_ctx_device(m->ctx);
     int64_t row_bytes = (int64_t)hp->n_vocab * 4;
     int64_t fit = (int64_t)(dev->max_storage_buffer_range - 1024) / row_bytes;

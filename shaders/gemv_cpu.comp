@@ -44,22 +44,35 @@ void main()
         float acc[NO];
         for (uint q = 0; q < NO; q++)
             acc[q] = 0.0;
-        if (VEC != 0 && QK >= 32u) {
-            // block formats: DQ_STEP values (32 to 128) per step, decoded and dotted by dq_dot
+        if (VEC != 0 && QK >= 32u && MR == 1u) {
+            // block formats, one row of X (decode): DQ_STEP values (32 to 128) per step, decoded and
+            // dotted by dq_dot, the scales applied once per sum
             const uint X4 = DQ_STEP / 4u, XS = DQ_STEP / 16u;
             for (uint e = 0; e < p.k; e += DQ_STEP) {
-                vec4 xv[MR][X4];
-                float xs[MR][XS]; // sums of 16 values each, for the formats' offsets and mins
-                for (uint r = 0; r < MR; r++) {
-                    for (uint u = 0; u < X4; u++)
-                        xv[r][u] = ldx4(xrow[r] + e + 4u * u);
-                    for (uint u = 0; u < XS; u++)
-                        xs[r][u] = dot(xv[r][4u * u] + xv[r][4u * u + 1u] + xv[r][4u * u + 2u] + xv[r][4u * u + 3u],
-                                       vec4(1.0));
-                }
+                vec4 xv[X4];
+                float xs[XS]; // sums of 16 values each, for the formats' offsets and mins
+                for (uint u = 0; u < X4; u++)
+                    xv[u] = ldx4(xrow[0] + e + 4u * u);
+                for (uint u = 0; u < XS; u++)
+                    xs[u] = dot(xv[4u * u] + xv[4u * u + 1u] + xv[4u * u + 2u] + xv[4u * u + 3u], vec4(1.0));
                 for (uint jj = 0; jj < NR; jj++)
+                    acc[jj] += dq_dot(rowb[jj], rows[jj], e, xv, xs);
+            }
+        } else if (VEC != 0 && QK >= 32u) {
+            // block formats, several rows of X: 32 values per step decoded once (dq32), dotted with each
+            for (uint e = 0; e < p.k; e += 32u) {
+                vec4 xv[MR][8];
+                for (uint r = 0; r < MR; r++)
+                    for (uint u = 0; u < 8u; u++)
+                        xv[r][u] = ldx4(xrow[r] + e + 4u * u);
+                for (uint jj = 0; jj < NR; jj++) {
+                    vec4 wv[8];
+                    dq32(rowb[jj], rows[jj], e, wv);
                     for (uint r = 0; r < MR; r++)
-                        acc[jj * MR + r] += dq_dot(rowb[jj], rows[jj], e, xv[r], xs[r]);
+                        acc[jj * MR + r] += dot(wv[0], xv[r][0]) + dot(wv[1], xv[r][1]) + dot(wv[2], xv[r][2]) +
+                                            dot(wv[3], xv[r][3]) + dot(wv[4], xv[r][4]) + dot(wv[5], xv[r][5]) +
+                                            dot(wv[6], xv[r][6]) + dot(wv[7], xv[r][7]);
+                }
             }
         } else if (VEC != 0) {
             for (uint e = 0; e < p.k; e += 8u) {

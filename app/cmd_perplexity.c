@@ -31,14 +31,7 @@ static void usage(FILE *f)
 /* log p(tok) from a row of logits, in double */
 static double log_prob(const float *logits, int32_t n, int32_t tok)
 {
-    float mx = logits[0];
-    for (int32_t i = 1; i < n; i++)
-        if (logits[i] > mx)
-            mx = logits[i];
-    double sum = 0;
-    for (int32_t i = 0; i < n; i++)
-        sum += exp((double)logits[i] - mx);
-    return (double)logits[tok] - mx - log(sum);
+    return (double)logits[tok] - kld_log_sum_exp(logits, n);
 }
 
 int cmd_perplexity(int argc, char **argv)

@@ -17,7 +17,7 @@ static bool host_little_endian(void)
     return *(const uint8_t *)&one == 1;
 }
 
-void kld_log_softmax(const float *logits, int32_t n, float *lp)
+double kld_log_sum_exp(const float *logits, int32_t n)
 {
     float mx = logits[0];
     for (int32_t i = 1; i < n; i++)
@@ -26,7 +26,12 @@ void kld_log_softmax(const float *logits, int32_t n, float *lp)
     double sum = 0;
     for (int32_t i = 0; i < n; i++)
         sum += exp((double)logits[i] - mx);
-    double lse = (double)mx + log(sum);
+    return (double)mx + log(sum);
+}
+
+void kld_log_softmax(const float *logits, int32_t n, float *lp)
+{
+    double lse = kld_log_sum_exp(logits, n);
     for (int32_t i = 0; i < n; i++)
         lp[i] = (float)((double)logits[i] - lse);
 }

@@ -39,6 +39,8 @@
 /* The log-softmax of a row of logits: lp[i] = logits[i] - log(sum_k exp(logits[k])), summed in
  * double, stored as float. Both sides of a comparison go through this same function. */
 void kld_log_softmax(const float *logits, int32_t n, float *lp);
+/* log(sum(exp(logits))), stable, in double */
+double kld_log_sum_exp(const float *logits, int32_t n);
 
 /* Writing a base file: it is written to "PATH.tmp.PID" and renamed to PATH by kld_writer_finish, so
  * there is never a partial file under PATH. Every function prints why and returns 1 on failure. */

@@ -26,18 +26,6 @@ static const int formats[] = { LM_GGML_F32,  LM_GGML_F16,  LM_GGML_BF16, LM_GGML
 
 static uint64_t seed;
 
-static double nmse(const float *a, const float *ref, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(a[i]))
-            return INFINITY;
-        double d = (double)a[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : num;
-}
 
 static float *alloc_floats(int64_t n)
 {
@@ -133,7 +121,7 @@ static void check_tensor(const char *file, const lm_gguf_tensor_info *t, const l
         int64_t exact = 0;
         for (int64_t i = 0; i < n; i++)
             exact += !memcmp(&z[i], &ref[i], sizeof(float));
-        double e = nmse(z, ref, n);
+        double e = tu_nmse_f(z, ref, n);
         st->requant++;
         st->requant_elems += n;
         st->requant_exact += exact;
@@ -317,7 +305,7 @@ static void check_round_trips(void)
             for (int i = 0; i < 64; i++)
                 guard = guard && y[n + i] == -12345.0f;
             CHECK(guard, "%s: wrote past the output (seed %llu)", lm_gguf_type_name(ty), (unsigned long long)seed);
-            double e = nmse(y, x, n), bound = round_trip_bound(ty, c);
+            double e = tu_nmse_f(y, x, n), bound = round_trip_bound(ty, c);
             measured[f][c] = e;
             CHECK(e <= bound, "%s on %s data: nmse %.3g above %.3g (seed %llu)", lm_gguf_type_name(ty),
                   cases[c].name, e, bound, (unsigned long long)seed);

@@ -52,18 +52,25 @@ float tu_normal(tu_rng *r)
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
-double tu_nmse(const float *a, const double *ref, int64_t n)
+/* sum((a - ref)^2) / sum(ref^2) with ref[i] read through get */
+static double nmse_of(const float *a, const void *ref, int64_t n, double (*get)(const void *, int64_t))
 {
     double num = 0, den = 0;
     for (int64_t i = 0; i < n; i++) {
         if (!isfinite(a[i]))
             return INFINITY;
-        double d = (double)a[i] - ref[i];
+        double r = get(ref, i), d = (double)a[i] - r;
         num += d * d;
-        den += ref[i] * ref[i];
+        den += r * r;
     }
     return den > 0 ? num / den : num;
 }
+
+static double get_d(const void *p, int64_t i) { return ((const double *)p)[i]; }
+static double get_f(const void *p, int64_t i) { return ((const float *)p)[i]; }
+
+double tu_nmse(const float *a, const double *ref, int64_t n) { return nmse_of(a, ref, n, get_d); }
+double tu_nmse_f(const float *a, const float *ref, int64_t n) { return nmse_of(a, ref, n, get_f); }
 
 const char *tu_model_path(const char *rel)
 {

@@ -35,6 +35,8 @@ float tu_normal(tu_rng *r);
 
 /* sum((a-b)^2) / sum(b^2); a NaN or inf in a gives INFINITY. */
 double tu_nmse(const float *a, const double *ref, int64_t n);
+/* the same against a float reference */
+double tu_nmse_f(const float *a, const float *ref, int64_t n);
 
 /* Path of a file under ../shared/models (VKLLM_MODELS); static buffer. */
 const char *tu_model_path(const char *rel);

@@ -694,6 +694,16 @@ uint32_t lm_gguf_version(const lm_gguf *g) { return g->version; }
 size_t lm_gguf_file_size(const lm_gguf *g) { return g->size; }
 size_t lm_gguf_alignment(const lm_gguf *g) { return g->alignment; }
 size_t lm_gguf_data_offset(const lm_gguf *g) { return g->data_off; }
+
+void lm_gguf_drop_pages(lm_gguf *g)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (!g->base || page <= 0)
+        return;
+    size_t start = (g->data_off + (size_t)page - 1) / (size_t)page * (size_t)page; /* metadata pages stay */
+    if (start < g->size)
+        madvise((void *)(g->base + start), g->size - start, MADV_DONTNEED);
+}
 int64_t lm_gguf_n_kv(const lm_gguf *g) { return g->n_kv; }
 int64_t lm_gguf_n_tensors(const lm_gguf *g) { return g->n_tensors; }
 

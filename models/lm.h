@@ -80,6 +80,9 @@ const char *lm_gguf_vtype_name(int vtype);
 /* CONSTRUCTOR: maps and checks the file; *out is NULL on failure. DESTRUCTOR: close(NULL) is a no-op. */
 int lm_gguf_open(const char *path, lm_gguf **out, char *err, size_t errlen);
 void lm_gguf_close(lm_gguf *g);
+/* METHOD: the tensor bytes are not needed in memory for now (a model after its upload): their pages
+ * leave the process; reading them again reads the file. Metadata stays as it is. */
+void lm_gguf_drop_pages(lm_gguf *g);
 
 uint32_t lm_gguf_version(const lm_gguf *g);     /* 2 or 3 */
 size_t lm_gguf_file_size(const lm_gguf *g);
@@ -352,6 +355,12 @@ const lm_hparams *lm_model_hparams(const lm_model *m);
 const lm_vocab *lm_model_vocab(const lm_model *m);
 /* Bytes of device memory the weights use. */
 uint64_t lm_model_device_bytes(const lm_model *m);
+/* The model's GGUF file, kept open (its metadata in memory, its tensor pages dropped after the upload):
+ * any key can be read with the lm_gguf getters while the model lives. NULL for a llama2.c checkpoint. */
+const lm_gguf *lm_model_gguf(const lm_model *m);
+/* The chat template: tokenizer.chat_template (name NULL) or tokenizer.chat_template.NAME; NULL when the
+ * model has none (or it is not a string). Lives as long as the model. */
+const char *lm_model_chat_template(const lm_model *m, const char *name);
 
 /* A session: one conversation's KV cache on the device, activation buffers, and the recorded decode
  * step. Tokens are evaluated at positions n_past, n_past + 1, ...; the cache holds n_ctx positions. */

@@ -128,12 +128,27 @@ void lm_model_free(lm_model *m)
         }
     free(m->layers);
     lm_vocab_free(m->vocab);
+    lm_gguf_close(m->gguf);
     free(m);
 }
 
 const lm_hparams *lm_model_hparams(const lm_model *m) { return &m->hp; }
 const lm_vocab *lm_model_vocab(const lm_model *m) { return m->vocab; }
 uint64_t lm_model_device_bytes(const lm_model *m) { return m->device_bytes; }
+const lm_gguf *lm_model_gguf(const lm_model *m) { return m->gguf; }
+
+const char *lm_model_chat_template(const lm_model *m, const char *name)
+{
+    if (!m->gguf)
+        return NULL;
+    char key[256];
+    if (name && name[0])
+        snprintf(key, sizeof key, "tokenizer.chat_template.%s", name);
+    else
+        snprintf(key, sizeof key, "tokenizer.chat_template");
+    const char *s;
+    return lm_gguf_get_str(m->gguf, key, &s, NULL) == LM_OK ? s : NULL;
+}
 
 /* ---------------------------------------------------------------- GGUF */
 
@@ -375,7 +390,8 @@ int lm_model_load(rt_ctx *ctx, const char *path, const lm_load_opts *opts, lm_mo
         }
         goto out_free;
     }
-    lm_gguf_close(g);
+    lm_gguf_drop_pages(g); /* the weights are on the device now; the metadata stays readable */
+    m->gguf = g;
     *out = m;
     return LM_OK;
 

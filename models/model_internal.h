@@ -30,6 +30,7 @@ struct lm_model {
     lm_layer *layers;               /* [n_layers] */
     uint64_t device_bytes;
     int n_sessions;
+    lm_gguf *gguf;                  /* the file, kept for its metadata; NULL for llama2.c checkpoints */
 };
 
 /* Uploads host data as a device weight (data of `type`, or f32 converted from f16/bf16 when to_f32). */

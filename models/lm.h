@@ -29,6 +29,7 @@ enum lm_status {
     LM_ERR_INVALID,     /* bad argument or input (invalid UTF-8, prompt longer than the context) */
     LM_ERR_NOMEM,       /* host memory exhausted */
     LM_ERR_DEVICE,      /* the runtime failed: the message carries its explanation */
+    LM_ERR_CONTEXT_FULL,/* the tokens do not fit the session's context (the caller may drop some and retry) */
 };
 const char *lm_status_string(int status);
 
@@ -363,7 +364,9 @@ const lm_gguf *lm_model_gguf(const lm_model *m);
 const char *lm_model_chat_template(const lm_model *m, const char *name);
 
 /* A session: one conversation's KV cache on the device, activation buffers, and the recorded decode
- * step. Tokens are evaluated at positions n_past, n_past + 1, ...; the cache holds n_ctx positions. */
+ * step. Tokens are evaluated at positions n_past, n_past + 1, ...; the cache holds n_ctx positions, and
+ * the session remembers which token is at each (lm_session_tokens), so that a new turn of a chat can
+ * reuse what is cached (lm_session_sync). */
 typedef struct lm_session lm_session;
 
 typedef struct lm_session_opts {
@@ -378,9 +381,21 @@ int32_t lm_session_n_ctx(const lm_session *s);
 int32_t lm_session_n_past(const lm_session *s);
 /* Forget the cached positions from pos on (0: start a new conversation). */
 void lm_session_rewind(lm_session *s, int32_t pos);
+/* The tokens in the cache, positions 0 .. n_past - 1 (valid until the next call on s). */
+const int32_t *lm_session_tokens(const lm_session *s, int32_t *n);
+/* Tokens evaluated by this session so far, all calls together (prefill and decode steps). */
+int64_t lm_session_n_evaluated(const lm_session *s);
+/* Makes the cache hold ids[0..n): keeps the longest common prefix of ids and the cached tokens, forgets
+ * the rest, and evaluates only the tokens after it (at least the last one, for its logits: logits, if
+ * not NULL, gets the n_vocab logits after ids[n - 1]). *reused (may be NULL) is the number of cached
+ * tokens kept. LM_ERR_CONTEXT_FULL when n > n_ctx (nothing is changed then). This is how a chat turn,
+ * an edit of the last turn or a regeneration evaluates only what changed. */
+int lm_session_sync(lm_session *s, const int32_t *ids, int64_t n, float *logits, int64_t *reused, char *err,
+                    size_t errlen);
 /* Evaluates n tokens (prefill in batches of n_batch through GEMMs). logits: NULL, or room for n_vocab
  * floats (the logits after the last token), or with all_logits room for n * n_vocab (one row per token,
- * for perplexity). LM_ERR_INVALID when n_past + n exceeds n_ctx or an id is out of range. */
+ * for perplexity). LM_ERR_CONTEXT_FULL when n_past + n exceeds n_ctx, LM_ERR_INVALID when an id is out
+ * of range. */
 int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits, bool all_logits, char *err,
                     size_t errlen);
 /* One decode step of one token through the recorded command buffer. With logits == NULL the argmax is

@@ -25,6 +25,7 @@ const char *lm_status_string(int status)
     case LM_ERR_INVALID: return "invalid input";
     case LM_ERR_NOMEM: return "out of memory";
     case LM_ERR_DEVICE: return "device error";
+    case LM_ERR_CONTEXT_FULL: return "context full";
     }
     return "unknown status";
 }

@@ -31,6 +31,8 @@ struct lm_session {
     rt_seq *step_logits;       /* decode step that also copies the logits out (recorded once) */
     bool argmax_recorded, logits_recorded;
     rt_seq *last_step;         /* the step sequence submitted last (for its timings) */
+    int32_t *tokens;           /* [n_ctx] the token at each cached position (the first n_past are valid) */
+    int64_t n_evaluated;       /* tokens evaluated, all calls together */
 };
 
 static rt_ref at(rt_buffer *b, int64_t elem_off) { return rt_at(b, (size_t)elem_off * 4); }
@@ -115,6 +117,7 @@ void lm_session_free(lm_session *s)
         }
     free(s->kc);
     free(s->vc);
+    free(s->tokens);
     rt_buffer *bufs[] = { s->x, s->xb, s->q, s->k, s->v, s->att, s->hb, s->hb2, s->logits, s->ids, s->pos, s->next,
                           s->logits_host };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -151,16 +154,17 @@ int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out
     if (cache_bytes > dev->max_storage_buffer_range - 1024) {
         lm_fail(err, errlen, LM_ERR_INVALID,
                 "a context of %d positions needs %.1f MiB of KV cache per layer, more than this device binds at once "
-                "(%.0f MiB): lower -c%s",
+                "(%.0f MiB): ask for a smaller context%s",
                 s->n_ctx, cache_bytes / 1048576.0, dev->max_storage_buffer_range / 1048576.0,
-                s->kv_type == RT_F32 ? " or drop --kv-f32" : "");
+                s->kv_type == RT_F32 ? " or an f16 cache" : "");
         lm_session_free(s);
         return LM_ERR_INVALID;
     }
     int rc = RT_OK;
     s->kc = calloc((size_t)hp->n_layers, sizeof *s->kc);
     s->vc = calloc((size_t)hp->n_layers, sizeof *s->vc);
-    if (!s->kc || !s->vc) {
+    s->tokens = malloc((size_t)s->n_ctx * sizeof *s->tokens);
+    if (!s->kc || !s->vc || !s->tokens) {
         lm_session_free(s);
         return lm_fail(err, errlen, LM_ERR_NOMEM, "out of host memory");
     }
@@ -249,14 +253,40 @@ void lm_session_rewind(lm_session *s, int32_t pos)
         s->n_past = pos;
 }
 
+const int32_t *lm_session_tokens(const lm_session *s, int32_t *n)
+{
+    *n = s->n_past;
+    return s->tokens;
+}
+
+int64_t lm_session_n_evaluated(const lm_session *s) { return s->n_evaluated; }
+
+int lm_session_sync(lm_session *s, const int32_t *ids, int64_t n, float *logits, int64_t *reused, char *err,
+                    size_t errlen)
+{
+    if (n <= 0)
+        return lm_fail(err, errlen, LM_ERR_INVALID, "no tokens to evaluate");
+    if (n > s->n_ctx)
+        return lm_fail(err, errlen, LM_ERR_CONTEXT_FULL, "%lld tokens exceed the context of %d positions",
+                       (long long)n, s->n_ctx);
+    int64_t keep = 0;
+    while (keep < s->n_past && keep < n && s->tokens[keep] == ids[keep])
+        keep++;
+    if (keep == n) /* all cached: evaluate the last one again for its logits */
+        keep = n - 1;
+    lm_session_rewind(s, (int32_t)keep);
+    if (reused)
+        *reused = keep;
+    return lm_session_eval(s, ids + keep, n - keep, logits, false, err, errlen);
+}
+
 static int check_ids(const lm_session *s, const int32_t *ids, int64_t n, char *err, size_t errlen)
 {
     if (n <= 0)
         return lm_fail(err, errlen, LM_ERR_INVALID, "no tokens to evaluate");
     if (s->n_past + n > s->n_ctx)
-        return lm_fail(err, errlen, LM_ERR_INVALID,
-                       "%lld tokens after %d exceed the context of %d positions (raise -c)", (long long)n, s->n_past,
-                       s->n_ctx);
+        return lm_fail(err, errlen, LM_ERR_CONTEXT_FULL, "%lld tokens after %d exceed the context of %d positions",
+                       (long long)n, s->n_past, s->n_ctx);
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= s->m->hp.n_vocab)
             return lm_fail(err, errlen, LM_ERR_INVALID, "token id %d is outside the vocabulary (%d)", ids[i],
@@ -303,7 +333,9 @@ int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits,
             return rc;
         if (record_forward(s, s->pass, c, mode, false, mode != LOGITS_NONE) || rt_seq_run(s->pass))
             return run_failed(s, s->pass, err, errlen);
+        memcpy(s->tokens + s->n_past, ids + done, (size_t)c * sizeof *ids);
         s->n_past += (int32_t)c;
+        s->n_evaluated += c;
         if (mode != LOGITS_NONE &&
             rt_buffer_read(s->logits_host, 0, mode == LOGITS_ALL ? logits + done * s->m->hp.n_vocab : logits,
                            mode == LOGITS_ALL ? (size_t)c * row_bytes : row_bytes))
@@ -329,7 +361,8 @@ int lm_session_step(lm_session *s, int32_t id, float *logits, int32_t *next, cha
     if (rt_seq_run(seq))
         return run_failed(s, seq, err, errlen);
     s->last_step = seq;
-    s->n_past++;
+    s->tokens[s->n_past++] = id;
+    s->n_evaluated++;
     int32_t n_vocab = s->m->hp.n_vocab;
     if (!logits)
         return rt_buffer_read(s->next, 0, next, 4) ? lm_fail(err, errlen, LM_ERR_DEVICE, "reading the token: %s",

@@ -90,7 +90,7 @@ static void prefill_matches_decode(lm_model *m)
     /* past the context: a clear error */
     lm_session_rewind(s, 0);
     int32_t many[65] = { 0 };
-    CHECK(lm_session_eval(s, many, 65, NULL, false, err, sizeof err) == LM_ERR_INVALID && strstr(err, "context"),
+    CHECK(lm_session_eval(s, many, 65, NULL, false, err, sizeof err) == LM_ERR_CONTEXT_FULL && strstr(err, "context"),
           "65 tokens in a context of 64 accepted");
     int32_t badid = 100000;
     CHECK(lm_session_eval(s, &badid, 1, NULL, false, err, sizeof err) == LM_ERR_INVALID, "token id out of range accepted");

@@ -6,7 +6,8 @@
 #   (.gl/ and .models/ are in .gitignore)
 #   mkdir -p .gl /tmp/amd64/partial && o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 #   apt-get $o update && (cd .gl && apt-get $o download libvulkan1)
-#   mkdir -p .models && cp -r ../shared/models/gguf ../shared/models/expected ../shared/models/llama2c .models/
+#   mkdir -p .models && cp -r ../shared/models/gguf ../shared/models/expected ../shared/models/llama2c \
+#       ../shared/models/quant .models/
 #   cmake -S . -B build && cmake --build build -j
 # Then run there, carrying build, .gl and .models:  bash bench/device_check.sh
 set -uo pipefail
@@ -23,7 +24,7 @@ export VKLLM_MODELS=$PWD/.models VKLLM_BIN=$PWD/build/vkllm VKLLM_NO_VALIDATION=
     ./build/vkllm devices
     ./build/vkllm devices --json > "$OUT/devices.json"
     echo "== correctness on the device (validation layer not installed there)"
-    for t in test_runtime test_kernels test_matmul test_e2e test_arch; do
+    for t in test_runtime test_kernels test_matmul test_quant_kernels test_quant_model test_e2e test_arch; do
         timeout 300 ./build/tests/$t > "$OUT/$t.log" 2>&1
         echo "$t: exit $? ($(tail -n 1 "$OUT/$t.log"))"
     done

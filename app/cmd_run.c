@@ -1,5 +1,6 @@
 /* cmd_run.c: `vkllm run -m FILE -p PROMPT`: prints the prompt, then streams the generated text; load
  * time and prompt and generation speed go to stderr. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,10 +23,11 @@ static void usage(FILE *f)
             "      --min-p P          (default 0.05; 0: off)\n"
             "      --repeat-penalty F (default 1.0: off)\n"
             "      --repeat-last-n N  tokens the penalty looks back over (default 64)\n"
-            "  -s, --seed N           sampling seed (default: fixed, so runs repeat)\n"
+            "  -s, --seed N           sampling seed (default: fixed, so runs repeat; -1: random, printed)\n"
+            "      --sampler NAME     llama.cpp (the default chain) or llama2c (llama2.c's run.c sampler)\n"
             "      --kv-f32           keep the KV cache in f32 (twice the memory of the default f16)\n"
             "      --profile          time the last decode step's kernels on the GPU (to stderr)\n"
-            "      --no-bos           do not add BOS to the prompt\n"
+            "      --no-bos           do not add BOS (and EOS) even when the vocabulary asks for it\n"
             "      --parse-special    special-token texts in the prompt become their ids\n"
             "      --device N         Vulkan device (see `vkllm devices`; or VKLLM_DEVICE=N)\n"
             "      --validation       enable the Khronos validation layer\n");
@@ -81,7 +83,8 @@ static void emit(const char *s, size_t n)
 int cmd_run(int argc, char **argv)
 {
     const char *model = NULL, *tokenizer = NULL, *prompt = "", *prompt_file = NULL;
-    long n_predict = 128, n_ctx = 0, n_batch = 0, top_k, repeat_last_n, seed = -1;
+    long n_predict = 128, n_ctx = 0, n_batch = 0, top_k, repeat_last_n, seed = -2; /* -2: not given, -1: random, 0: seed_value */
+    uint64_t seed_value = 0;
     double temp, top_p, min_p, repeat_penalty;
     bool kv_f32 = false, no_bos = false, parse_special = false, bad = false;
     app_device_opts dev = { .device = -1 };
@@ -116,7 +119,30 @@ int cmd_run(int argc, char **argv)
         else if (!strcmp(a, "--repeat-last-n"))
             bad = !app_arg_int(argc, argv, &i, &repeat_last_n, 0, 1 << 20);
         else if (!strcmp(a, "-s") || !strcmp(a, "--seed"))
-            bad = !app_arg_int(argc, argv, &i, &seed, 0, 0x7FFFFFFF);
+        {
+            /* any 64-bit seed (a printed random seed must replay), or -1 for a random one */
+            const char *t = i + 1 < argc ? argv[++i] : "";
+            char *end;
+            errno = 0;
+            if (!strcmp(t, "-1")) {
+                seed = -1;
+            } else {
+                unsigned long long x = strtoull(t, &end, 10);
+                if (!*t || *end || errno || *t == '-' || x == LM_SAMPLER_SEED_RANDOM)
+                    return app_fail("run: --seed wants an integer in [0, 2^64 - 2] or -1, not '%s'", t);
+                seed = 0;
+                seed_value = (uint64_t)x;
+            }
+        }
+        else if (!strcmp(a, "--sampler")) {
+            const char *name = i + 1 < argc ? argv[++i] : "";
+            if (!strcmp(name, "llama2c"))
+                sp.llama2c = true;
+            else if (!strcmp(name, "llama.cpp") || !strcmp(name, "default"))
+                sp.llama2c = false;
+            else
+                return app_fail("run: --sampler wants llama.cpp or llama2c, not '%s'", name);
+        }
         else if (!strcmp(a, "--kv-f32"))
             kv_f32 = true;
         else if (!strcmp(a, "--kv-f16"))
@@ -151,7 +177,9 @@ int cmd_run(int argc, char **argv)
     sp.repeat_penalty = (float)repeat_penalty;
     sp.repeat_last_n = (int)repeat_last_n;
     if (seed >= 0)
-        sp.seed = (uint64_t)seed;
+        sp.seed = seed_value;
+    else if (seed == -1)
+        sp.seed = LM_SAMPLER_SEED_RANDOM;
 
     int status = 1;
     app_model am = { 0 };
@@ -166,13 +194,16 @@ int cmd_run(int argc, char **argv)
     const lm_vocab *v = lm_model_vocab(am.model);
     const lm_hparams *hp = lm_model_hparams(am.model);
     int64_t n_ids;
-    if (lm_tokenize(v, prompt, strlen(prompt), false, parse_special, &ids, &n_ids, err, sizeof err)) {
+    /* BOS / EOS as the vocab asks: lm_tokenize decides, so `vkllm tokenize` shows the same ids */
+    unsigned warn = 0;
+    if (lm_tokenize_w(v, prompt, strlen(prompt), !no_bos, parse_special, &ids, &n_ids, &warn, err, sizeof err)) {
         app_fail("prompt: %s", err);
         goto out;
     }
-    /* BOS first (as the vocab asks, or always for an empty prompt: generation needs a first token) */
-    bool bos = !no_bos && lm_vocab_bos(v) >= 0 && (lm_vocab_add_bos(v) || n_ids == 0);
-    if (bos || n_ids == 0) {
+    if (warn & LM_TOKENIZE_WARN_BOS_TWICE)
+        fprintf(stderr, "vkllm: warning: the prompt starts with the BOS text; BOS was not added a second time\n");
+    /* an empty prompt still needs a first token: BOS */
+    if (n_ids == 0) {
         if (lm_vocab_bos(v) < 0) {
             app_fail("an empty prompt needs a BOS token, and this vocabulary has none");
             goto out;
@@ -204,6 +235,9 @@ int cmd_run(int argc, char **argv)
         app_fail("out of memory");
         goto out;
     }
+    if (sp.seed == LM_SAMPLER_SEED_RANDOM)
+        fprintf(stderr, "vkllm: seed %llu (pass --seed %llu to replay this run)\n",
+                (unsigned long long)lm_sampler_seed(smp), (unsigned long long)lm_sampler_seed(smp));
     bool greedy = lm_sampler_is_greedy(&sp);
     if (!greedy && !(logits = malloc(sizeof *logits * (size_t)hp->n_vocab))) {
         app_fail("out of memory");
@@ -242,7 +276,8 @@ int cmd_run(int argc, char **argv)
             next = lm_sampler_sample(smp, logits);
         lm_sampler_accept(smp, next);
         n_gen++;
-        if (lm_vocab_is_eog(v, next))
+        /* llama2.c checkpoints (a separate tokenizer.bin) end at BOS, as llama2.c's run.c does */
+        if (lm_vocab_is_eog(v, next) || (tokenizer && next == lm_vocab_bos(v)))
             break;
         if (lm_detok_push(dt, next, &piece, &plen) == LM_OK)
             emit(piece, plen);

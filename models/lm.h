@@ -275,6 +275,13 @@ int32_t lm_vocab_find(const lm_vocab *v, const char *s, size_t len);
  * *ids is malloc'd (free() it; NULL when *n == 0). */
 int lm_tokenize(const lm_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
                 int32_t **ids, int64_t *n, char *err, size_t errlen);
+/* lm_tokenize with warnings for the caller to show (*warn: LM_TOKENIZE_WARN_* bits; warn may be NULL).
+ * BOS_TWICE: the text starts with the BOS text (parse_special), so add_special added no second BOS.
+ * A character that has no token, in a vocab with neither byte tokens nor an unknown token, is
+ * LM_ERR_INVALID (the message names it and its byte offset). */
+#define LM_TOKENIZE_WARN_BOS_TWICE 1u
+int lm_tokenize_w(const lm_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
+                  int32_t **ids, int64_t *n, unsigned *warn, char *err, size_t errlen);
 
 /* The raw text of token id as stored in the vocab (spm: "▁the", bpe: "Ġthe", <0x0A>); NUL-terminated,
  * lives as long as the vocab. NULL when id is out of range. */
@@ -286,9 +293,11 @@ const char *lm_token_piece(const lm_vocab *v, int32_t id, size_t *len);
 
 /* Streaming detokeniser: feed ids one at a time, get back bytes that are safe to print: complete UTF-8
  * characters only. The trailing bytes of a character split across tokens are held back until it is
- * complete; invalid bytes become U+FFFD. The leading space of the first piece of the stream, and of
- * a piece right after BOS, is dropped when the vocab adds a space prefix (spm) or marks word starts
- * (wpm). special: print CONTROL / UNKNOWN tokens as their text (else they print as nothing). */
+ * complete; invalid bytes become U+FFFD. The leading space of the first piece of the stream (only: a
+ * BOS first takes that turn, as in llama.cpp) is dropped when the vocab adds a space prefix (spm).
+ * When the vocab asks for it (tokenizer.ggml.clean_up_tokenization_spaces; wpm by default) " ," " ."
+ * " ?" " !" " 's" " 'm" " 're" " 've" lose the space and " ' " becomes "'" (a trailing space is held
+ * back until the next piece decides it). special: print CONTROL / UNKNOWN tokens as their text (else they print as nothing). */
 typedef struct lm_detok lm_detok;
 int lm_detok_create(const lm_vocab *v, bool special, lm_detok **out);
 void lm_detok_free(lm_detok *d);
@@ -362,6 +371,11 @@ const lm_gguf *lm_model_gguf(const lm_model *m);
 /* The chat template: tokenizer.chat_template (name NULL) or tokenizer.chat_template.NAME; NULL when the
  * model has none (or it is not a string). Lives as long as the model. */
 const char *lm_model_chat_template(const lm_model *m, const char *name);
+/* Built-in chat templates for models that carry none (models/chat_builtin.c): "chatml", "llama2",
+ * "llama3", "mistral", "gemma", "phi3", "zephyr", "deepseek"; NULL for another name.
+ * lm_chat_builtin_name(i) lists them (NULL past the last). */
+const char *lm_chat_builtin(const char *name);
+const char *lm_chat_builtin_name(int i);
 
 /* A session: one conversation's KV cache on the device, activation buffers, and the recorded decode
  * step. Tokens are evaluated at positions n_past, n_past + 1, ...; the cache holds n_ctx positions, and

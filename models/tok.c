@@ -663,6 +663,9 @@ int tok_vocab_build(const tok_desc *d, lm_vocab **out, char *err, size_t errlen)
     v->add_bos = v->add_bos && v->bos >= 0;
     v->add_eos = v->add_eos && v->eos >= 0;
     v->add_sep = v->add_sep && v->sep >= 0;
+    /* as llama.cpp: WordPiece cleans up by default, SentencePiece does not; byte-level BPE only when the
+     * vocab says so (llama.cpp decides that per pre-tokenizer, a table we do not keep) */
+    v->clean_spaces = d->clean_spaces >= 0 ? d->clean_spaces != 0 : kind == TOK_WPM;
     v->lowercase = d->lowercase >= 0 ? d->lowercase != 0 : true;
     v->strip_accents = d->strip_accents >= 0 ? d->strip_accents != 0 : v->lowercase;
 
@@ -885,9 +888,26 @@ static bool spm_escape(tok_buf *b, const char *s, size_t len, bool prefix)
     return true;
 }
 
+/* The offset in the raw fragment s[0..len) of the byte at offset e of its SPM escape (spm_escape). */
+static size_t spm_unescape_offset(const char *s, size_t len, bool prefix, size_t e)
+{
+    size_t pos = prefix ? 3 : 0, i = 0;
+    for (; i < len && pos < e; i++)
+        pos += s[i] == ' ' ? 3 : 1;
+    return i;
+}
+
 int lm_tokenize(const lm_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
                 int32_t **ids, int64_t *n, char *err, size_t errlen)
 {
+    return lm_tokenize_w(v, text, len, add_special, parse_special, ids, n, NULL, err, errlen);
+}
+
+int lm_tokenize_w(const lm_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
+                  int32_t **ids, int64_t *n, unsigned *warn, char *err, size_t errlen)
+{
+    if (warn)
+        *warn = 0;
     if (ids)
         *ids = NULL;
     if (n)
@@ -911,7 +931,11 @@ int lm_tokenize(const lm_vocab *v, const char *text, size_t len, bool add_specia
     int rc = partition(v, text, len, parse_special, &f);
     if (rc)
         goto out_nomem;
-    if (add_special && v->add_bos && !tok_ids_push(&out, v->bos))
+    /* a text that starts with the BOS text (parsed as special) already has its BOS: one, not two */
+    bool bos_in_text = f.n && f.p[0].id >= 0 && f.p[0].id == v->bos;
+    if (add_special && v->add_bos && bos_in_text && warn)
+        *warn |= LM_TOKENIZE_WARN_BOS_TWICE;
+    if (add_special && v->add_bos && !bos_in_text && !tok_ids_push(&out, v->bos))
         goto out_nomem;
     bool prev_special = true; /* SPM: a text fragment at the start or after a special gets the prefix */
     for (size_t i = 0; i < f.n; i++) {
@@ -923,11 +947,23 @@ int lm_tokenize(const lm_vocab *v, const char *text, size_t len, bool add_specia
             continue;
         }
         switch (v->kind) {
-        case TOK_SPM:
-            if (!spm_escape(&esc, text + fr->off, fr->len, v->add_space_prefix && prev_special))
+        case TOK_SPM: {
+            bool prefix = v->add_space_prefix && prev_special;
+            size_t bad = 0;
+            if (!spm_escape(&esc, text + fr->off, fr->len, prefix))
                 goto out_nomem;
-            rc = tok_spm_encode(v, esc.p, esc.n, &out);
+            rc = tok_spm_encode(v, esc.p, esc.n, &out, &bad);
+            if (rc == LM_ERR_INVALID) {
+                size_t at = fr->off + spm_unescape_offset(text + fr->off, fr->len, prefix, bad);
+                uint32_t cp = 0;
+                tok_utf8_decode((const unsigned char *)text + at, len - at, &cp);
+                rc = lm_fail(err, errlen, LM_ERR_INVALID,
+                             "the character U+%04X at byte offset %zu has no token, and the vocabulary has "
+                             "neither byte tokens nor an unknown token", (unsigned)cp, at);
+                goto out_free;
+            }
             break;
+        }
         case TOK_BPE:
             rc = tok_bpe_encode(v, text + fr->off, fr->len, &out, err, errlen);
             if (rc && rc != LM_ERR_NOMEM)
@@ -970,11 +1006,13 @@ struct lm_detok {
     const lm_vocab *v;
     bool special;
     bool at_start;          /* nothing pushed yet */
-    int32_t prev;           /* previous token, -1 at the start */
     unsigned char hold[4];  /* the first bytes of a character not yet complete */
     int nhold;
+    char pend[4];           /* clean_spaces: text from a space on, undecided until the next bytes come */
+    int npend;
     tok_buf out;
     tok_buf scratch;
+    tok_buf clean;
 };
 
 int lm_detok_create(const lm_vocab *v, bool special, lm_detok **out)
@@ -998,14 +1036,15 @@ void lm_detok_free(lm_detok *d)
         return;
     tok_buf_free(&d->out);
     tok_buf_free(&d->scratch);
+    tok_buf_free(&d->clean);
     free(d);
 }
 
 void lm_detok_reset(lm_detok *d)
 {
     d->at_start = true;
-    d->prev = -1;
     d->nhold = 0;
+    d->npend = 0;
 }
 
 static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
@@ -1042,6 +1081,65 @@ static bool emit_utf8(lm_detok *d, const unsigned char *s, size_t n)
     return true;
 }
 
+/* s[i + k], or -1 past the end, or -2 when it is not known yet (past the end, more text may come). */
+static int peek(const char *s, size_t n, size_t i, size_t k, bool final)
+{
+    return i + k < n ? (unsigned char)s[i + k] : final ? -1 : -2;
+}
+
+static bool is_stop(int c)
+{
+    return c == '?' || c == '!' || c == '.' || c == ',';
+}
+
+/* HF's clean_up_tokenization_spaces, as llama.cpp applies it (three passes over the whole text: " ?",
+ * " !", " .", " ," lose the space; " ' " becomes "'"; " 's", " 'm", " 're", " 've" lose the space), in
+ * one pass that can stream: a space whose fate depends on bytes not yet seen waits in d->pend. Reads
+ * d->pend then d->out, writes d->out. */
+static bool clean_up(lm_detok *d, bool final)
+{
+    tok_buf *in = &d->clean;
+    in->n = 0;
+    if (!tok_buf_push(in, d->pend, (size_t)d->npend) || !tok_buf_push(in, d->out.p ? d->out.p : "", d->out.n))
+        return false;
+    d->npend = 0;
+    d->out.n = 0;
+    const char *s = in->p;
+    size_t n = in->n, i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && s[j] != ' ')
+            j++;
+        if (!tok_buf_push(&d->out, s + i, j - i))
+            return false;
+        if ((i = j) == n)
+            break;
+        int c1 = peek(s, n, i, 1, final), c2 = -1, c3 = -1;
+        if (c1 == '\'') {
+            c2 = peek(s, n, i, 2, final);
+            if (c2 == ' ' || c2 == 'r' || c2 == 'v')
+                c3 = peek(s, n, i, 3, final);
+        }
+        if (c1 == -2 || c2 == -2 || c3 == -2) { /* wait for more text */
+            d->npend = (int)(n - i);
+            memcpy(d->pend, s + i, n - i);
+            break;
+        }
+        if (is_stop(c1) || (c1 == '\'' && (c2 == 's' || c2 == 'm' || ((c2 == 'r' || c2 == 'v') && c3 == 'e')))) {
+            i++; /* the space goes */
+        } else if (c1 == '\'' && c2 == ' ' && !is_stop(c3)) {
+            if (!tok_buf_push(&d->out, "'", 1)) /* " ' " -> "'" (unless the first pass took the second space) */
+                return false;
+            i += 3;
+        } else {
+            if (!tok_buf_push(&d->out, " ", 1))
+                return false;
+            i++;
+        }
+    }
+    return true;
+}
+
 int lm_detok_push(lm_detok *d, int32_t id, const char **out, size_t *len)
 {
     const lm_vocab *v = d->v;
@@ -1055,13 +1153,12 @@ int lm_detok_push(lm_detok *d, int32_t id, const char **out, size_t *len)
     int t = v->type[id];
     if (!d->special && (t == LM_TOKEN_CONTROL || t == LM_TOKEN_UNKNOWN))
         n = 0;
-    bool strip = (v->kind == TOK_SPM && v->add_space_prefix) || v->kind == TOK_WPM;
-    if (strip && (d->at_start || (d->prev >= 0 && d->prev == v->bos)) && n && p[0] == ' ') {
+    /* as llama.cpp: only the first piece of the stream, whatever it is (a BOS first takes the turn) */
+    if (v->add_space_prefix && d->at_start && n && p[0] == ' ') {
         p++;
         n--;
     }
     d->at_start = false;
-    d->prev = id;
     if (!n)
         return LM_OK;
     tok_buf *s = &d->scratch;
@@ -1070,6 +1167,8 @@ int lm_detok_push(lm_detok *d, int32_t id, const char **out, size_t *len)
         return LM_ERR_NOMEM;
     d->nhold = 0;
     if (!emit_utf8(d, (const unsigned char *)s->p, s->n))
+        return LM_ERR_NOMEM;
+    if (v->clean_spaces && !clean_up(d, false))
         return LM_ERR_NOMEM;
     *out = d->out.p ? d->out.p : "";
     *len = d->out.n;
@@ -1085,9 +1184,11 @@ int lm_detok_flush(lm_detok *d, const char **out, size_t *len)
         d->nhold = 0;
         if (!tok_buf_push(&d->out, replacement, 3))
             return LM_ERR_NOMEM;
-        *out = d->out.p;
-        *len = d->out.n;
     }
+    if (d->v->clean_spaces && !clean_up(d, true))
+        return LM_ERR_NOMEM;
+    *out = d->out.p ? d->out.p : "";
+    *len = d->out.n;
     return LM_OK;
 }
 

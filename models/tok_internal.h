@@ -88,6 +88,7 @@ typedef struct tok_desc {
     int64_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
     /* Flags from the metadata: -1 absent, 0 false, 1 true. */
     int add_bos, add_eos, add_sep, add_space_prefix, lowercase, strip_accents;
+    int clean_spaces; /* tokenizer.ggml.clean_up_tokenization_spaces */
 } tok_desc;
 
 /* BPE pre-tokenizer: named regex list (tok_bpe.c). */
@@ -113,6 +114,7 @@ struct lm_vocab {
     int32_t bos, eos, eot, eom, unk, sep, pad, cls, mask, nl;
     int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
     bool add_bos, add_eos, add_sep, add_space_prefix;
+    bool clean_spaces;        /* detokenising undoes " ," " ." " 's" ... (HF clean_up_tokenization_spaces) */
 
     int32_t *special;         /* ids of CONTROL / USER_DEFINED / UNKNOWN tokens, longest text first */
     int32_t n_special;
@@ -147,8 +149,10 @@ int32_t tok_find(const lm_vocab *v, const char *s, size_t len);
 /* "<0xXX>" -> XX, else -1. */
 int tok_parse_byte(const char *s, size_t len);
 
-/* tok_spm.c: appends the ids of text (already escaped: spaces as U+2581) to out. */
-int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out);
+/* tok_spm.c: appends the ids of text (already escaped: spaces as U+2581) to out. LM_ERR_INVALID when a
+ * character has no token and the vocab neither byte tokens nor an unknown token: *bad is then its byte
+ * offset in text. */
+int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out, size_t *bad);
 
 /* tok_bpe.c */
 int tok_bpe_init(lm_vocab *v, const char *pre, const tok_desc *d, char *err, size_t errlen);

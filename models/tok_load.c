@@ -13,6 +13,7 @@ static void desc_init(tok_desc *d)
     d->bos = d->eos = d->eot = d->eom = d->unk = d->sep = d->pad = d->cls = d->mask = -1;
     d->fim_pre = d->fim_suf = d->fim_mid = d->fim_pad = d->fim_rep = d->fim_sep = -1;
     d->add_bos = d->add_eos = d->add_sep = d->add_space_prefix = d->lowercase = d->strip_accents = -1;
+    d->clean_spaces = -1;
 }
 
 /* An optional token-id key: absent leaves *out at -1; a negative value means none. */
@@ -203,6 +204,7 @@ int lm_vocab_from_gguf(const lm_gguf *g, lm_vocab **out, char *err, size_t errle
         { "tokenizer.ggml.add_space_prefix", offsetof(tok_desc, add_space_prefix) },
         { "tokenizer.ggml.normalizer.lowercase", offsetof(tok_desc, lowercase) },
         { "tokenizer.ggml.normalizer.strip_accents", offsetof(tok_desc, strip_accents) },
+        { "tokenizer.ggml.clean_up_tokenization_spaces", offsetof(tok_desc, clean_spaces) },
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if ((rc = gguf_flag(g, flags[i].key, (int *)((char *)&d + flags[i].off), err, errlen)))

@@ -6,7 +6,7 @@
  * merge the two new neighbour pairs become candidates; stale candidates (a side already merged
  * away or grown) are skipped when they come out of the priority queue. Symbols that are tokens at
  * the end are emitted; characters that never became a token fall back to their UTF-8 bytes as
- * <0xXX> tokens (or <unk> if the vocab has no byte tokens). For a vocab with scores this is also
+ * <0xXX> tokens (or <unk> if the vocab has no byte tokens; an error if it has neither). For a vocab with scores this is also
  * exactly llama2.c's encoder (greedy best-score pair merge with byte fallback). */
 #include "tok_internal.h"
 
@@ -23,7 +23,7 @@ static int spm_prio(void *ctx, const char *text, const tok_sym *l, const tok_sym
     return 1;
 }
 
-int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out)
+int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out, size_t *bad)
 {
     if (!len)
         return LM_OK;
@@ -44,7 +44,12 @@ int tok_spm_encode(const lm_vocab *v, const char *text, size_t len, tok_ids *out
             int32_t b = v->byte_tok[(unsigned char)text[sym[i].off + j]];
             if (b < 0)
                 b = v->unk;
-            if (b >= 0 && !tok_ids_push(out, b))
+            if (b < 0) { /* dropping it silently would change the text the model sees */
+                *bad = sym[i].off + j;
+                rc = LM_ERR_INVALID;
+                goto out_free;
+            }
+            if (!tok_ids_push(out, b))
                 goto out_free;
         }
     }

@@ -187,6 +187,39 @@ static void cli(void)
     free(errs);
     free(out);
 
+    /* --seed -1: a random seed, printed to stderr; passing it back replays the run (llama2.c's sampler) */
+    snprintf(args, sizeof args, "run -m %s -p 'Once' -n 24 --seed -1 --sampler llama2c",
+             tu_model_path("gguf/stories260K.gguf"));
+    rc = run_cli(args, &out);
+    errs = tu_read_file("/tmp/vkllm-e2e-stderr.txt", NULL);
+    const char *sl = errs ? strstr(errs, "vkllm: seed ") : NULL;
+    unsigned long long seed = sl ? strtoull(sl + 12, NULL, 10) : 0;
+    CHECK(rc == 0 && sl && seed, "vkllm run --seed -1 prints its seed: %s", errs ? errs : "");
+    free(errs);
+    if (sl) {
+        char *again;
+        snprintf(args, sizeof args, "run -m %s -p 'Once' -n 24 --seed %llu --sampler llama2c",
+                 tu_model_path("gguf/stories260K.gguf"), seed);
+        rc = run_cli(args, &again);
+        CHECK(rc == 0 && !strcmp(out, again), "--seed %llu replays:\n%s\nvs\n%s", seed, out, again);
+        free(again);
+    }
+    free(out);
+    rc = run_cli("run -m x --sampler nope", &out);
+    CHECK(rc != 0, "--sampler nope is refused");
+    free(out);
+
+    /* a llama2.c checkpoint stops at BOS (llama2.c's run.c): seed 1 ends its story before the context is full */
+    char ckpt[1024];
+    snprintf(ckpt, sizeof ckpt, "%s", tu_model_path("llama2c/stories260K.bin")); /* tu_model_path is static */
+    snprintf(args, sizeof args, "run -m %s -z %s -n -1 --temp 1 --sampler llama2c --seed 1", ckpt,
+             tu_model_path("llama2c/tok512.bin"));
+    rc = run_cli(args, &out);
+    errs = tu_read_file("/tmp/vkllm-e2e-stderr.txt", NULL);
+    CHECK(rc == 0 && errs && !strstr(errs, "context is full"), "llama2.c run should end at BOS:\n%s", errs ? errs : "");
+    free(errs);
+    free(out);
+
     /* the describing commands: JSON that starts right and names what it must */
     snprintf(args, sizeof args, "info -m %s --json", tu_model_path("gguf/stories260K.gguf"));
     rc = run_cli(args, &out);

@@ -278,7 +278,12 @@ static void test_llama2c(void)
             printf("  <- '%s' (%s)\n", prompt, k ? "stories260K.gguf" : "tok512.bin");
             char *text;
             rc = lm_detokenize(vs[k], ids, n, false, &text, NULL, err, sizeof err);
-            CHECK(rc == LM_OK && !strcmp(text, prompt), "stories260K vocab %d: detokenised '%s'", k,
+            /* as llama.cpp: BOS is the stream's first piece, so the space of "▁Once" stays */
+            CHECK(rc == LM_OK && text[0] == ' ' && !strcmp(text + 1, prompt), "stories260K vocab %d: detokenised '%s'",
+                  k, rc ? err : text);
+            free(text);
+            rc = lm_detokenize(vs[k], ids + 1, n - 1, false, &text, NULL, err, sizeof err);
+            CHECK(rc == LM_OK && !strcmp(text, prompt), "stories260K vocab %d: detokenised without BOS '%s'", k,
                   rc ? err : text);
             free(text);
         }
@@ -650,8 +655,25 @@ static void test_spm_specials(const lm_vocab *spm)
     CHECK(na >= 2 && a[0] == 1 && lm_vocab_add_bos(spm) && !lm_vocab_add_eos(spm), "spm: BOS added");
     char *t;
     lm_detokenize(spm, a, na, false, &t, NULL, NULL, 0);
-    CHECK(t && !strcmp(t, "Hello"), "spm detok after BOS: '%s'", t ? t : "(null)");
+    CHECK(t && !strcmp(t, " Hello"), "spm detok after BOS keeps the space (as llama.cpp): '%s'", t ? t : "(null)");
     free(t);
+    lm_detokenize(spm, a + 1, na - 1, false, &t, NULL, NULL, 0);
+    CHECK(t && !strcmp(t, "Hello"), "spm detok of a stream's first piece drops the space: '%s'", t ? t : "(null)");
+    free(t);
+    /* the same piece later in a stream keeps its space */
+    int32_t twice[2] = { a[1], a[1] };
+    lm_detokenize(spm, twice, 2, false, &t, NULL, NULL, 0);
+    CHECK(t && !strcmp(t, "Hello Hello"), "spm detok: only the first piece loses its space: '%s'", t ? t : "(null)");
+    free(t);
+    free(a);
+    /* a text that starts with the BOS text gets one BOS, and a warning */
+    unsigned warn = 0;
+    lm_tokenize_w(spm, "<s>Hello", 8, true, true, &a, &na, &warn, NULL, 0);
+    CHECK(na >= 2 && a[0] == 1 && a[1] != 1 && (warn & LM_TOKENIZE_WARN_BOS_TWICE), "spm: '<s>Hello' gets one BOS (warn %u)",
+          warn);
+    free(a);
+    lm_tokenize_w(spm, "Hello", 5, true, true, &a, &na, &warn, NULL, 0);
+    CHECK(na >= 2 && a[0] == 1 && !warn, "spm: 'Hello' gets BOS, no warning (warn %u)", warn);
     free(a);
     CHECK(lm_vocab_nl(spm) == 13, "spm newline token %d (<0x0A>)", lm_vocab_nl(spm));
     CHECK(!strcmp(lm_vocab_kind(spm), "spm") && !strcmp(lm_vocab_pre(spm), ""), "spm kind");
@@ -670,13 +692,14 @@ static void test_wpm(void)
     CHECK(n >= 4 && ids[0] == 101 && ids[n - 1] == 102, "wpm: [CLS] ... [SEP]");
     char *t;
     lm_detokenize(v, ids, n, false, &t, NULL, NULL, 0);
-    CHECK(t && !strcmp(t, "hello , world !"), "wpm detok: '%s'", t ? t : "(null)");
+    /* no space prefix to drop (llama.cpp's add_space_prefix is false for wpm); spaces cleaned up */
+    CHECK(t && !strcmp(t, " hello, world!"), "wpm detok: '%s'", t ? t : "(null)");
     free(t);
     free(ids);
     lm_tokenize(v, "unaffable", 9, false, false, &ids, &n, NULL, 0);
     CHECK(n > 1, "wpm: a word in pieces");
     lm_detokenize(v, ids, n, false, &t, NULL, NULL, 0);
-    CHECK(t && !strcmp(t, "unaffable"), "wpm: pieces join: '%s'", t ? t : "(null)");
+    CHECK(t && !strcmp(t, " unaffable"), "wpm: pieces join: '%s'", t ? t : "(null)");
     free(t);
     free(ids);
     char longword[256];
@@ -687,8 +710,88 @@ static void test_wpm(void)
     lm_vocab_free(v);
 }
 
+/* A small SPM vocab without byte tokens or an unknown token: a character with no token is an error;
+ * clean_up_tokenization_spaces when the vocab asks for it, whole and streaming alike. */
+static lm_vocab *small_spm(int clean_spaces)
+{
+    static const char *const toks[] = { "<s>", "</s>", "\xe2\x96\x81", "a", "b", "\xe2\x96\x81" "a",
+                                        "\xe2\x96\x81" "b", "\xe2\x96\x81,", "\xe2\x96\x81.", "\xe2\x96\x81'", "s", "x", "y" };
+    enum { N = sizeof toks / sizeof toks[0] };
+    size_t lens[N];
+    float scores[N];
+    int32_t types[N];
+    for (int i = 0; i < N; i++) {
+        lens[i] = strlen(toks[i]);
+        scores[i] = (float)-i;
+        types[i] = i < 2 ? LM_TOKEN_CONTROL : LM_TOKEN_NORMAL;
+    }
+    tok_desc d;
+    memset(&d, 0, sizeof d);
+    d.model = "llama";
+    d.n_tokens = N;
+    d.tok = toks;
+    d.tok_len = lens;
+    d.score = scores;
+    d.type = types;
+    d.bos = 0, d.eos = 1, d.unk = N; /* N: none */
+    d.eot = d.eom = d.sep = d.pad = d.cls = d.mask = -1;
+    d.fim_pre = d.fim_suf = d.fim_mid = d.fim_pad = d.fim_rep = d.fim_sep = -1;
+    d.add_bos = d.add_eos = d.add_sep = d.add_space_prefix = d.lowercase = d.strip_accents = -1;
+    d.clean_spaces = clean_spaces;
+    lm_vocab *v = NULL;
+    char err[256] = "";
+    int rc = tok_vocab_build(&d, &v, err, sizeof err);
+    CHECK(rc == LM_OK, "small spm vocab: %s", err);
+    return v;
+}
+
+static void test_small_spm(void)
+{
+    lm_vocab *v = small_spm(1), *plain = small_spm(-1);
+    if (!v || !plain) {
+        lm_vocab_free(v);
+        lm_vocab_free(plain);
+        return;
+    }
+    int32_t *ids;
+    int64_t n;
+    char err[256] = "";
+    int rc = lm_tokenize(v, "ab \xc3\xa9", 5, false, false, &ids, &n, err, sizeof err);
+    CHECK(rc == LM_ERR_INVALID && !ids && strstr(err, "U+00E9") && strstr(err, "offset 3"),
+          "a character with no token is an error: rc %d '%s'", rc, err);
+    free(ids);
+    static const struct { const char *in, *clean; } cases[] = {
+        { "a , b 's .", "a, b's." }, { "x ' y", "x'y" }, { "a ' .", "a '." }, { "a b", "a b" }, { "a ", "a " },
+        { "a 'sb", "a'sb" }, { "a '", "a '" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *in = cases[i].in;
+        for (int k = 0; k < 2; k++) {
+            const lm_vocab *u = k ? plain : v;
+            const char *want = k ? in : cases[i].clean;
+            rc = lm_tokenize(u, in, strlen(in), false, false, &ids, &n, err, sizeof err);
+            CHECK(rc == LM_OK, "small spm '%s': %s", in, err);
+            if (rc)
+                continue;
+            char *t = NULL;
+            lm_detokenize(u, ids, n, false, &t, NULL, NULL, 0);
+            CHECK(t && !strcmp(t, want), "clean_spaces %d: '%s' -> '%s', want '%s'", !k, in, t ? t : "(null)", want);
+            size_t sl;
+            bool chunks_ok;
+            char *st = stream_detok(u, ids, n, &sl, &chunks_ok);
+            CHECK(st && !strcmp(st, want), "clean_spaces %d streaming: '%s' -> '%s'", !k, in, st ? st : "(null)");
+            free(st);
+            free(t);
+            free(ids);
+        }
+    }
+    lm_vocab_free(v);
+    lm_vocab_free(plain);
+}
+
 int main(void)
 {
+    test_small_spm();
     test_vectors();
     test_falcon();
     test_llama2c();

@@ -43,7 +43,18 @@ bool app_device_flag(int argc, char **argv, int *i, app_device_opts *o, bool *ba
 /* Reads a whole file ("-": standard input), NUL-terminated; prints why and returns NULL on failure. */
 char *app_read_file(const char *path, size_t *len);
 
-/* JSON string output (escaped). */
-void app_json_str(FILE *f, const char *s);
+/* JSON output, built with cJSON (a struct cJSON * is a cJSON *). app_json_add puts item into parent, as
+ * member key of an object, or at the end of an array when key is NULL; when that fails (item NULL: out of
+ * memory) it frees item and returns false, for the caller to gather into one flag; so fill an object or
+ * array first, then add it. app_json_num gives null for NaN and infinities; app_json_int and
+ * app_json_uint keep every digit of a 64-bit integer. app_json_print writes root, formatted, and a
+ * newline to stdout and frees it; when ok is false (a member was lost) or printing fails it prints
+ * nothing and fails (returns 1). */
+struct cJSON;
+bool app_json_add(struct cJSON *parent, const char *key, struct cJSON *item);
+struct cJSON *app_json_num(double v);
+struct cJSON *app_json_int(long long v);
+struct cJSON *app_json_uint(unsigned long long v);
+int app_json_print(struct cJSON *root, bool ok);
 
 #endif

@@ -10,6 +10,7 @@
  * Model shapes (Llama):  135M: dim 576, ffn 1536, vocab 49152, 9 heads / 3 KV heads of 64
  *                        1B:   dim 2048, ffn 8192, vocab 128256, 32 / 8 heads of 64
  *                        7B:   dim 4096, ffn 11008, vocab 32000, 32 / 32 heads of 128 */
+#include <cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,69 +194,63 @@ static void print_row(const bench *b, const result *r)
     fflush(stdout);
 }
 
-/* A JSON number, or null when it is not finite. */
-static void json_num(double v)
+/* A measured value for JSON: 6 significant digits, as many as a timing holds (null when not finite). */
+static cJSON *json_measured(double v)
 {
-    if (isfinite(v))
-        printf("%.6g", v);
-    else
-        printf("null");
+    char digits[32];
+    snprintf(digits, sizeof digits, "%.6g", v);
+    return app_json_num(strtod(digits, NULL));
 }
 
-static void print_json(const bench *b)
+/* The results as one JSON object: ratios that cannot be computed (no flops counted, no calibration) are
+ * null. Returns the exit status. */
+static int print_json(const bench *b)
 {
-    printf("{\n  \"device\": {\"index\": %d, \"name\": ", b->dev->index);
-    app_json_str(stdout, b->dev->name);
-    printf(", \"type\": \"%s\", \"driver\": ", b->dev->type_name);
-    app_json_str(stdout, b->dev->driver_name);
-    printf(", \"gpu_timestamps\": %s},\n", b->timestamps ? "true" : "false");
-    printf("  \"calibration\": {\"copy_bytes\": %.0f, \"copy_us\": ", b->copy_bytes);
-    json_num(b->copy_ns / 1e3);
-    printf(", \"copy_gbps\": ");
-    json_num(peak_gbps(b));
-    printf(", \"fma_flops\": %.0f, \"fma_us\": ", b->fma_flops);
-    json_num(b->fma_ns / 1e3);
-    printf(", \"fma_gflops\": ");
-    json_num(peak_gflops(b));
-    printf("},\n  \"quick\": %s, \"iters\": %d,\n  \"results\": [", b->o->quick ? "true" : "false", b->iters);
-    int k = 0;
+    bool ok = true;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *dev = cJSON_CreateObject();
+    ok &= app_json_add(dev, "index", cJSON_CreateNumber(b->dev->index));
+    ok &= app_json_add(dev, "name", cJSON_CreateString(b->dev->name));
+    ok &= app_json_add(dev, "type", cJSON_CreateString(b->dev->type_name));
+    ok &= app_json_add(dev, "driver", cJSON_CreateString(b->dev->driver_name));
+    ok &= app_json_add(dev, "gpu_timestamps", cJSON_CreateBool(b->timestamps));
+    ok &= app_json_add(root, "device", dev);
+    cJSON *cal = cJSON_CreateObject();
+    ok &= app_json_add(cal, "copy_bytes", app_json_num(b->copy_bytes));
+    ok &= app_json_add(cal, "copy_us", json_measured(b->copy_ns / 1e3));
+    ok &= app_json_add(cal, "copy_gbps", json_measured(peak_gbps(b)));
+    ok &= app_json_add(cal, "fma_flops", app_json_num(b->fma_flops));
+    ok &= app_json_add(cal, "fma_us", json_measured(b->fma_ns / 1e3));
+    ok &= app_json_add(cal, "fma_gflops", json_measured(peak_gflops(b)));
+    ok &= app_json_add(root, "calibration", cal);
+    ok &= app_json_add(root, "quick", cJSON_CreateBool(b->o->quick));
+    ok &= app_json_add(root, "iters", cJSON_CreateNumber(b->iters));
+    cJSON *results = cJSON_CreateArray(), *skipped = cJSON_CreateArray();
     for (int i = 0; i < b->n_res; i++) {
         const result *r = &b->res[i];
-        if (r->skip[0])
+        cJSON *o = cJSON_CreateObject();
+        ok &= app_json_add(o, "name", cJSON_CreateString(r->name));
+        ok &= app_json_add(o, "shape", cJSON_CreateString(r->shape));
+        if (r->skip[0]) {
+            ok &= app_json_add(o, "reason", cJSON_CreateString(r->skip));
+            ok &= app_json_add(skipped, NULL, o);
             continue;
-        printf("%s\n    {\"name\": ", k++ ? "," : "");
-        app_json_str(stdout, r->name);
-        printf(", \"shape\": ");
-        app_json_str(stdout, r->shape);
-        printf(", \"kernel\": ");
-        app_json_str(stdout, r->kernel);
-        printf(", \"time_us\": ");
-        json_num(r->ns / 1e3);
-        printf(", \"runs\": %d, \"bytes\": %.0f, \"flops\": %.0f, \"gbps\": ", r->runs, r->bytes, r->flops);
-        json_num(gbps(r));
-        printf(", \"gflops\": ");
-        r->flops > 0 ? json_num(gflops(r)) : (void)printf("null");
-        printf(", \"bw_fraction\": ");
-        peak_gbps(b) > 0 ? json_num(gbps(r) / peak_gbps(b)) : (void)printf("null");
-        printf(", \"fma_fraction\": ");
-        r->flops > 0 && peak_gflops(b) > 0 ? json_num(gflops(r) / peak_gflops(b)) : (void)printf("null");
-        printf("}");
+        }
+        ok &= app_json_add(o, "kernel", cJSON_CreateString(r->kernel));
+        ok &= app_json_add(o, "time_us", json_measured(r->ns / 1e3));
+        ok &= app_json_add(o, "runs", cJSON_CreateNumber(r->runs));
+        ok &= app_json_add(o, "bytes", app_json_num(r->bytes));
+        ok &= app_json_add(o, "flops", app_json_num(r->flops));
+        ok &= app_json_add(o, "gbps", json_measured(gbps(r)));
+        ok &= app_json_add(o, "gflops", json_measured(r->flops > 0 ? gflops(r) : NAN));
+        ok &= app_json_add(o, "bw_fraction", json_measured(peak_gbps(b) > 0 ? gbps(r) / peak_gbps(b) : NAN));
+        ok &= app_json_add(o, "fma_fraction",
+                           json_measured(r->flops > 0 && peak_gflops(b) > 0 ? gflops(r) / peak_gflops(b) : NAN));
+        ok &= app_json_add(results, NULL, o);
     }
-    printf("\n  ],\n  \"skipped\": [");
-    k = 0;
-    for (int i = 0; i < b->n_res; i++) {
-        const result *r = &b->res[i];
-        if (!r->skip[0])
-            continue;
-        printf("%s\n    {\"name\": ", k++ ? "," : "");
-        app_json_str(stdout, r->name);
-        printf(", \"shape\": ");
-        app_json_str(stdout, r->shape);
-        printf(", \"reason\": ");
-        app_json_str(stdout, r->skip);
-        printf("}");
-    }
-    printf("%s]\n}\n", k ? "\n  " : "");
+    ok &= app_json_add(root, "results", results);
+    ok &= app_json_add(root, "skipped", skipped);
+    return app_json_print(root, ok);
 }
 
 /* ---------------------------------------------------------------- cases */
@@ -718,7 +713,7 @@ int bench_kernels(const bench_opts *o)
     if (!rc && b.n_res == 0)
         rc = app_fail("no case matches --filter '%s'", o->filter ? o->filter : "");
     if (!rc && o->json)
-        print_json(&b);
+        rc = print_json(&b);
     if (!rc && inst && o->dev.validation && rt_instance_validation_count(inst))
         rc = app_fail("%u validation messages", rt_instance_validation_count(inst));
 out_destroy_seq:

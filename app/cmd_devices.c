@@ -1,4 +1,5 @@
 /* cmd_devices.c: `vkllm devices [--json] [--validation]`: every Vulkan device, its memory and features. */
+#include <cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,24 +32,35 @@ static void print_text(const rt_device_info *d, bool chosen)
         printf("   not usable: vkllm needs Vulkan 1.2 and a compute queue\n");
 }
 
-static void print_json(const rt_device_info *d, bool chosen, bool last)
+/* One device as a JSON object; false when memory ran out. */
+static bool add_json(cJSON *list, const rt_device_info *d, bool chosen)
 {
-    printf("  {\"index\": %d, \"default\": %s, \"name\": ", d->index, chosen ? "true" : "false");
-    app_json_str(stdout, d->name);
-    printf(", \"vendor\": ");
-    app_json_str(stdout, d->vendor);
-    printf(", \"vendor_id\": %u, \"device_id\": %u, \"type\": \"%s\", \"api_version\": \"%u.%u.%u\", "
-           "\"driver_version\": %u, \"driver_name\": ",
-           d->vendor_id, d->device_id, d->type_name, (d->api_version >> 22) & 0x7F, (d->api_version >> 12) & 0x3FF,
-           d->api_version & 0xFFF, d->driver_version);
-    app_json_str(stdout, d->driver_name);
-    printf(", \"driver_info\": ");
-    app_json_str(stdout, d->driver_info);
-    printf(", \"heaps\": [");
-    for (int h = 0; h < d->n_heaps; h++)
-        printf("%s{\"size\": %llu, \"device_local\": %s}", h ? ", " : "", (unsigned long long)d->heaps[h].size,
-               d->heaps[h].device_local ? "true" : "false");
-    printf("], \"subgroup_size\": %u, \"usable\": %s,\n   \"features\": {", d->subgroup_size, d->usable ? "true" : "false");
+    cJSON *o = cJSON_CreateObject();
+    bool ok = true;
+    char api[32];
+    snprintf(api, sizeof api, "%u.%u.%u", (d->api_version >> 22) & 0x7F, (d->api_version >> 12) & 0x3FF,
+             d->api_version & 0xFFF);
+    ok &= app_json_add(o, "index", cJSON_CreateNumber(d->index));
+    ok &= app_json_add(o, "default", cJSON_CreateBool(chosen));
+    ok &= app_json_add(o, "name", cJSON_CreateString(d->name));
+    ok &= app_json_add(o, "vendor", cJSON_CreateString(d->vendor));
+    ok &= app_json_add(o, "vendor_id", cJSON_CreateNumber(d->vendor_id));
+    ok &= app_json_add(o, "device_id", cJSON_CreateNumber(d->device_id));
+    ok &= app_json_add(o, "type", cJSON_CreateString(d->type_name));
+    ok &= app_json_add(o, "api_version", cJSON_CreateString(api));
+    ok &= app_json_add(o, "driver_version", cJSON_CreateNumber(d->driver_version));
+    ok &= app_json_add(o, "driver_name", cJSON_CreateString(d->driver_name));
+    ok &= app_json_add(o, "driver_info", cJSON_CreateString(d->driver_info));
+    cJSON *heaps = cJSON_CreateArray();
+    for (int h = 0; h < d->n_heaps; h++) {
+        cJSON *heap = cJSON_CreateObject();
+        ok &= app_json_add(heap, "size", app_json_uint(d->heaps[h].size));
+        ok &= app_json_add(heap, "device_local", cJSON_CreateBool(d->heaps[h].device_local));
+        ok &= app_json_add(heaps, NULL, heap);
+    }
+    ok &= app_json_add(o, "heaps", heaps);
+    ok &= app_json_add(o, "subgroup_size", cJSON_CreateNumber(d->subgroup_size));
+    ok &= app_json_add(o, "usable", cJSON_CreateBool(d->usable));
     struct { const char *name; bool has, used; } f[] = {
         { "fp16", d->fp16, d->use_fp16 },
         { "storage16", d->storage16, d->use_storage16 },
@@ -57,13 +69,22 @@ static void print_json(const rt_device_info *d, bool chosen, bool last)
         { "cooperative_matrix", d->coopmat, d->use_coopmat },
         { "subgroup_arithmetic", d->subgroup_arithmetic, d->use_subgroup_arithmetic },
     };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        printf("%s\"%s\": {\"supported\": %s, \"used\": %s}", i ? ", " : "", f[i].name, f[i].has ? "true" : "false",
-               f[i].used ? "true" : "false");
-    printf("},\n   \"limits\": {\"max_storage_buffer_range\": %llu, \"max_allocation_size\": %llu, "
-           "\"max_shared_memory\": %u, \"max_workgroup_invocations\": %u, \"timestamp_period_ns\": %g}}%s\n",
-           (unsigned long long)d->max_storage_buffer_range, (unsigned long long)d->max_allocation_size,
-           d->max_shared_memory, d->max_workgroup_invocations, d->timestamp_period_ns, last ? "" : ",");
+    cJSON *features = cJSON_CreateObject();
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        cJSON *feat = cJSON_CreateObject();
+        ok &= app_json_add(feat, "supported", cJSON_CreateBool(f[i].has));
+        ok &= app_json_add(feat, "used", cJSON_CreateBool(f[i].used));
+        ok &= app_json_add(features, f[i].name, feat);
+    }
+    ok &= app_json_add(o, "features", features);
+    cJSON *lim = cJSON_CreateObject();
+    ok &= app_json_add(lim, "max_storage_buffer_range", app_json_uint(d->max_storage_buffer_range));
+    ok &= app_json_add(lim, "max_allocation_size", app_json_uint(d->max_allocation_size));
+    ok &= app_json_add(lim, "max_shared_memory", cJSON_CreateNumber(d->max_shared_memory));
+    ok &= app_json_add(lim, "max_workgroup_invocations", cJSON_CreateNumber(d->max_workgroup_invocations));
+    ok &= app_json_add(lim, "timestamp_period_ns", app_json_num(d->timestamp_period_ns));
+    ok &= app_json_add(o, "limits", lim);
+    return app_json_add(list, NULL, o) && ok;
 }
 
 int cmd_devices(int argc, char **argv)
@@ -93,22 +114,23 @@ int cmd_devices(int argc, char **argv)
     }
     int n = rt_instance_device_count(inst);
     int chosen = n ? rt_instance_default_device(inst) : -1;
-    if (json)
-        printf("[\n");
+    cJSON *list = json ? cJSON_CreateArray() : NULL;
+    bool ok = !json || list;
     for (int i = 0; i < n; i++) {
         rt_device_info d;
         rt_instance_device_info(inst, i, &d);
         if (json)
-            print_json(&d, i == chosen, i == n - 1);
+            ok &= add_json(list, &d, i == chosen);
         else
             print_text(&d, i == chosen);
     }
+    int status = n == 0;
     if (json)
-        printf("]\n");
+        status |= app_json_print(list, ok);
     else if (n == 0)
         printf("no Vulkan devices (Debian: apt-get install mesa-vulkan-drivers for the CPU driver, lavapipe)\n");
     if (chosen < 0 && n > 0)
         fprintf(stderr, "vkllm: %s\n", rt_instance_errmsg(inst));
     rt_instance_destroy(inst);
-    return n == 0 ? 1 : 0;
+    return status;
 }

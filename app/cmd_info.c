@@ -1,6 +1,7 @@
 /* cmd_info.c: `vkllm info -m FILE [--json]`: what a GGUF file holds: architecture, parameter count,
  * tensor types, hyper-parameters, tokenizer, special tokens, chat template. Text and JSON print the same
  * fields, from one list of emitters below. */
+#include <cJSON.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,41 +17,34 @@ static void usage(FILE *f)
                "tokenizer and special tokens, chat template. --json prints the same as one JSON object.\n");
 }
 
-/* One output in either form: text rows "label  value" or the members of one JSON object. */
+/* One output in either form: text rows "label  value", printed as they come, or the members of one JSON
+ * object, built with cJSON and printed at the end. */
 typedef struct out {
     bool json;
-    int n; /* members written at the current JSON level */
+    cJSON *obj; /* JSON: the object the members go into */
+    bool ok;    /* JSON: false once a member was lost (out of memory) */
 } out;
 
-static void begin(out *o, const char *label, const char *jkey)
+/* A member of the JSON object (v NULL: out of memory). */
+static void put(out *o, const char *jkey, cJSON *v)
 {
-    if (o->json)
-        printf("%s\n  \"%s\": ", o->n++ ? "," : "", jkey);
-    else
-        printf("%-15s ", label);
-}
-
-static void end(out *o)
-{
-    if (!o->json)
-        putchar('\n');
+    o->ok &= app_json_add(o->obj, jkey, v);
 }
 
 static void field_str(out *o, const char *label, const char *jkey, const char *v)
 {
-    begin(o, label, jkey);
     if (o->json)
-        app_json_str(stdout, v);
+        put(o, jkey, cJSON_CreateString(v));
     else
-        fputs(v, stdout);
-    end(o);
+        printf("%-15s %s\n", label, v);
 }
 
 static void field_u64(out *o, const char *label, const char *jkey, uint64_t v)
 {
-    begin(o, label, jkey);
-    printf("%" PRIu64, v);
-    end(o);
+    if (o->json)
+        put(o, jkey, app_json_uint(v));
+    else
+        printf("%-15s %" PRIu64 "\n", label, v);
 }
 
 /* Token text for a terminal: control bytes, quotes and backslashes escaped. */
@@ -71,30 +65,41 @@ static void print_escaped(const char *s, size_t len)
     }
 }
 
-/* Element j of a numeric array, as text or JSON. */
-static void print_elem(const lm_gguf *g, const char *key, int et, uint64_t j)
+/* Element j of a numeric array: printed as text, or returned as JSON (NULL in text, or out of memory). */
+static cJSON *elem(bool json, const lm_gguf *g, const char *key, int et, uint64_t j)
 {
     int64_t i;
     double d;
     if (et == LM_GGUF_BOOL) {
         const void *data;
         lm_gguf_get_arr(g, key, NULL, NULL, &data);
-        fputs(((const uint8_t *)data)[j] ? "true" : "false", stdout);
-    } else if (lm_gguf_arr_f64(g, key, j, &d) == LM_OK)
+        bool b = ((const uint8_t *)data)[j];
+        if (json)
+            return cJSON_CreateBool(b);
+        fputs(b ? "true" : "false", stdout);
+    } else if (lm_gguf_arr_f64(g, key, j, &d) == LM_OK) {
+        if (json)
+            return app_json_num(d);
         printf(isfinite(d) ? "%.9g" : "null", d);
-    else if (lm_gguf_arr_i64(g, key, j, &i) == LM_OK)
+    } else if (lm_gguf_arr_i64(g, key, j, &i) == LM_OK) {
+        if (json)
+            return app_json_int(i);
         printf("%" PRId64, i);
-    else {
+    } else {
         uint64_t u; /* a u64 element above INT64_MAX */
         const void *data;
         lm_gguf_get_arr(g, key, NULL, NULL, &data);
         memcpy(&u, (const uint8_t *)data + j * 8, 8);
+        if (json)
+            return app_json_uint(u);
         printf("%" PRIu64, u);
     }
+    return NULL;
 }
 
-/* Any metadata value: numbers, strings, booleans; arrays in full when numeric and short. */
-static void print_value(out *o, const lm_gguf *g, const char *key)
+/* Any metadata value: numbers, strings, booleans; arrays in full when numeric and short. Printed as text,
+ * or returned as JSON (NULL in text, or out of memory). */
+static cJSON *value(bool json, const lm_gguf *g, const char *key)
 {
     lm_gguf_kv_info k;
     lm_gguf_kv(g, lm_gguf_find(g, key), &k);
@@ -104,43 +109,65 @@ static void print_value(out *o, const lm_gguf *g, const char *key)
     bool b;
     const char *s;
     if (k.type == LM_GGUF_STR && lm_gguf_get_str(g, key, &s, NULL) == LM_OK) {
-        if (o->json)
-            app_json_str(stdout, s);
-        else
-            fputs(s, stdout);
-    } else if (lm_gguf_get_bool(g, key, &b) == LM_OK)
+        if (json)
+            return cJSON_CreateString(s);
+        fputs(s, stdout);
+    } else if (lm_gguf_get_bool(g, key, &b) == LM_OK) {
+        if (json)
+            return cJSON_CreateBool(b);
         fputs(b ? "true" : "false", stdout);
-    else if (lm_gguf_get_u64(g, key, &u) == LM_OK)
+    } else if (lm_gguf_get_u64(g, key, &u) == LM_OK) {
+        if (json)
+            return app_json_uint(u);
         printf("%" PRIu64, u);
-    else if (lm_gguf_get_i64(g, key, &i) == LM_OK)
+    } else if (lm_gguf_get_i64(g, key, &i) == LM_OK) {
+        if (json)
+            return app_json_int(i);
         printf("%" PRId64, i);
-    else if (lm_gguf_get_f64(g, key, &d) == LM_OK)
-        printf(!o->json ? "%g" : isfinite(d) ? "%.9g" : "null", d);
-    else if (k.type == LM_GGUF_ARR && k.elem_type != LM_GGUF_STR && k.n <= 1024) {
+    } else if (lm_gguf_get_f64(g, key, &d) == LM_OK) {
+        if (json)
+            return app_json_num(d);
+        printf("%g", d);
+    } else if (k.type == LM_GGUF_ARR && k.elem_type != LM_GGUF_STR && k.n <= 1024) {
+        if (json) {
+            cJSON *arr = cJSON_CreateArray();
+            bool ok = true;
+            for (uint64_t j = 0; j < k.n; j++)
+                ok &= app_json_add(arr, NULL, elem(true, g, key, k.elem_type, j));
+            if (!ok) {
+                cJSON_Delete(arr);
+                arr = NULL;
+            }
+            return arr;
+        }
         printf("[");
         for (uint64_t j = 0; j < k.n; j++) {
             if (j)
                 fputs(", ", stdout);
-            print_elem(g, key, k.elem_type, j);
+            elem(false, g, key, k.elem_type, j);
         }
         printf("]");
     } else {
         char desc[96];
         snprintf(desc, sizeof desc, "[%" PRIu64 " x %s]", k.n, lm_gguf_vtype_name(k.elem_type));
-        if (o->json)
-            app_json_str(stdout, desc);
-        else
-            fputs(desc, stdout);
+        if (json)
+            return cJSON_CreateString(desc);
+        fputs(desc, stdout);
     }
+    return NULL;
 }
 
 static void field_key(out *o, const lm_gguf *g, const char *label, const char *jkey, const char *key)
 {
     if (lm_gguf_find(g, key) < 0)
         return;
-    begin(o, label, jkey);
-    print_value(o, g, key);
-    end(o);
+    if (o->json)
+        put(o, jkey, value(true, g, key));
+    else {
+        printf("%-15s ", label);
+        value(false, g, key);
+        putchar('\n');
+    }
 }
 
 /* 292800 -> "292.80K" */
@@ -171,38 +198,36 @@ static void tensor_summary(out *o, const lm_gguf *g)
         bytes += t.size;
         count[t.type]++;
     }
+    double bpw = params ? 8.0 * (double)bytes / (double)params : 0;
+    if (o->json) {
+        put(o, "parameters", app_json_uint(params));
+        put(o, "n_tensors", app_json_uint((uint64_t)nt));
+        put(o, "tensor_bytes", app_json_uint(bytes));
+        if (params)
+            put(o, "bits_per_weight", app_json_num(round(bpw * 100) / 100));
+        cJSON *types = cJSON_CreateObject();
+        for (int ty = 0; ty < LM_GGML_TYPE_COUNT; ty++)
+            if (count[ty])
+                o->ok &= app_json_add(types, lm_gguf_type_name(ty), app_json_int(count[ty]));
+        put(o, "tensor_types", types);
+        return;
+    }
     char h[32];
     human(params, h, sizeof h);
-    begin(o, "parameters", "parameters");
-    if (o->json || params < 1000)
-        printf("%" PRIu64, params);
+    if (params < 1000)
+        printf("%-15s %" PRIu64 "\n", "parameters", params);
     else
-        printf("%" PRIu64 " (%s)", params, h);
-    end(o);
+        printf("%-15s %" PRIu64 " (%s)\n", "parameters", params, h);
     field_u64(o, "tensors", "n_tensors", (uint64_t)nt);
-    begin(o, "tensor bytes", "tensor_bytes");
-    printf("%" PRIu64, bytes);
-    if (!o->json)
-        printf(" (%.2f MiB)", bytes / 1048576.0);
-    end(o);
-    if (params) {
-        begin(o, "bits/weight", "bits_per_weight");
-        printf("%.2f", 8.0 * (double)bytes / (double)params);
-        end(o);
-    }
-    begin(o, "tensor types", "tensor_types");
-    fputs(o->json ? "{" : "", stdout);
+    printf("%-15s %" PRIu64 " (%.2f MiB)\n", "tensor bytes", bytes, bytes / 1048576.0);
+    if (params)
+        printf("%-15s %.2f\n", "bits/weight", bpw);
+    printf("%-15s ", "tensor types");
     int k = 0;
-    for (int ty = 0; ty < LM_GGML_TYPE_COUNT; ty++) {
-        if (!count[ty])
-            continue;
-        if (o->json)
-            printf("%s\"%s\": %" PRId64, k++ ? ", " : "", lm_gguf_type_name(ty), count[ty]);
-        else
+    for (int ty = 0; ty < LM_GGML_TYPE_COUNT; ty++)
+        if (count[ty])
             printf("%s%s x%" PRId64, k++ ? ", " : "", lm_gguf_type_name(ty), count[ty]);
-    }
-    fputs(o->json ? "}" : (k ? "" : "none"), stdout);
-    end(o);
+    printf("%s\n", k ? "" : "none");
 }
 
 /* Hyper-parameters under "<arch>.": shown when present. */
@@ -243,26 +268,31 @@ static void special_tokens(out *o, const lm_gguf *g, uint64_t n_vocab)
         { "eot", "tokenizer.ggml.eot_token_id" },     { "sep", "tokenizer.ggml.seperator_token_id" },
     };
     int k = 0;
+    cJSON *toks = o->json ? cJSON_CreateObject() : NULL;
     for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++) {
         uint64_t id;
         if (lm_gguf_get_u64(g, specials[i].key, &id) != LM_OK)
             continue;
-        if (k++ == 0) {
-            begin(o, "special tokens", "special_tokens");
-            fputs(o->json ? "{" : "", stdout);
-        }
+        if (k++ == 0 && !o->json)
+            printf("%-15s ", "special tokens");
         const char *s = NULL;
         size_t len = 0;
         bool have = id < n_vocab && lm_gguf_get_arr_str(g, "tokenizer.ggml.tokens", id, &s, &len) == LM_OK;
         if (o->json) {
-            printf("%s\"%s\": {\"id\": %" PRIu64 ", \"text\": ", k > 1 ? ", " : "", specials[i].name, id);
+            cJSON *t = cJSON_CreateObject();
+            o->ok &= app_json_add(t, "id", app_json_uint(id));
             if (have) {
                 char text[1024];
-                snprintf(text, sizeof text, "%.*s", (int)(len < sizeof text ? len : sizeof text - 1), s);
-                app_json_str(stdout, text);
+                if (len >= sizeof text) { /* cut at a character boundary, to stay UTF-8 */
+                    len = sizeof text - 1;
+                    while (len && ((unsigned char)s[len] & 0xC0) == 0x80)
+                        len--;
+                }
+                snprintf(text, sizeof text, "%.*s", (int)len, s);
+                o->ok &= app_json_add(t, "text", cJSON_CreateString(text));
             } else
-                printf("null");
-            printf("}");
+                o->ok &= app_json_add(t, "text", cJSON_CreateNull());
+            o->ok &= app_json_add(toks, specials[i].name, t);
         } else {
             printf("%s%s %" PRIu64, k > 1 ? ", " : "", specials[i].name, id);
             if (have) {
@@ -273,10 +303,12 @@ static void special_tokens(out *o, const lm_gguf *g, uint64_t n_vocab)
                 printf(" (none)");
         }
     }
-    if (k) {
-        fputs(o->json ? "}" : "", stdout);
-        end(o);
-    }
+    if (o->json && k)
+        put(o, "special_tokens", toks);
+    else if (o->json)
+        cJSON_Delete(toks);
+    else if (k)
+        putchar('\n');
 }
 
 static void tokenizer(out *o, const lm_gguf *g)
@@ -297,14 +329,12 @@ static void tokenizer(out *o, const lm_gguf *g)
     const char *tmpl;
     size_t tlen = 0;
     bool has_tmpl = lm_gguf_get_str(g, "tokenizer.chat_template", &tmpl, &tlen) == LM_OK;
-    begin(o, "chat template", "chat_template");
     if (o->json)
-        fputs(has_tmpl ? "true" : "false", stdout);
+        put(o, "chat_template", cJSON_CreateBool(has_tmpl));
     else if (has_tmpl)
-        printf("yes (%zu bytes)", tlen);
+        printf("%-15s yes (%zu bytes)\n", "chat template", tlen);
     else
-        printf("no");
-    end(o);
+        printf("%-15s no\n", "chat template");
 }
 
 int cmd_info(int argc, char **argv)
@@ -337,15 +367,14 @@ int cmd_info(int argc, char **argv)
     if (lm_gguf_open(path, &g, err, sizeof err) != LM_OK)
         return app_fail("%s", err);
 
-    out o = { .json = json };
+    out o = { .json = json, .ok = true };
     if (json)
-        printf("{");
+        o.ok = (o.obj = cJSON_CreateObject()) != NULL;
     field_str(&o, "file", "file", path);
-    begin(&o, "file size", "file_size");
-    printf("%zu", lm_gguf_file_size(g));
-    if (!json)
-        printf(" (%.2f MiB)", lm_gguf_file_size(g) / 1048576.0);
-    end(&o);
+    if (json)
+        put(&o, "file_size", app_json_uint(lm_gguf_file_size(g)));
+    else
+        printf("%-15s %zu (%.2f MiB)\n", "file size", lm_gguf_file_size(g), lm_gguf_file_size(g) / 1048576.0);
     field_u64(&o, "gguf version", "gguf_version", lm_gguf_version(g));
     const char *arch = NULL;
     if (lm_gguf_get_str(g, "general.architecture", &arch, NULL) == LM_OK)
@@ -360,8 +389,6 @@ int cmd_info(int argc, char **argv)
         hparams(&o, g, arch);
     tokenizer(&o, g);
     field_u64(&o, "metadata keys", "n_kv", (uint64_t)lm_gguf_n_kv(g));
-    if (json)
-        printf("\n}\n");
     lm_gguf_close(g);
-    return 0;
+    return json ? app_json_print(o.obj, o.ok) : 0;
 }

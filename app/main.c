@@ -1,6 +1,7 @@
 /* main.c: `vkllm <command> [options]`, the entry point; dispatches to app/cmd_*.c. */
 #include "app.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <math.h>
@@ -138,22 +139,47 @@ bool app_device_flag(int argc, char **argv, int *i, app_device_opts *o, bool *ba
     return false;
 }
 
-void app_json_str(FILE *f, const char *s)
+bool app_json_add(cJSON *parent, const char *key, cJSON *item)
 {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p == '\t')
-            fputs("\\t", f);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
+    bool ok = parent && item && (key ? cJSON_AddItemToObject(parent, key, item) : cJSON_AddItemToArray(parent, item));
+    if (!ok)
+        cJSON_Delete(item);
+    return ok;
+}
+
+cJSON *app_json_num(double v)
+{
+    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+}
+
+/* Integers beyond 2^53 are written as their digits: a double would round them. */
+cJSON *app_json_int(long long v)
+{
+    if (v >= -(1LL << 53) && v <= (1LL << 53))
+        return cJSON_CreateNumber((double)v);
+    char digits[24];
+    snprintf(digits, sizeof digits, "%lld", v);
+    return cJSON_CreateRaw(digits);
+}
+
+cJSON *app_json_uint(unsigned long long v)
+{
+    if (v <= (1ULL << 53))
+        return cJSON_CreateNumber((double)v);
+    char digits[24];
+    snprintf(digits, sizeof digits, "%llu", v);
+    return cJSON_CreateRaw(digits);
+}
+
+int app_json_print(cJSON *root, bool ok)
+{
+    char *text = ok && root ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text)
+        return app_fail("out of memory writing JSON");
+    puts(text);
+    cJSON_free(text);
+    return 0;
 }
 
 char *app_read_file(const char *path, size_t *len)

@@ -138,17 +138,25 @@ static bool valid_json(const char *s)
 
 /* ---------------------------------------------------------------- the checks */
 
-/* The number after "key": at or after from; NAN when absent or not a number. */
-static double number_after(const char *from, const char *key, const char **end)
+/* The value of the first member "key" at or after from, past the spacing after its colon (any spacing);
+ * NULL when there is none. */
+static const char *member(const char *from, const char *key)
 {
     char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    snprintf(pat, sizeof pat, "\"%s\":", key);
     const char *k = strstr(from, pat);
+    return k ? k + strlen(pat) + strspn(k + strlen(pat), " \t\r\n") : NULL;
+}
+
+/* The number of the first member "key" at or after from; NAN when absent or not a number. */
+static double number_after(const char *from, const char *key, const char **end)
+{
+    const char *k = member(from, key);
     if (!k)
         return NAN;
     char *e;
-    double v = strtod(k + strlen(pat), &e);
-    if (e == k + strlen(pat))
+    double v = strtod(k, &e);
+    if (e == k)
         return NAN;
     if (end)
         *end = e;
@@ -198,19 +206,22 @@ int main(void)
     CHECK(status == 0, "exit status %d", status);
     CHECK(valid_json(out), "the output is not one valid JSON value:\n%s", out);
 
-    CHECK(strstr(out, "\"device\": {") && strstr(out, "\"name\": "), "no device name");
+    const char *dev = member(out, "device");
+    CHECK(dev && *dev == '{' && member(dev, "name") && *member(dev, "name") == '"', "no device name");
     double bw = number_after(out, "copy_gbps", NULL), fl = number_after(out, "fma_gflops", NULL);
     CHECK(bw > 0 && fl > 0, "calibration: copy %g GB/s, fma %g GFLOP/s", bw, fl);
 
     /* every result has a positive time; every kind of kernel is there */
-    const char *res = strstr(out, "\"results\": [");
-    CHECK(res != NULL, "no results array");
+    const char *res = member(out, "results");
+    CHECK(res && *res == '[', "no results array");
+    if (res && *res != '[')
+        res = NULL;
     int n = 0;
-    for (const char *p = res; p && (p = strstr(p, "{\"name\": ")); n++) {
+    for (const char *p = res; p && (p = strstr(p, "\"name\":")); n++) {
         const char *end = p + 1;
         double t = number_after(p, "time_us", &end);
         char name[96] = "";
-        sscanf(p, "{\"name\": \"%95[^\"]", name);
+        sscanf(p, "\"name\": \"%95[^\"]", name);
         CHECK(t > 0, "result %d (%s): time %g us", n, name, t);
         p = end;
     }

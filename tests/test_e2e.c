@@ -161,6 +161,20 @@ static int run_cli(const char *args, char **out)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Whether JSON text s has a member "key" whose value starts with value, whatever the spacing. */
+static bool json_member(const char *s, const char *key, const char *value)
+{
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    for (const char *p = s; (p = strstr(p, pat)); ) {
+        p += strlen(pat);
+        p += strspn(p, " \t\r\n");
+        if (!strncmp(p, value, strlen(value)))
+            return true;
+    }
+    return false;
+}
+
 static void cli(void)
 {
     char args[2048], *out;
@@ -227,7 +241,7 @@ static void cli(void)
           "vkllm info --json exited %d:\n%s", rc, out);
     free(out);
     rc = run_cli("devices --json", &out);
-    CHECK(rc == 0 && out[0] == '[' && strstr(out, "\"subgroup_size\"") && strstr(out, "\"default\": true"),
+    CHECK(rc == 0 && out[0] == '[' && strstr(out, "\"subgroup_size\"") && json_member(out, "default", "true"),
           "vkllm devices --json exited %d:\n%s", rc, out);
     free(out);
 

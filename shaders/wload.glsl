@@ -13,7 +13,6 @@ layout(binding = SBIND) readonly buffer SWords { uint sw[]; };
 layout(binding = SBIND) readonly buffer SVec4 { uvec4 s4[]; };
 #endif
 
-uint rq32(uint b) { return ww[b >> 2]; }    // b % 4 == 0
 uvec2 rq64(uint b) { return w2[b >> 3]; }   // b % 8 == 0
 uvec4 rq128(uint b) { return w4[b >> 4]; }  // b % 16 == 0
 uint rq16(uint b) { return (ww[b >> 2] >> ((b & 2u) << 3)) & 0xFFFFu; } // b even

@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *bin;
@@ -26,13 +25,7 @@ static int run(const char *args, char *out, size_t cap)
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' perplexity %s %s 2>&1", bin, tu_validation_flag(), args);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return tu_run(cmd, out, cap);
 }
 
 static bool write_file(const char *path, const void *data, size_t len)

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 int tu_failures;
 static rt_instance *tu_inst;  /* the open instance, for the validation count in tu_finish */
@@ -163,4 +164,15 @@ bool tu_guard_check(rt_buffer *b, size_t data_bytes)
         if (w[i] != TU_GUARD_WORD)
             return false;
     return true;
+}
+
+int tu_run(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

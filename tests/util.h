@@ -43,6 +43,10 @@ const char *tu_model_path(const char *rel);
 /* Reads a whole file (NUL-terminated); NULL on failure. Caller frees. */
 char *tu_read_file(const char *path, size_t *len);
 
+/* Runs a shell command, its stdout into out (NUL-terminated, cut at cap - 1 bytes); returns its exit
+ * status, -1 when it could not run or did not exit. */
+int tu_run(const char *cmd, char *out, size_t cap);
+
 /* "--validation" for tests that run the vkllm binary, "" when VKLLM_NO_VALIDATION is set (a machine
  * without the layer). */
 const char *tu_validation_flag(void);

@@ -422,6 +422,26 @@ void lm_session_memory(const lm_session *s, uint64_t *kv_bytes, uint64_t *scratc
  * its kernel's name and GPU time in nanoseconds. Returns the number of dispatches (0 without timings). */
 int lm_session_step_timings(const lm_session *s, void (*fn)(void *user, const char *kernel, double ns), void *user);
 
+/* ======================================================================== chat templates (models/tmpl_*.c) */
+
+/* A Jinja chat template, as Hugging Face renders them (Jinja2 with trim_blocks and lstrip_blocks, the
+ * loop-controls extension, its tojson, raise_exception and strftime_now). The subset that real chat
+ * templates use: {% if/elif/else %}, {% for %} (loop.*, else, filters and a condition on the
+ * iterable), {% set %} (namespace() attributes, tuples, block set), {% macro %} and {% call %},
+ * {% break/continue %}, whitespace control, expressions (arithmetic, comparison, in, ~, and/or/not,
+ * conditional expressions, slicing), tests, filters and string/dict/list methods. A template that
+ * cannot be parsed or rendered is LM_ERR_INVALID with "line L, column C: ..." in the message;
+ * raise_exception('msg') gives "template error: msg". Rendering is bounded (recursion depth, loop
+ * iterations, output size: a bound hit is LM_ERR_INVALID naming it). A parsed template is read-only:
+ * any number of threads may render it at once. */
+typedef struct lm_tmpl lm_tmpl;
+int lm_tmpl_parse(const char *src, size_t len, lm_tmpl **out, char *err, size_t errlen);
+void lm_tmpl_free(lm_tmpl *t);
+/* Renders t with the variables of context_json (a JSON object's text: messages, add_generation_prompt,
+ * bos_token, eos_token, tools, ...; every key becomes a variable). *out is malloc'd, NUL-terminated. */
+int lm_tmpl_render(const lm_tmpl *t, const char *context_json, size_t context_len, char **out, size_t *out_len,
+                   char *err, size_t errlen);
+
 /* ======================================================================== sampler (models/sampler.c) */
 
 /* The token sampler: one step's logits in, one token id out. Stop conditions are the caller's.
@@ -496,6 +516,69 @@ void lm_sampler_accept(lm_sampler *s, int32_t id);
 /* Chooses the next token from logits[n_vocab]. The logits are used as scratch and modified (the
  * penalties are applied in place). Always returns an id in [0, n_vocab); it does not accept it. */
 int32_t lm_sampler_sample(lm_sampler *s, float *logits);
+
+/* ======================================================================== chat (models/chat.c) */
+
+/* A conversation with a model through one session: its messages, the template that formats them, and
+ * generation of the assistant's replies. Each turn re-renders the whole conversation and syncs the
+ * session with it (lm_session_sync), so only tokens after the longest common prefix are evaluated:
+ * a new turn costs its own tokens, a regenerated or edited last turn reuses everything before it.
+ * When the rendered conversation no longer fits (with room for the reply), the oldest turns after
+ * the system prompt are dropped from what is sent to the model (not from the message list) until it
+ * fits; lm_chat_reply_stats says how many. A chat belongs to one thread at a time. */
+typedef struct lm_chat lm_chat;
+
+typedef struct lm_chat_opts {
+    const char *template_src;  /* a template's text; NULL: the model's own, else "chatml" */
+    int32_t n_reserve;         /* context positions kept free for the reply; 0: min(512, n_ctx / 4) */
+} lm_chat_opts;
+
+/* CONSTRUCTOR: s must belong to m and outlive the chat; the chat takes over the session's cache.
+ * LM_ERR_INVALID when the template does not parse (the message says where). */
+int lm_chat_create(lm_model *m, lm_session *s, const lm_chat_opts *opts, lm_chat **out, char *err, size_t errlen);
+void lm_chat_free(lm_chat *c);
+/* Appends a message (role "system", "user", "assistant" or "tool"; content valid UTF-8). */
+int lm_chat_add(lm_chat *c, const char *role, const char *content, size_t len, char *err, size_t errlen);
+int lm_chat_n_messages(const lm_chat *c);
+/* Message i's role and content (NUL-terminated; valid until the chat changes). */
+const char *lm_chat_role(const lm_chat *c, int i);
+const char *lm_chat_content(const lm_chat *c, int i, size_t *len);
+/* Keeps the first n messages (0: a new conversation). */
+void lm_chat_truncate(lm_chat *c, int n);
+/* Sets (text non-NULL) or removes (NULL) the system prompt: message 0 when its role is "system". */
+int lm_chat_set_system(lm_chat *c, const char *text, char *err, size_t errlen);
+/* The conversation as the template renders it (add_generation_prompt as asked). *out is malloc'd. */
+int lm_chat_render(const lm_chat *c, bool add_generation_prompt, char **out, size_t *len, char *err, size_t errlen);
+
+typedef struct lm_chat_gen {
+    const lm_sampler_params *sampling; /* NULL: greedy */
+    int32_t max_tokens;                /* reply length bound; <= 0: until the context is full */
+    const char *const *stop;           /* stop strings (NULL-terminated list, may be NULL) */
+    /* Called with each piece of reply text as it becomes final (complete UTF-8, never part of a stop
+     * string); return false to stop the reply there. */
+    bool (*on_text)(void *user, const char *text, size_t len);
+    void *user;
+    /* Set from another thread or a signal handler to stop the reply after the current token. */
+    const volatile int *abort;
+} lm_chat_gen;
+
+enum lm_chat_finish { LM_CHAT_STOP_EOG = 0, LM_CHAT_STOP_STRING, LM_CHAT_STOP_LENGTH, LM_CHAT_STOP_CONTEXT,
+                      LM_CHAT_STOP_ABORT };
+
+typedef struct lm_chat_stats {
+    int64_t prompt_tokens;     /* tokens of the rendered conversation */
+    int64_t reused;            /* of those, taken from the cache */
+    int64_t evaluated;         /* prompt tokens evaluated for this reply */
+    int32_t dropped;           /* messages left out because the context was full (0: none) */
+    int64_t reply_tokens;
+    enum lm_chat_finish finish;
+    double prompt_s, reply_s;  /* wall time of the prompt evaluation and of the reply */
+} lm_chat_stats;
+
+/* Generates the assistant's reply to the conversation and appends it as an assistant message (also
+ * when stopped early: the text so far). Stops at the model's end-of-generation tokens, a stop string
+ * (cut before it), max_tokens, a full context, on_text returning false, or *abort. */
+int lm_chat_reply(lm_chat *c, const lm_chat_gen *g, lm_chat_stats *st, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

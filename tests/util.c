@@ -1,5 +1,7 @@
 #include "util.h"
 
+#include "lm.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,4 +177,35 @@ int tu_run(const char *cmd, char *out, size_t cap)
     out[n] = 0;
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+bool tu_chat_model(const char *template_src, const char *out_path)
+{
+    char err[512] = "";
+    lm_gguf *g = NULL;
+    lm_gguf_writer *w = NULL;
+    if (lm_gguf_open(tu_model_path("gguf/stories260K.gguf"), &g, err, sizeof err) != LM_OK) goto fail;
+    if (lm_gguf_writer_create(out_path, &w, err, sizeof err) != LM_OK) goto fail;
+    for (int64_t i = 0; i < lm_gguf_n_kv(g); i++)
+        if (lm_gguf_writer_copy_kv(w, g, i) != LM_OK) goto fail_w;
+    if (template_src && lm_gguf_writer_set_str(w, "tokenizer.chat_template", template_src) != LM_OK) goto fail_w;
+    for (int64_t i = 0; i < lm_gguf_n_tensors(g); i++) {
+        lm_gguf_tensor_info t;
+        if (lm_gguf_tensor(g, i, &t) != LM_OK ||
+            lm_gguf_writer_add_tensor(w, t.name, t.n_dims, t.ne, t.type, t.data, t.size) != LM_OK)
+            goto fail_w;
+    }
+    lm_gguf_close(g);
+    if (lm_gguf_writer_finish(w, err, sizeof err) != LM_OK) {
+        fprintf(stderr, "tu_chat_model: %s\n", err);
+        return false;
+    }
+    return true;
+fail_w:
+    snprintf(err, sizeof err, "%s", lm_gguf_writer_errmsg(w));
+    lm_gguf_writer_abort(w);
+fail:
+    fprintf(stderr, "tu_chat_model: %s\n", err);
+    lm_gguf_close(g);
+    return false;
 }

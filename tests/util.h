@@ -57,6 +57,13 @@ typedef struct { rt_instance *inst; rt_ctx *ctx; } tu_gpu;
 bool tu_gpu_open(tu_gpu *g);
 void tu_gpu_close(tu_gpu *g);
 
+/* Writes stories260K (../shared/models/gguf/stories260K.gguf) to out_path with tokenizer.chat_template set
+ * to template_src (NULL: none), through the project's GGUF writer: the chat tests' model. */
+#define TU_CHAT_TEMPLATE \
+    "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}" \
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+bool tu_chat_model(const char *template_src, const char *out_path);
+
 /* Guard bytes: allocate outputs with TU_GUARD extra bytes filled with TU_GUARD_WORD, then check them. */
 #define TU_GUARD 256
 #define TU_GUARD_WORD 0xDEADBEEFu

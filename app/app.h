@@ -15,6 +15,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 /* Prints "vkllm: <message>" to stderr; returns 1 (use as `return app_fail(...)`). */
 int app_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

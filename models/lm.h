@@ -431,7 +431,7 @@ int lm_session_step_timings(const lm_session *s, void (*fn)(void *user, const ch
  * {% break/continue %}, whitespace control, expressions (arithmetic, comparison, in, ~, and/or/not,
  * conditional expressions, slicing), tests, filters and string/dict/list methods. A template that
  * cannot be parsed or rendered is LM_ERR_INVALID with "line L, column C: ..." in the message;
- * raise_exception('msg') gives "template error: msg". Rendering is bounded (recursion depth, loop
+ * raise_exception('msg') gives "line L, column C: template error: msg". Rendering is bounded (recursion depth, loop
  * iterations, output size: a bound hit is LM_ERR_INVALID naming it). A parsed template is read-only:
  * any number of threads may render it at once. */
 typedef struct lm_tmpl lm_tmpl;
@@ -441,6 +441,10 @@ void lm_tmpl_free(lm_tmpl *t);
  * bos_token, eos_token, tools, ...; every key becomes a variable). *out is malloc'd, NUL-terminated. */
 int lm_tmpl_render(const lm_tmpl *t, const char *context_json, size_t context_len, char **out, size_t *out_len,
                    char *err, size_t errlen);
+/* lm_tmpl_render with strftime_now's clock at now (seconds since 1970, shown in local time) instead of
+ * the current time: a reproducible render. */
+int lm_tmpl_render_at(const lm_tmpl *t, const char *context_json, size_t context_len, int64_t now, char **out,
+                      size_t *out_len, char *err, size_t errlen);
 
 /* ======================================================================== sampler (models/sampler.c) */
 

@@ -33,6 +33,8 @@ typedef struct tv tv;
 struct tv {
     tv_type t;
     bool ns;                 /* a dict made by namespace(): its attributes may be set */
+    bool tuple;              /* a list that prints as a Python tuple: (a, b) */
+    bool loop;               /* the dict of a for loop's `loop` variable (it has loop.cycle()) */
     union {
         bool b;
         int64_t i;
@@ -111,5 +113,38 @@ struct lm_tmpl {
 };
 
 int tmpl_parse_toks(const tmpl_toks *toks, tmpl_arena *a, node **root, char *err, size_t errlen);
+
+/* ---- evaluation (tmpl_eval.c), built-in filters, tests, methods and functions (tmpl_builtins.c) ---- */
+typedef struct tmpl_ev tmpl_ev;
+#define TMPL_MAX_ARGS 16
+/* A call's arguments, evaluated: positional, then name=value. */
+typedef struct {
+    tv *pos[TMPL_MAX_ARGS];
+    size_t npos;
+    struct { const char *s; size_t n; tv *v; } kw[TMPL_MAX_ARGS];
+    size_t nkw;
+} targs;
+tmpl_arena *te_arena(tmpl_ev *E);
+/* Records an error at node at ("line L, column C: ..."); returns NULL for the caller to pass up. */
+tv *te_fail(tmpl_ev *E, const node *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool te_failed(const tmpl_ev *E);
+int64_t te_now(const tmpl_ev *E);   /* strftime_now's clock, seconds since 1970 */
+/* Calls a macro or function value with args. */
+tv *te_call_value(tmpl_ev *E, const node *at, tv *fn, const targs *args);
+/* The named keyword argument, or positional i (-1: none), or NULL. */
+tv *targ(const targs *a, size_t i, const char *kw);
+
+tv *tb_filter(tmpl_ev *E, const node *at, const char *name, size_t n, tv *in, const targs *args);
+/* A test's result, or -1 after an error. */
+int tb_test(tmpl_ev *E, const node *at, const char *name, size_t n, tv *in, const targs *args);
+/* obj.name(args) for strings, lists and dicts; found false when obj has no such method. */
+tv *tb_method(tmpl_ev *E, const node *at, tv *obj, const char *name, size_t n, const targs *args, bool *found);
+/* Global functions: raise_exception, strftime_now, namespace, range, dict. */
+enum { TB_FN_RAISE = 1, TB_FN_STRFTIME, TB_FN_NAMESPACE, TB_FN_RANGE, TB_FN_DICT, TB_FN_COUNT };
+extern const char *const tb_fn_names[TB_FN_COUNT];
+tv *tb_call_fn(tmpl_ev *E, const node *at, int fn, const targs *args);
+/* Helpers the two files share. */
+tv *te_str_of(tmpl_ev *E, const tv *v);             /* str(v) as a string value */
+size_t tb_utf8_len(const char *s, size_t n);        /* code points */
 
 #endif

@@ -64,7 +64,36 @@ static int lex_string(lexer *L) {
             case 't': c = '\t'; break;
             case 'r': c = '\r'; break;
             case '0': c = '\0'; break;
+            case 'a': c = '\a'; break;
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'v': c = '\v'; break;
+            case '\n': continue;  /* a backslash-newline joins lines */
             case '\\': case '\'': case '"': break;
+            case 'x': case 'u': case 'U': { /* \xHH, \uHHHH, \UHHHHHHHH: a code point, UTF-8 encoded */
+                int digits = c == 'x' ? 2 : c == 'u' ? 4 : 8;
+                uint32_t cp = 0;
+                int d = 0;
+                for (; d < digits && L->pos < L->len; d++) {
+                    char h = L->src[L->pos];
+                    int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+                    if (v < 0) break;
+                    cp = cp * 16 + (uint32_t)v;
+                    L->pos++;
+                }
+                if (d < digits || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000)) {
+                    free(b.p);
+                    return lex_fail(L, L->pos - 1, "bad escape in a string");
+                }
+                char u[4];
+                int un = 0;
+                if (cp < 0x80) u[un++] = (char)cp;
+                else if (cp < 0x800) { u[un++] = (char)(0xC0 | cp >> 6); u[un++] = (char)(0x80 | (cp & 63)); }
+                else if (cp < 0x10000) { u[un++] = (char)(0xE0 | cp >> 12); u[un++] = (char)(0x80 | (cp >> 6 & 63)); u[un++] = (char)(0x80 | (cp & 63)); }
+                else { u[un++] = (char)(0xF0 | cp >> 18); u[un++] = (char)(0x80 | (cp >> 12 & 63)); u[un++] = (char)(0x80 | (cp >> 6 & 63)); u[un++] = (char)(0x80 | (cp & 63)); }
+                tb_put(&b, u, (size_t)un);
+                continue;
+            }
             default: tb_putc(&b, '\\'); break;   /* Python keeps unknown escapes */
             }
         }

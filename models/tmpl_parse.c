@@ -182,6 +182,8 @@ static node *primary(parser *P) {
         } else if (accept_op(P, "(")) {
             node *c = mk(P, N_CALL, o);
             if (!c) return NULL;
+            c->line = n->line; /* errors in a call point at what is called */
+            c->col = n->col;
             c->a = n;
             if (!args(P, c)) return NULL;
             n = c;

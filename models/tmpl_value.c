@@ -262,12 +262,13 @@ void tv_to_str(const tv *v, tbuf *b) {
     case TV_FLOAT: put_float(b, v->u.f); break;
     case TV_STR: tb_put(b, v->u.s.s, v->u.s.n); break;
     case TV_LIST:
-        tb_putc(b, '[');
+        tb_putc(b, v->tuple ? '(' : '[');
         for (size_t i = 0; i < v->u.l.n; i++) {
             if (i) tb_puts(b, ", ");
             tv_repr(v->u.l.v[i], b);
         }
-        tb_putc(b, ']');
+        if (v->tuple && v->u.l.n == 1) tb_putc(b, ',');
+        tb_putc(b, v->tuple ? ')' : ']');
         break;
     case TV_DICT:
         if (v->ns) { tb_puts(b, "<Namespace>"); break; }

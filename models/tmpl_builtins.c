@@ -388,8 +388,9 @@ static tv *brace_format(tmpl_ev *E, const node *at, tv *fmt, const targs *args)
     return mkstr(E, at, &b);
 }
 
-static tv *html_escape(tmpl_ev *E, const node *at, tv *s)
+tv *tb_escape(tmpl_ev *E, const node *at, tv *s)
 {
+    if (s->markup) return s;
     tbuf b = { 0 };
     for (size_t i = 0; i < s->u.s.n; i++) {
         char c = s->u.s.s[i];
@@ -402,7 +403,9 @@ static tv *html_escape(tmpl_ev *E, const node *at, tv *s)
         default: tb_putc(&b, c);
         }
     }
-    return mkstr(E, at, &b);
+    tv *r = mkstr(E, at, &b);
+    if (r) r->markup = true;
+    return r;
 }
 
 static tv *indent(tmpl_ev *E, const node *at, tv *s, const tv *width, bool first, bool blank)
@@ -472,7 +475,7 @@ static tv *to_float(tmpl_ev *E, tv *v, tv *dflt)
 /* select / reject / selectattr / rejectattr: keep the items whose test (default: truthiness) is as wanted */
 static tv *select_items(tmpl_ev *E, const node *at, tv *in, const targs *args, bool by_attr, bool keep)
 {
-    tv *l = to_list(E, at, in);
+    tv *l = tv_truthy(in) ? to_list(E, at, in) : tv_new(A, TV_LIST); /* Jinja2 selects nothing from none */
     if (!l) return NULL;
     size_t first = 0;
     const tv *attr = NULL;
@@ -500,7 +503,12 @@ tv *tb_filter(tmpl_ev *E, const node *at, const char *nm, size_t nl, tv *in, con
 {
 #define IS(lit) name_is(nm, nl, lit)
     tv *a0 = targ(args, 0, NULL);
-    if (IS("safe")) return in;
+    if (IS("safe")) {
+        tv *s = te_str_of(E, in), *r = s ? tv_str(A, s->u.s.s, s->u.s.n) : NULL;
+        if (!r) return NOMEM();
+        r->markup = true;
+        return r;
+    }
     if (IS("string")) return te_str_of(E, in);
     if (IS("length") || IS("count")) {
         if (in->t == TV_STR) return tv_int(A, (int64_t)tb_utf8_len(in->u.s.s, in->u.s.n));
@@ -529,7 +537,7 @@ tv *tb_filter(tmpl_ev *E, const node *at, const char *nm, size_t nl, tv *in, con
     if (IS("selectattr")) return select_items(E, at, in, args, true, true);
     if (IS("rejectattr")) return select_items(E, at, in, args, true, false);
     if (IS("map")) {
-        tv *l = to_list(E, at, in);
+        tv *l = tv_truthy(in) ? to_list(E, at, in) : tv_new(A, TV_LIST);
         if (!l) return NULL;
         tv *attr = targ(args, SIZE_MAX, "attribute"), *dflt = targ(args, SIZE_MAX, "default");
         tv *r = tv_new(A, TV_LIST);
@@ -670,7 +678,7 @@ tv *tb_filter(tmpl_ev *E, const node *at, const char *nm, size_t nl, tv *in, con
             if (!o || !nw) return te_fail(E, at, "replace needs two strings");
             return replace(E, at, s, o, nw, c && c->t == TV_INT ? c->u.i : -1);
         }
-        if (IS("escape") || IS("e")) return html_escape(E, at, s);
+        if (IS("escape") || IS("e")) return tb_escape(E, at, s);
         if (IS("indent")) {
             tv *f = targ(args, 1, "first"), *bl = targ(args, 2, "blank");
             return indent(E, at, s, targ(args, 0, "width"), f && tv_truthy(f), bl && tv_truthy(bl));

@@ -323,6 +323,11 @@ static tv *binop(tmpl_ev *E, const node *n, tv *l, tv *r)
         return tv_bool(a, res);
     }
     if (!strcmp(op, "+")) {
+        if (l->t == TV_STR && r->t == TV_STR && (l->markup || r->markup)) { /* as markupsafe's Markup */
+            tv *le = tb_escape(E, n, l), *re = le ? tb_escape(E, n, r) : NULL, *res = re ? concat_strs(E, n, le, re) : NULL;
+            if (res) res->markup = true;
+            return res;
+        }
         if (l->t == TV_STR && r->t == TV_STR) return concat_strs(E, n, l, r);
         if (l->t == TV_LIST && r->t == TV_LIST) return concat_lists(E, n, l, r);
     }
@@ -714,6 +719,25 @@ static bool exec_stmt(tmpl_ev *E, scope *s, const node *n)
         caller->u.m.scope = s;
         tv *r = eval_call(E, s, n->a, caller);
         return r && emit(E, n, r->u.s.s, r->u.s.n);
+    }
+    case N_FILTERBLOCK: {
+        tbuf *saved = E->out, b = { 0 };
+        E->out = &b;
+        bool ok = exec_body(E, s, n->body);
+        E->out = saved;
+        tv *v = ok && !b.oom ? tv_str(E->a, b.p ? b.p : "", b.n) : NULL;
+        free(b.p);
+        if (!v) return ok ? oom(E, n) : false;
+        targs args;
+        if (!eval_args(E, s, n, 0, &args)) return false;
+        tv *r = tb_filter(E, n, n->s, n->n, v, &args);
+        if (!r) return false;
+        r = te_str_of(E, r);
+        if (!r) {
+            oom(E, n);
+            return false;
+        }
+        return emit(E, n, r->u.s.s, r->u.s.n);
     }
     case N_BREAK: E->ctl = CTL_BREAK; return true;
     case N_CONTINUE: E->ctl = CTL_CONTINUE; return true;

@@ -33,6 +33,7 @@ typedef struct tv tv;
 struct tv {
     tv_type t;
     bool ns;                 /* a dict made by namespace(): its attributes may be set */
+    bool markup;             /* a string marked safe (|safe, |escape): adding a plain string to it escapes that */
     bool tuple;              /* a list that prints as a Python tuple: (a, b) */
     bool loop;               /* the dict of a for loop's `loop` variable (it has loop.cycle()) */
     union {
@@ -89,7 +90,7 @@ int tmpl_lex(const char *src, size_t len, tmpl_arena *a, tmpl_toks *out, char *e
 /* ---- syntax tree ---- */
 typedef enum {
     /* statements */
-    N_TEXT, N_OUT, N_IF, N_FOR, N_SET, N_SETBLOCK, N_MACRO, N_CALLBLOCK, N_BREAK, N_CONTINUE, N_BODY,
+    N_TEXT, N_OUT, N_IF, N_FOR, N_SET, N_SETBLOCK, N_MACRO, N_CALLBLOCK, N_FILTERBLOCK, N_BREAK, N_CONTINUE, N_BODY,
     /* expressions */
     N_LIT, N_NAME, N_ATTR, N_ITEM, N_SLICE, N_CALL, N_FILTER, N_TEST, N_NOT, N_NEG, N_POS, N_BIN,
     N_AND, N_OR, N_COND, N_LIST, N_DICT, N_TUPLE, N_KWARG
@@ -144,7 +145,8 @@ enum { TB_FN_RAISE = 1, TB_FN_STRFTIME, TB_FN_NAMESPACE, TB_FN_RANGE, TB_FN_DICT
 extern const char *const tb_fn_names[TB_FN_COUNT];
 tv *tb_call_fn(tmpl_ev *E, const node *at, int fn, const targs *args);
 /* Helpers the two files share. */
-tv *te_str_of(tmpl_ev *E, const tv *v);             /* str(v) as a string value */
+tv *te_str_of(tmpl_ev *E, const tv *v);
+tv *tb_escape(tmpl_ev *E, const node *at, tv *s);    /* HTML-escaped, as a markup string (markup stays as it is) */             /* str(v) as a string value */
 size_t tb_utf8_len(const char *s, size_t n);        /* code points */
 
 #endif

@@ -457,6 +457,23 @@ static node *statement(parser *P, const tmpl_tok *open) {
         P->i++;
         return end_block(P) ? n : NULL;
     }
+    if (accept_name(P, "filter")) { /* {% filter name(args) %}body{% endfilter %} */
+        node *n = mk(P, N_FILTERBLOCK, k);
+        const tmpl_tok *nm = cur(P);
+        if (!n || nm->t != TK_NAME) return fail(P, nm, "%s", "expected a filter name");
+        P->i++;
+        n->s = nm->s; n->n = nm->n;
+        if (accept_op(P, "(") && !args(P, n)) return NULL;
+        if (!end_block(P) || !(n->body = body(P, "endfilter", k))) return NULL;
+        P->i++;
+        return end_block(P) ? n : NULL;
+    }
+    if (accept_name(P, "generation")) { /* Hugging Face's marker of the assistant's text: renders its body */
+        node *n;
+        if (!end_block(P) || !(n = body(P, "endgeneration", k))) return NULL;
+        P->i++;
+        return end_block(P) ? n : NULL;
+    }
     if (accept_name(P, "break") || accept_name(P, "continue")) {
         node *n = mk(P, is_name(k, "break") ? N_BREAK : N_CONTINUE, k);
         return n && end_block(P) ? n : NULL;
@@ -510,7 +527,7 @@ static node *body(parser *P, const char *ends, const tmpl_tok *open) {
             P->i++;
             if (name_in(cur(P), ends)) break;
             const tmpl_tok *nm = cur(P);
-            if (nm->t == TK_NAME && (name_in(nm, "endif|endfor|endset|endmacro|endcall|elif|else"))) {
+            if (nm->t == TK_NAME && (name_in(nm, "endif|endfor|endset|endmacro|endcall|endfilter|endgeneration|elif|else"))) {
                 char w[40];
                 snprintf(w, sizeof w, "%.*s", (int)(nm->n < 30 ? nm->n : 30), nm->s);
                 return fail(P, nm, "unexpected '%s'", w);

@@ -5,7 +5,9 @@
  * Special tokens follow llama.cpp's conventions, which the converted GGUF files assume: the texts of
  * CONTROL, USER_DEFINED and UNKNOWN tokens are cut out of the input first, longest text first
  * (CONTROL and UNKNOWN only when parse_special is set: USER_DEFINED always, as HF tokenizers do),
- * and the fragments between them are tokenized on their own. */
+ * and the fragments between them are tokenized on their own. The cutting takes one pass over the
+ * text for all special tokens together (a trie of their texts), then settles overlaps in the order
+ * of one pass per special token (see partition). */
 #include "tok_internal.h"
 
 #include <ctype.h>
@@ -403,6 +405,108 @@ static bool is_special_type(int t)
     return t == LM_TOKEN_CONTROL || t == LM_TOKEN_USER_DEFINED || t == LM_TOKEN_UNKNOWN;
 }
 
+/* ------------------------------------------------------------------- the special-token trie */
+
+static uint32_t trie_slot(uint64_t key, uint32_t mask)
+{
+    return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+
+/* The child of `node` by the byte c, -1 when none. */
+static int32_t trie_child(const tok_trie *t, int32_t node, unsigned char c)
+{
+    if (!node)
+        return t->first[c];
+    uint64_t key = ((uint64_t)node << 8 | c) + 1;
+    for (uint32_t i = trie_slot(key, t->mask);; i = (i + 1) & t->mask) {
+        if (t->edge_key[i] == key)
+            return t->edge_child[i];
+        if (!t->edge_key[i])
+            return -1;
+    }
+}
+
+/* The rank of the longest special token allowed by `which` (0: any, 1: USER_DEFINED only) whose text
+ * is a prefix of s[0..n), -1 when there is none. */
+static int32_t trie_longest(const tok_trie *t, const unsigned char *s, size_t n, int which)
+{
+    int32_t best = -1, node = 0;
+    for (size_t i = 0; i < n; i++) {
+        node = trie_child(t, node, s[i]);
+        if (node < 0)
+            break;
+        if (t->rank[node][which] >= 0)
+            best = t->rank[node][which];
+    }
+    return best;
+}
+
+/* The trie of v->special's texts (see tok_trie), and v->n_special_user. */
+static int build_trie(lm_vocab *v)
+{
+    tok_trie *t = &v->special_trie;
+    uint64_t total = 0;
+    for (int32_t r = 0; r < v->n_special; r++)
+        total += v->tok[v->special[r]].len;
+    if (total >= INT32_MAX / 4)
+        return LM_ERR_NOMEM;
+    size_t cap = 2;
+    while (cap < 2 * (size_t)total + 2)
+        cap *= 2;
+    t->rank = malloc(((size_t)total + 1) * sizeof *t->rank);
+    t->edge_key = calloc(cap, sizeof *t->edge_key);
+    t->edge_child = malloc(cap * sizeof *t->edge_child);
+    if (!t->rank || !t->edge_key || !t->edge_child)
+        return LM_ERR_NOMEM;
+    t->mask = (uint32_t)(cap - 1);
+    for (int c = 0; c < 256; c++)
+        t->first[c] = -1;
+    t->rank[0][0] = t->rank[0][1] = -1;
+    t->n_nodes = 1;
+    v->n_special_user = 0;
+    for (int32_t r = 0; r < v->n_special; r++) {
+        int32_t id = v->special[r];
+        const unsigned char *s = (const unsigned char *)tok_text(v, id);
+        int32_t node = 0;
+        for (uint32_t i = 0; i < v->tok[id].len; i++) {
+            int32_t next = trie_child(t, node, s[i]);
+            if (next < 0) {
+                next = t->n_nodes++;
+                t->rank[next][0] = t->rank[next][1] = -1;
+                if (!node) {
+                    t->first[s[i]] = next;
+                } else {
+                    uint64_t key = ((uint64_t)node << 8 | s[i]) + 1;
+                    uint32_t k = trie_slot(key, t->mask);
+                    while (t->edge_key[k])
+                        k = (k + 1) & t->mask;
+                    t->edge_key[k] = key;
+                    t->edge_child[k] = next;
+                }
+            }
+            node = next;
+        }
+        if (v->tok[id].len && (isspace(s[0]) || isspace(s[v->tok[id].len - 1])))
+            t->ws_edge = true;
+        /* a text that several special tokens share: the first in rank order (the lowest id) wins */
+        if (t->rank[node][0] < 0)
+            t->rank[node][0] = r;
+        if (v->type[id] == LM_TOKEN_USER_DEFINED) {
+            v->n_special_user++;
+            if (t->rank[node][1] < 0)
+                t->rank[node][1] = r;
+        }
+    }
+    return LM_OK;
+}
+
+static void free_trie(tok_trie *t)
+{
+    free(t->rank);
+    free(t->edge_key);
+    free(t->edge_child);
+}
+
 /* The special tokens, longest text first (ties: lowest id), so that the partition prefers
  * "<|im_start|>" over a shorter special token inside it. */
 static int build_specials(lm_vocab *v)
@@ -425,7 +529,7 @@ static int build_specials(lm_vocab *v)
         v->special[i] = (int32_t)(keys[i] & 0xffffffffu);
     v->n_special = n;
     free(keys);
-    return LM_OK;
+    return build_trie(v);
 }
 
 int tok_parse_byte(const char *s, size_t len)
@@ -722,6 +826,7 @@ void lm_vocab_free(lm_vocab *v)
     free(v->piece_blob);
     free(v->piece);
     free(v->special);
+    free_trie(&v->special_trie);
     free(v);
 }
 
@@ -797,76 +902,151 @@ typedef struct tok_frags {
     size_t n, cap;
 } tok_frags;
 
-/* Replaces fragment `at` with items[0..k), 1 <= k <= 3. */
-static bool frags_replace(tok_frags *f, size_t at, const tok_frag *items, size_t k)
+static bool frags_push(tok_frags *f, int32_t id, size_t off, size_t len)
 {
-    if (f->n + k - 1 > f->cap) {
-        size_t cap = f->cap * 2 + k;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 16;
         tok_frag *p = realloc(f->p, cap * sizeof *p);
         if (!p)
             return false;
         f->p = p;
         f->cap = cap;
     }
-    memmove(f->p + at + k, f->p + at + 1, (f->n - at - 1) * sizeof *f->p);
-    memcpy(f->p + at, items, k * sizeof *items);
-    f->n += k - 1;
+    f->p[f->n++] = (tok_frag){ id, off, len };
     return true;
 }
 
-/* Cuts the texts of special tokens out of the raw fragments, longest token first. */
+/* A min-heap of candidates, (rank << 32 | offset): sinks h[i] to its place among h[0..n). */
+static void cand_sink(uint64_t *h, size_t n, size_t i)
+{
+    uint64_t x = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && h[c + 1] < h[c])
+            c++;
+        if (h[c] >= x)
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
+/* What each byte of the text became while cutting. */
+enum { CUT_RAW = 0, CUT_STRIPPED = 1, CUT_TOKEN = 2, CUT_TOKEN_MORE = 3 };
+
+/* Cuts the special token id out at s[pos..), with the whitespace its strip flags take. */
+static void cut_token(const lm_vocab *v, const unsigned char *s, size_t len, uint8_t *cut, size_t pos, int32_t id)
+{
+    size_t end = pos + v->tok[id].len;
+    cut[pos] = CUT_TOKEN;
+    memset(cut + pos + 1, CUT_TOKEN_MORE, end - pos - 1);
+    if (v->attr[id] & TOK_ATTR_LSTRIP)
+        for (size_t j = pos; j > 0 && cut[j - 1] == CUT_RAW && isspace(s[j - 1]); j--)
+            cut[j - 1] = CUT_STRIPPED;
+    if (v->attr[id] & TOK_ATTR_RSTRIP)
+        for (size_t j = end; j < len && cut[j] == CUT_RAW && isspace(s[j]); j++)
+            cut[j] = CUT_STRIPPED;
+}
+
+/* Cuts the texts of special tokens out of the text. The result is that of one pass per special token
+ * in rank order (longest text first, ties: lowest id), each cutting every occurrence that still lies
+ * whole in the raw text, leftmost first, and LSTRIP / RSTRIP dropping the raw whitespace next to it.
+ * It is got with one pass over the text: at each byte the trie gives the longest special token that
+ * starts there (a candidate); the candidates are then taken in (rank, offset) order from a heap. One
+ * whose bytes are all still raw is cut; one that a cut before it overlaps is replaced by the longest
+ * shorter token at its offset that ends before the first byte taken (or dropped, when its own first byte
+ * is taken), which comes later in rank order, as in the per-token passes. When no two candidates
+ * overlap and no strip can reach into a neighbouring token (no special text starts or ends with
+ * whitespace), the order does not matter and every candidate is cut as it is, without the heap. */
 static int partition(const lm_vocab *v, const char *text, size_t len, bool parse_special, tok_frags *f)
 {
-    f->n = 0;
+    f->n = f->cap = 0;
+    f->p = NULL;
     if (!len)
         return LM_OK;
-    f->cap = 16;
-    f->p = malloc(f->cap * sizeof *f->p);
-    if (!f->p)
-        return LM_ERR_NOMEM;
-    f->p[f->n++] = (tok_frag){ -1, 0, len };
-    for (int32_t s = 0; s < v->n_special; s++) {
-        int32_t id = v->special[s];
-        int t = v->type[id];
-        if (!parse_special && (t == LM_TOKEN_CONTROL || t == LM_TOKEN_UNKNOWN))
-            continue;
-        const char *st = tok_text(v, id);
-        size_t sl = v->tok[id].len;
-        for (size_t i = 0; i < f->n; i++) {
-            if (f->p[i].id >= 0 || f->p[i].len < sl)
+    const tok_trie *t = &v->special_trie;
+    const unsigned char *s = (const unsigned char *)text;
+    const int which = parse_special ? 0 : 1;
+    uint64_t *h = NULL;
+    size_t nh = 0, caph = 0, reach = 0;
+    bool clash = false; /* two candidates may compete: settle them in rank order */
+    if (t->rank && (parse_special ? v->n_special : v->n_special_user)) {
+        for (size_t pos = 0; pos < len; pos++) {
+            if (t->first[s[pos]] < 0)
                 continue;
-            size_t off = f->p[i].off, flen = f->p[i].len;
-            const char *m = memmem(text + off, flen, st, sl);
-            if (!m)
+            int32_t r = trie_longest(t, s + pos, len - pos, which);
+            if (r < 0)
                 continue;
-            size_t pos = (size_t)(m - text);
-            tok_frag items[3];
-            size_t k = 0;
-            size_t llen = pos - off;
-            if (v->attr[id] & TOK_ATTR_LSTRIP)
-                while (llen && isspace((unsigned char)text[off + llen - 1]))
-                    llen--;
-            if (llen)
-                items[k++] = (tok_frag){ -1, off, llen };
-            items[k++] = (tok_frag){ id, pos, sl };
-            size_t roff = pos + sl, rlen = off + flen - roff;
-            if (v->attr[id] & TOK_ATTR_RSTRIP)
-                while (rlen && isspace((unsigned char)text[roff])) {
-                    roff++;
-                    rlen--;
+            if (nh == caph) {
+                size_t cap = caph ? caph * 2 : 64;
+                uint64_t *p = realloc(h, cap * sizeof *p);
+                if (!p) {
+                    free(h);
+                    return LM_ERR_NOMEM;
                 }
-            bool right = rlen > 0;
-            if (right)
-                items[k++] = (tok_frag){ -1, roff, rlen };
-            if (!frags_replace(f, i, items, k))
-                return LM_ERR_NOMEM;
-            /* continue with the right part (if any), which may hold more occurrences */
-            i += k - 1;
-            if (right)
-                i--;
+                h = p;
+                caph = cap;
+            }
+            h[nh++] = (uint64_t)r << 32 | pos; /* len < 2^31 (lm_tokenize_w) */
+            clash = clash || pos < reach || (t->ws_edge && nh > 1);
+            reach = pos + v->tok[v->special[r]].len;
         }
     }
-    return LM_OK;
+    if (!nh) {
+        free(h);
+        return frags_push(f, -1, 0, len) ? LM_OK : LM_ERR_NOMEM;
+    }
+    uint8_t *cut = calloc(len, 1);
+    if (!cut) {
+        free(h);
+        return LM_ERR_NOMEM;
+    }
+    size_t next = 0; /* without a clash, h stays as it is: the tokens cut, in text order */
+    if (!clash) {
+        for (size_t i = 0; i < nh; i++)
+            cut_token(v, s, len, cut, (size_t)(h[i] & 0xffffffffu), v->special[h[i] >> 32]);
+        nh = 0;
+    }
+    for (size_t i = nh / 2; i-- > 0;)
+        cand_sink(h, nh, i);
+    while (nh) {
+        int32_t r = (int32_t)(h[0] >> 32);
+        size_t pos = (size_t)(h[0] & 0xffffffffu);
+        int32_t id = v->special[r];
+        size_t end = pos + v->tok[id].len, q = pos;
+        while (q < end && cut[q] == CUT_RAW)
+            q++;
+        int32_t shorter = q > pos && q < end ? trie_longest(t, s + pos, q - pos, which) : -1;
+        if (shorter >= 0) {
+            h[0] = (uint64_t)shorter << 32 | pos;
+        } else {
+            h[0] = h[--nh];
+        }
+        cand_sink(h, nh, 0);
+        if (q == end)
+            cut_token(v, s, len, cut, pos, id);
+    }
+    int rc = LM_OK;
+    for (size_t i = 0, j; i < len && rc == LM_OK; i = j) {
+        j = i + 1;
+        if (cut[i] == CUT_RAW) {
+            while (j < len && cut[j] == CUT_RAW)
+                j++;
+            rc = frags_push(f, -1, i, j - i) ? LM_OK : LM_ERR_NOMEM;
+        } else if (cut[i] == CUT_TOKEN) {
+            while (j < len && cut[j] == CUT_TOKEN_MORE)
+                j++;
+            /* the token cut here: of the allowed ones with this text, the first in rank order */
+            int32_t r = clash ? trie_longest(t, s + i, j - i, which) : (int32_t)(h[next++] >> 32);
+            rc = frags_push(f, v->special[r], i, j - i) ? LM_OK : LM_ERR_NOMEM;
+        }
+    }
+    free(h);
+    free(cut);
+    return rc;
 }
 
 /* The SPM input: an optional leading space, then spaces as U+2581. */

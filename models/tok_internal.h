@@ -91,6 +91,21 @@ typedef struct tok_desc {
     int clean_spaces; /* tokenizer.ggml.clean_up_tokenization_spaces */
 } tok_desc;
 
+/* The texts of the special tokens as a byte trie, to find them all in one pass over a text (tok.c).
+ * Node 0 is the root; the root's children are in `first`, every other edge is in an open-addressing
+ * table keyed by (parent node, byte). A node where a special token's text ends holds its rank: its index
+ * in lm_vocab.special (longest text first, ties: lowest id), for [0] any special token and for [1] a
+ * USER_DEFINED one only (what parse_special = false allows), -1 when none. */
+typedef struct tok_trie {
+    int32_t first[256];       /* node of the 1-byte prefix b, -1 when no special token starts with b */
+    int32_t (*rank)[2];       /* [n_nodes] */
+    int32_t n_nodes;
+    bool ws_edge;             /* some special token's text starts or ends with whitespace */
+    uint32_t mask;            /* edge table capacity - 1, a power of two */
+    uint64_t *edge_key;       /* [capacity] ((uint64_t)parent << 8 | byte) + 1, 0 when empty */
+    int32_t *edge_child;      /* [capacity] */
+} tok_trie;
+
 /* BPE pre-tokenizer: named regex list (tok_bpe.c). */
 typedef struct tok_pre tok_pre;
 
@@ -118,6 +133,8 @@ struct lm_vocab {
 
     int32_t *special;         /* ids of CONTROL / USER_DEFINED / UNKNOWN tokens, longest text first */
     int32_t n_special;
+    int32_t n_special_user;   /* how many of them are USER_DEFINED */
+    tok_trie special_trie;    /* their texts */
 
     /* SPM */
     int32_t byte_tok[256];    /* id of <0xXX> (or of the 1-byte token), -1 when none */

@@ -1,13 +1,15 @@
 /* test_tokenizer: the tokenizers against llama.cpp's vocab test vectors (every .inp/.out pair in
  * shared/models/tokenizer-vectors, compared with add_special = false and parse_special = false, as
- * llama.cpp's test-tokenizer-0 does), the llama2.c tokenizer files, special tokens, detokenisation
- * (whole and streaming, with characters split across tokens) and rejection of invalid input. */
+ * llama.cpp's test-tokenizer-0 does), the llama2.c tokenizer files, special tokens (and cutting them out
+ * of long texts in one pass, against the old one pass per special token), detokenisation (whole and
+ * streaming, with characters split across tokens) and rejection of invalid input. */
 #include "lm.h"
 #include "tok_internal.h" /* to build toy vocabularies for every pre-tokenizer */
 #include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SEP "\n__ggml_vocab_test__\n"
 
@@ -789,6 +791,358 @@ static void test_small_spm(void)
     lm_vocab_free(plain);
 }
 
+/* ------------------------------------------------- cutting special tokens out of a long text */
+
+/* The reference: special tokens are cut out the old way, one pass over the fragments per special token,
+ * in the vocab's order (longest text first, ties: lowest id), each fragment searched from its left end
+ * (so the leftmost occurrence is cut first and the search goes on to its right); LSTRIP / RSTRIP drop
+ * the whitespace next to the token, inside its fragment. The fragments are a linked list (empty raw
+ * fragments allowed), the raw ones are then tokenized one by one. */
+typedef struct ref_frag {
+    int32_t id; /* -1: raw text */
+    size_t off, len;
+    size_t next; /* SIZE_MAX at the end */
+} ref_frag;
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static int ref_tokenize(const lm_vocab *v, const char *text, size_t len, bool parse_special, tok_ids *out,
+                        int64_t *n_cut)
+{
+    size_t n = 1, cap = 64;
+    ref_frag *f = malloc(cap * sizeof *f);
+    if (!f)
+        return LM_ERR_NOMEM;
+    f[0] = (ref_frag){ -1, 0, len, SIZE_MAX };
+    *n_cut = 0;
+    for (int32_t s = 0; s < v->n_special; s++) {
+        int32_t id = v->special[s];
+        int t = v->type[id];
+        if (!parse_special && t != LM_TOKEN_USER_DEFINED)
+            continue;
+        const char *st = tok_text(v, id);
+        size_t sl = v->tok[id].len;
+        for (size_t i = 0; i != SIZE_MAX;) {
+            if (f[i].id >= 0 || f[i].len < sl) {
+                i = f[i].next;
+                continue;
+            }
+            const char *m = memmem(text + f[i].off, f[i].len, st, sl);
+            if (!m) {
+                i = f[i].next;
+                continue;
+            }
+            if (n + 2 > cap) {
+                cap *= 2;
+                ref_frag *p = realloc(f, cap * sizeof *f);
+                if (!p) {
+                    free(f);
+                    return LM_ERR_NOMEM;
+                }
+                f = p;
+            }
+            size_t off = f[i].off, end = off + f[i].len, pos = (size_t)(m - text);
+            size_t lend = pos, rbeg = pos + sl;
+            if (v->attr[id] & TOK_ATTR_LSTRIP)
+                while (lend > off && is_ws(text[lend - 1]))
+                    lend--;
+            if (v->attr[id] & TOK_ATTR_RSTRIP)
+                while (rbeg < end && is_ws(text[rbeg]))
+                    rbeg++;
+            size_t tk = n++, right = n++;
+            f[right] = (ref_frag){ -1, rbeg, end - rbeg, f[i].next };
+            f[tk] = (ref_frag){ id, pos, sl, right };
+            f[i].len = lend - off;
+            f[i].next = tk;
+            (*n_cut)++;
+            i = right;
+        }
+    }
+    int rc = LM_OK;
+    for (size_t i = 0; i != SIZE_MAX && rc == LM_OK; i = f[i].next) {
+        if (f[i].id >= 0) {
+            if (!tok_ids_push(out, f[i].id))
+                rc = LM_ERR_NOMEM;
+            continue;
+        }
+        if (!f[i].len)
+            continue;
+        int32_t *ids;
+        int64_t k;
+        rc = lm_tokenize(v, text + f[i].off, f[i].len, false, parse_special, &ids, &k, NULL, 0);
+        for (int64_t j = 0; rc == LM_OK && j < k; j++)
+            if (!tok_ids_push(out, ids[j]))
+                rc = LM_ERR_NOMEM;
+        free(ids);
+    }
+    free(f);
+    return rc;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* lm_tokenize(text) == the reference; the first difference is printed. */
+static void check_split(const lm_vocab *v, const char *label, const char *text, size_t len, bool parse_special,
+                        bool timed)
+{
+    int32_t *ids = NULL;
+    int64_t n = 0, n_cut = 0;
+    char err[256] = "";
+    double t0 = now_ms();
+    int rc = lm_tokenize(v, text, len, false, parse_special, &ids, &n, err, sizeof err);
+    double t1 = now_ms();
+    tok_ids ref = { 0 };
+    int rrc = ref_tokenize(v, text, len, parse_special, &ref, &n_cut);
+    double t2 = now_ms();
+    CHECK(rc == LM_OK && rrc == LM_OK, "%s: lm_tokenize %d (%s), reference %d", label, rc, err, rrc);
+    int64_t at = 0;
+    while (at < n && at < ref.n && ids[at] == ref.p[at])
+        at++;
+    bool same = rc == LM_OK && rrc == LM_OK && n == ref.n && at == n;
+    if (!same) {
+        fprintf(stderr, "%s (parse_special %d, %zu bytes): %lld ids, reference %lld; first difference at %lld:\n ",
+                label, parse_special, len, (long long)n, (long long)ref.n, (long long)at);
+        int64_t from = at > 4 ? at - 4 : 0;
+        print_ids(stderr, ids + from, (at + 8 < n ? at + 8 : n) - from);
+        fputs("\n ", stderr);
+        print_ids(stderr, ref.p + from, (at + 8 < ref.n ? at + 8 : ref.n) - from);
+        fputc('\n', stderr);
+        if (len <= 200) {
+            fputs(" text '", stderr);
+            print_escaped(stderr, text, len);
+            fputs("'\n", stderr);
+        }
+    }
+    CHECK(same, "%s (parse_special %d): the special tokens are cut as the reference cuts them", label, parse_special);
+    if (timed)
+        printf("%-10s %7zu bytes, parse_special %d: %lld special tokens cut, %lld ids; lm_tokenize %.1f ms "
+               "(reference, one pass per special token: %.1f ms)\n",
+               label, len, parse_special, (long long)n_cut, (long long)n, t1 - t0, t2 - t1);
+    free(ids);
+    free(ref.p);
+}
+
+/* Appends s[0..n) to b, the cut moved back to a character boundary. */
+static void push_utf8_prefix(tok_buf *b, const char *s, size_t n)
+{
+    while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    tok_buf_push(b, s, n);
+}
+
+/* About `size` bytes of special-token texts, look-alikes (prefixes, a changed byte, a prefix run into a
+ * whole token) and plain text, for a real vocab with many special tokens. */
+static char *special_soup(const lm_vocab *v, tu_rng *r, size_t size, size_t *len)
+{
+    static const char *const plain[] = {
+        "Hello", " world", ",", ".", "\n", "\n\n", "  ", "\t", " 123", " caf\xc3\xa9", " \xe6\x97\xa5\xe6\x9c\xac",
+        "<", ">", "|", "<|", "|>", " <", "> ", "</", "<s>", "</s>", "user", "im_start", " the", "'s", "!!",
+        "        ", "   \n", "\t\t ",
+    };
+    tok_buf b = { 0 };
+    while (b.n < size) {
+        int32_t id = v->special[tu_u32(r) % (uint32_t)v->n_special];
+        const char *st = tok_text(v, id);
+        size_t sl = v->tok[id].len;
+        switch (tu_u32(r) % 8) {
+        case 0:
+        case 1: /* a whole special token */
+            tok_buf_push(&b, st, sl);
+            break;
+        case 2: /* a proper prefix of one */
+            push_utf8_prefix(&b, st, 1 + tu_u32(r) % (uint32_t)(sl > 1 ? sl - 1 : 1));
+            break;
+        case 3: { /* a prefix run into a whole token: "<|im_sta<|im_start|>" */
+            push_utf8_prefix(&b, st, 1 + tu_u32(r) % (uint32_t)(sl > 1 ? sl - 1 : 1));
+            int32_t id2 = v->special[tu_u32(r) % (uint32_t)v->n_special];
+            tok_buf_push(&b, tok_text(v, id2), v->tok[id2].len);
+            break;
+        }
+        case 4: { /* one ASCII byte changed */
+            size_t at0 = b.n;
+            tok_buf_push(&b, st, sl);
+            size_t k = at0 + tu_u32(r) % (uint32_t)sl;
+            if ((unsigned char)b.p[k] < 0x80)
+                b.p[k] = b.p[k] == 'x' ? 'y' : 'x';
+            break;
+        }
+        default: { /* plain text */
+            const char *p = plain[tu_u32(r) % (sizeof plain / sizeof plain[0])];
+            tok_buf_push(&b, p, strlen(p));
+            break;
+        }
+        }
+    }
+    *len = b.n;
+    return b.p;
+}
+
+/* A toy SPM vocab (byte fallback) whose special tokens overlap, nest, share a text and strip
+ * whitespace: the cases where the order of the cuts decides the result. with_ws: also the special
+ * tokens whose text starts or ends with whitespace, which a neighbour's strip can eat into. */
+static lm_vocab *toy_special_vocab(bool with_ws)
+{
+    static const struct {
+        const char *text;
+        int type, attr;
+    } sp[] = {
+        { "AB", LM_TOKEN_CONTROL, 0 },
+        { "BC", LM_TOKEN_CONTROL, 0 },
+        { "BC", LM_TOKEN_USER_DEFINED, 0 }, /* the same text twice */
+        { "ABCD", LM_TOKEN_CONTROL, TOK_ATTR_LSTRIP },
+        { "XA", LM_TOKEN_USER_DEFINED, TOK_ATTR_RSTRIP },
+        { "A", LM_TOKEN_USER_DEFINED, 0 },
+        { "  ", LM_TOKEN_USER_DEFINED, 0 },
+        { "\n\n", LM_TOKEN_USER_DEFINED, TOK_ATTR_LSTRIP },
+        { "CD", LM_TOKEN_CONTROL, TOK_ATTR_LSTRIP | TOK_ATTR_RSTRIP },
+        { "D A", LM_TOKEN_USER_DEFINED, 0 },
+        { "B", LM_TOKEN_CONTROL, 0 },
+        { "CDX", LM_TOKEN_USER_DEFINED, TOK_ATTR_RSTRIP },
+        { "DXAB", LM_TOKEN_CONTROL, 0 },
+        { "ABAB", LM_TOKEN_USER_DEFINED, 0 },
+        { "BAB", LM_TOKEN_CONTROL, TOK_ATTR_RSTRIP },
+        { "X", LM_TOKEN_CONTROL, TOK_ATTR_LSTRIP },
+        { "YYY", LM_TOKEN_CONTROL, TOK_ATTR_RSTRIP }, /* eats into a "\tZ" after it */
+        { "\tZ", LM_TOKEN_USER_DEFINED, 0 },
+        { "WWW", LM_TOKEN_CONTROL, TOK_ATTR_LSTRIP }, /* eats into a "Z\t" before it */
+        { "Z\t", LM_TOKEN_USER_DEFINED, 0 },
+    };
+    enum { NS = sizeof sp / sizeof sp[0], N = 3 + 256 + NS };
+    static char names[256][8];
+    const char *toks[N];
+    size_t lens[N];
+    float scores[N];
+    int32_t types[N];
+    toks[0] = "<unk>", toks[1] = "<s>", toks[2] = "</s>";
+    types[0] = LM_TOKEN_UNKNOWN, types[1] = types[2] = LM_TOKEN_CONTROL;
+    for (int b = 0; b < 256; b++) {
+        snprintf(names[b], sizeof names[b], "<0x%02X>", b);
+        toks[3 + b] = names[b];
+        types[3 + b] = LM_TOKEN_BYTE;
+    }
+    for (int i = 0; i < NS; i++) {
+        size_t l = strlen(sp[i].text);
+        bool ws = is_ws(sp[i].text[0]) || is_ws(sp[i].text[l - 1]);
+        toks[259 + i] = !with_ws && ws ? "<unused>" : sp[i].text;
+        types[259 + i] = !with_ws && ws ? LM_TOKEN_UNUSED : sp[i].type;
+    }
+    for (int i = 0; i < N; i++) {
+        lens[i] = strlen(toks[i]);
+        scores[i] = (float)-i;
+    }
+    tok_desc d;
+    memset(&d, 0, sizeof d);
+    d.model = "llama";
+    d.n_tokens = N;
+    d.tok = toks;
+    d.tok_len = lens;
+    d.score = scores;
+    d.type = types;
+    d.bos = 1, d.eos = 2, d.unk = 0;
+    d.eot = d.eom = d.sep = d.pad = d.cls = d.mask = -1;
+    d.fim_pre = d.fim_suf = d.fim_mid = d.fim_pad = d.fim_rep = d.fim_sep = -1;
+    d.add_bos = d.add_eos = d.add_sep = d.add_space_prefix = d.lowercase = d.strip_accents = d.clean_spaces = -1;
+    lm_vocab *v = NULL;
+    char err[256] = "";
+    int rc = tok_vocab_build(&d, &v, err, sizeof err);
+    CHECK(rc == LM_OK, "toy special vocab: %s", err);
+    if (v)
+        for (int i = 0; i < NS; i++)
+            v->attr[259 + i] |= (uint8_t)sp[i].attr;
+    return v;
+}
+
+/* One pass cuts the special tokens out exactly as the old one pass per special token did: on the toy
+ * vocab's overlapping, nested and stripping specials over random short texts, and on ~1 MB texts of
+ * special-token texts, look-alikes and plain text for vocabs with hundreds of special tokens. */
+static void test_special_split(const lm_vocab *llama3, const lm_vocab *qwen2, const lm_vocab *spm)
+{
+    tu_rng r = { tu_seed("special split") };
+    lm_vocab *phi3 = open_gguf_vocab("tokenizer-vectors/ggml-vocab-phi-3.gguf"); /* its specials strip on the right */
+    lm_vocab *dsllm = open_gguf_vocab("tokenizer-vectors/ggml-vocab-deepseek-llm.gguf"); /* 2400 specials */
+    lm_vocab *neox = open_gguf_vocab("tokenizer-vectors/ggml-vocab-gpt-neox.gguf"); /* specials of spaces */
+    int n_rstrip = 0;
+    for (int32_t i = 0; phi3 && i < phi3->n_special; i++)
+        n_rstrip += (phi3->attr[phi3->special[i]] & TOK_ATTR_RSTRIP) != 0;
+    CHECK(!phi3 || n_rstrip > 0, "phi-3: no special token strips on the right");
+    lm_vocab *toy = toy_special_vocab(true), *toy_nows = toy_special_vocab(false);
+    if (toy && toy_nows) {
+        static const char alpha[] = "ABCDX \n<s>/YZW\t";
+        char s[64];
+        for (int k = 0; k < 6000; k++) {
+            size_t n = tu_u32(&r) % 48;
+            for (size_t i = 0; i < n; i++)
+                s[i] = alpha[tu_u32(&r) % (sizeof alpha - 1)];
+            check_split(k % 3 ? toy : toy_nows, "toy", s, n, k & 1, false);
+        }
+        static const char *const fixed[] = { "ABCD", "XABCD", "ABAB", "DXABCD", "  ABCD  XA  CD  X", "BCBC",
+                                             "A\n\n\nAB", "D A  D", "<unk><s></s>", "CDXAB", "YYY\tZ",
+                                             "Z\tWWW", "YYY \t\tZ\tZ\t WWW", "Z\tYYY\tZ" };
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+            for (int k = 0; k < 4; k++)
+                check_split(k & 2 ? toy_nows : toy, "toy", fixed[i], strlen(fixed[i]), k & 1, false);
+        size_t n = 32 << 10;
+        char *big = malloc(n);
+        if (big) {
+            for (size_t i = 0; i < n; i++)
+                big[i] = alpha[tu_u32(&r) % 6]; /* "ABCDX ": specials at almost every byte */
+            check_split(toy, "toy", big, n, true, true);
+            free(big);
+        }
+    }
+    lm_vocab_free(toy);
+    lm_vocab_free(toy_nows);
+    const struct {
+        const char *label;
+        const lm_vocab *v;
+        size_t size;
+    } real[] = { { "llama-bpe", llama3, 1 << 20 }, { "qwen2", qwen2, 1 << 20 }, { "llama-spm", spm, 256 << 10 },
+                 { "phi-3", phi3, 256 << 10 }, { "ds-llm", dsllm, 64 << 10 }, { "gpt-neox", neox, 256 << 10 } };
+    for (size_t i = 0; i < sizeof real / sizeof real[0]; i++) {
+        const lm_vocab *v = real[i].v;
+        if (!v || !v->n_special)
+            continue;
+        size_t len;
+        char *text = special_soup(v, &r, real[i].size, &len);
+        CHECK(text, "%s: out of memory", real[i].label);
+        if (!text)
+            continue;
+        check_split(v, real[i].label, text, len, true, true);
+        check_split(v, real[i].label, text, len, false, true);
+        /* short pieces too, with the text's start and end cut anywhere */
+        for (int k = 0; k < 300; k++) {
+            size_t at = tu_u32(&r) % (uint32_t)(len - 64), n = tu_u32(&r) % 64;
+            while (at && ((unsigned char)text[at] & 0xC0) == 0x80)
+                at--;
+            while (n && ((unsigned char)text[at + n] & 0xC0) == 0x80)
+                n--;
+            check_split(v, real[i].label, text + at, n, k & 1, false);
+        }
+        free(text);
+        /* nothing but special tokens: the time is the cutting's alone */
+        tok_buf b = { 0 };
+        while (b.n < real[i].size) {
+            int32_t id = v->special[tu_u32(&r) % (uint32_t)v->n_special];
+            tok_buf_push(&b, tok_text(v, id), v->tok[id].len);
+        }
+        CHECK(b.p, "%s: out of memory", real[i].label);
+        if (b.p)
+            check_split(v, real[i].label, b.p, b.n, true, true);
+        tok_buf_free(&b);
+    }
+    lm_vocab_free(phi3);
+    lm_vocab_free(dsllm);
+    lm_vocab_free(neox);
+}
+
 int main(void)
 {
     test_small_spm();
@@ -807,6 +1161,7 @@ int main(void)
         test_invalid_utf8(llama3);
     test_specials(llama3, qwen2);
     test_spm_specials(spm);
+    test_special_split(llama3, qwen2, spm);
     test_errors();
     lm_vocab_free(llama3);
     lm_vocab_free(qwen2);

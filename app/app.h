@@ -17,6 +17,7 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+int cmd_make_model(int argc, char **argv);
 
 /* Prints "vkllm: <message>" to stderr; returns 1 (use as `return app_fail(...)`). */
 int app_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -41,6 +42,15 @@ typedef struct app_device_opts {
     bool profiling; /* GPU timestamps per dispatch (set by commands that report them) */
 } app_device_opts;
 bool app_device_flag(int argc, char **argv, int *i, app_device_opts *o, bool *bad);
+
+/* The sampling flags of `run` and `chat` (app_sampling.c): --temp --top-k --top-p --min-p
+ * --repeat-penalty --repeat-last-n, -s/--seed N (-1: LM_SAMPLER_SEED_RANDOM) and --sampler NAME.
+ * Consumes the flag at argv[*i] into *p and returns true if it is one of them (*bad set, after printing
+ * why with cmd as the prefix, when its value is missing or malformed). app_sampling_usage is their
+ * lines of --help. */
+struct lm_sampler_params;
+bool app_sampling_flag(const char *cmd, int argc, char **argv, int *i, struct lm_sampler_params *p, bool *bad);
+extern const char app_sampling_usage[];
 
 /* Reads a whole file ("-": standard input), NUL-terminated; prints why and returns NULL on failure. */
 char *app_read_file(const char *path, size_t *len);

@@ -1,5 +1,6 @@
-/* app_model.c: what the model commands share: open a device, load a model (GGUF, or a llama2.c
- * checkpoint with --tokenizer), show progress while it loads. */
+/* app_model.c: what the model commands share: open a device, load a model (GGUF, a llama2.c
+ * checkpoint with --tokenizer, or synthetic:SHAPE:TYPE), show progress while it loads. */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,44 @@ static void progress(void *user, float done)
     }
 }
 
+static void synth_progress(void *user, float done)
+{
+    app_model *am = user;
+    if (!am->show_progress)
+        return;
+    int pct = (int)(done * 100.0f);
+    if (pct != am->last_pct) {
+        am->last_pct = pct;
+        fprintf(stderr, "\rbuilding %s: %3d%%", am->path, pct);
+        if (pct == 100)
+            fputc('\n', stderr);
+    }
+}
+
+/* synthetic:SHAPE:TYPE: the model is written to a private temporary folder, loaded, and deleted (the
+ * loaded model needs only its metadata afterwards, which stays mapped). */
+static int load_synthetic(app_model *am, const char *spec, lm_load_opts *lo)
+{
+    char err[1024];
+    const lm_synthetic_shape *sh;
+    int type;
+    if (lm_synthetic_parse(spec, &sh, &type, err, sizeof err))
+        return app_fail("%s", err);
+    const char *tmp = getenv("TMPDIR");
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/vkllm-synthetic-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir))
+        return app_fail("%s: cannot make a temporary folder for the synthetic model", dir);
+    snprintf(path, sizeof path, "%s/model.gguf", dir);
+    int rc = lm_synthetic_write(sh, type, APP_SYNTHETIC_SEED, path, synth_progress, am, err, sizeof err);
+    am->last_pct = -1;
+    if (!rc)
+        rc = lm_model_load(am->ctx, path, lo, &am->model, err, sizeof err);
+    unlink(path);
+    rmdir(dir);
+    return rc ? app_fail("%s", err) : 0;
+}
+
 int app_model_open(app_model *am, const char *path, const char *tokenizer, const app_device_opts *dev)
 {
     double t0 = app_now();
@@ -52,6 +91,12 @@ int app_model_open(app_model *am, const char *path, const char *tokenizer, const
     char err[1024];
     lm_load_opts lo = { .progress = progress, .user = am };
     int rc;
+    if (!strncmp(path, "synthetic:", 10)) {
+        if (load_synthetic(am, path, &lo))
+            return 1;
+        am->load_s = app_now() - t0;
+        return 0;
+    }
     size_t n = strlen(path);
     bool llama2c = tokenizer || (n > 4 && !strcmp(path + n - 4, ".bin"));
     if (llama2c && !tokenizer)

@@ -15,8 +15,10 @@ typedef struct app_model {
     bool show_progress;
 } app_model;
 
+#define APP_SYNTHETIC_SEED 1234 /* the weights of synthetic:SHAPE:TYPE and of make-model's default */
+
 /* Opens the device and loads path (a GGUF file; a llama2.c checkpoint when tokenizer is given or the
- * name ends in .bin). Prints the error and returns 1 on failure (call app_model_close either way). */
+ * name ends in .bin; synthetic:SHAPE:TYPE, a model of that shape with seeded random weights). Prints the error and returns 1 on failure (call app_model_close either way). */
 int app_model_open(app_model *am, const char *path, const char *tokenizer, const app_device_opts *dev);
 void app_model_close(app_model *am);
 double app_now(void);

@@ -3,13 +3,18 @@
 
 #include "app.h"
 #include "bench_kernels.h"
+#include "bench_model.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: vkllm bench kernels [--json] [--filter SUBSTRING] [--iters N] [--quick] [--device N]\n"
+            "usage: vkllm bench -m FILE [-p N,...] [-n N,...] [-b N,...] [-d N,...] [-r N] [-o md|csv|json]\n"
+            "       vkllm bench kernels [--json] [--filter SUBSTRING] [--iters N] [--quick] [--device N]\n"
             "\n"
-            "Times each kernel at the sizes of Llama models of 135M, 1B and 7B parameters (matrix products\n"
+            "bench -m: prompt processing and text generation speed of a model, as llama-bench (`vkllm bench -m\n"
+            "FILE --help` for its options).\n"
+            "\n"
+            "bench kernels: times each kernel at the sizes of Llama models of 135M, 1B and 7B parameters (matrix products\n"
             "for one row, decode, and 512 rows, prefill, with f32 and f16 weights, and decode with every block\n"
             "format (bf16, q8_0, q4_0 ... iq4_xs) at the 1B and 7B shapes; rmsnorm, softmax, rope,\n"
             "attention against a KV cache, get_rows, swiglu) with GPU timestamps: warm-up, then the median of\n"
@@ -30,6 +35,8 @@ int cmd_bench(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (argv[1][0] == '-' && strcmp(argv[1], "--help") && strcmp(argv[1], "-h"))
+        return bench_model(argc, argv); /* bench -m FILE ...: llama-bench's tests */
     if (strcmp(argv[1], "kernels")) {
         app_fail("bench: unknown benchmark '%s'", argv[1]);
         usage(stderr);

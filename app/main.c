@@ -22,6 +22,7 @@ static const struct {
     { "info", cmd_info, "describe a model file: -m FILE [--json]" },
     { "perplexity", cmd_perplexity, "perplexity of a text file: -m FILE -f TEXT [-c N]" },
     { "quantize", cmd_quantize, "a model into another weight format: IN.gguf OUT.gguf TYPE (Q4_K_M, Q8_0, ...)" },
+    { "make-model", cmd_make_model, "a model of a published shape with random weights: SHAPE TYPE -o FILE.gguf" },
     { "bench", cmd_bench, "benchmarks: `bench kernels` times every kernel (--json)" },
 };
 

@@ -339,6 +339,40 @@ int lm_gguf_writer_set_str(lm_gguf_writer *w, const char *key, const char *v)
     return set_kv(w, key, LM_GGUF_STR, b);
 }
 
+int lm_gguf_writer_set_arr(lm_gguf_writer *w, const char *key, int elem_type, uint64_t n, const void *data)
+{
+    bytes b = { 0 };
+    if (elem_type < 0 || (size_t)elem_type >= N_VTYPES || elem_type == LM_GGUF_STR || elem_type == LM_GGUF_ARR)
+        return wfail(w, LM_ERR_INVALID, "key '%.80s': arrays of %s are not numeric", key ? key : "(null)",
+                     lm_gguf_vtype_name(elem_type));
+    if (n > SIZE_MAX / 8 || (n && !data))
+        return wfail(w, LM_ERR_INVALID, "key '%.80s': bad array", key ? key : "(null)");
+    if (!put_u32(&b, (uint32_t)elem_type) || !put_u64(&b, n) || !put(&b, data, (size_t)n * vtype_size[elem_type])) {
+        free(b.p);
+        return wfail(w, LM_ERR_NOMEM, "out of memory");
+    }
+    return set_kv(w, key, LM_GGUF_ARR, b);
+}
+
+int lm_gguf_writer_set_arr_str(lm_gguf_writer *w, const char *key, uint64_t n, const char *const *s, const size_t *len)
+{
+    bytes b = { 0 };
+    bool ok = put_u32(&b, LM_GGUF_STR) && put_u64(&b, n);
+    for (uint64_t i = 0; ok && i < n; i++) {
+        if (!s[i]) {
+            free(b.p);
+            return wfail(w, LM_ERR_INVALID, "key '%.80s': string %llu is NULL", key ? key : "(null)",
+                         (unsigned long long)i);
+        }
+        ok = put_str(&b, s[i], len ? len[i] : strlen(s[i]));
+    }
+    if (!ok) {
+        free(b.p);
+        return wfail(w, LM_ERR_NOMEM, "out of memory");
+    }
+    return set_kv(w, key, LM_GGUF_ARR, b);
+}
+
 /* A scalar of type `type` read through the reader's getters into out[0..vtype_size). */
 static int get_scalar(const lm_gguf *g, const char *key, uint32_t type, uint8_t out[8])
 {

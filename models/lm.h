@@ -162,6 +162,10 @@ int lm_gguf_writer_set_i32(lm_gguf_writer *w, const char *key, int32_t v);
 int lm_gguf_writer_set_f32(lm_gguf_writer *w, const char *key, float v);
 int lm_gguf_writer_set_bool(lm_gguf_writer *w, const char *key, bool v);
 int lm_gguf_writer_set_str(lm_gguf_writer *w, const char *key, const char *v);
+/* An array of n numeric or bool elements of elem_type (enum lm_gguf_vtype), packed little-endian in data. */
+int lm_gguf_writer_set_arr(lm_gguf_writer *w, const char *key, int elem_type, uint64_t n, const void *data);
+/* An array of n strings (len NULL: NUL-terminated; else len[i] bytes each). */
+int lm_gguf_writer_set_arr_str(lm_gguf_writer *w, const char *key, uint64_t n, const char *const *s, const size_t *len);
 /* A tensor of n_dims (1..4) dims ne[] (ne[0] contiguous) of ggml type `type`; data holds exactly
  * lm_gguf_row_size(type, ne[0]) * ne[1] * ne[2] * ne[3] bytes. */
 int lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, int n_dims, const int64_t *ne, int type,
@@ -214,6 +218,31 @@ const char *lm_ftype_name(int ftype);
  * and out are the same file. */
 int lm_quantize_file(const char *in, const char *out, const lm_quantize_opts *opts, char *err, size_t errlen);
 
+
+/* ======================================================================== synthetic models (models/synthetic.c) */
+
+/* Published model shapes, for models with seeded random weights (benchmarks without a download):
+ * "llama-tiny", "llama-15m", "llama-135m" (SmolLM2-135M), "llama-1b" and "llama-3b" (Llama 3.2),
+ * "llama-7b" (Llama 2), "llama-8b" (Llama 3.1), "qwen2-0.5b" (Qwen2.5). */
+typedef struct lm_synthetic_shape {
+    const char *name, *arch;
+    int32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, ffn_dim, n_ctx;
+    float rope_base, norm_eps;
+    bool tied;      /* the output matrix is the token embedding */
+    bool qkv_bias;  /* qwen2 */
+} lm_synthetic_shape;
+const lm_synthetic_shape *lm_synthetic_shape_at(int i);          /* NULL past the last */
+const lm_synthetic_shape *lm_synthetic_shape_find(const char *name);
+/* A weight type by its ggml name ("Q4_0", "q4_k", "F16"), one that vkllm runs; -1 otherwise. */
+int lm_synthetic_type(const char *name);
+/* "synthetic:SHAPE[:TYPE]" (TYPE defaults to F16); LM_ERR_INVALID naming what exists otherwise. */
+int lm_synthetic_parse(const char *spec, const lm_synthetic_shape **shape, int *type, char *err, size_t errlen);
+int64_t lm_synthetic_n_params(const lm_synthetic_shape *sh);
+/* Writes the model as GGUF at path (through lm_gguf_writer: nothing is left at path on failure): the
+ * metadata and tensor names llama.cpp reads, every matrix in type (rows its block does not divide in the
+ * fallback `quantize` uses), seeded random weights (the same seed, the same file). */
+int lm_synthetic_write(const lm_synthetic_shape *sh, int type, uint64_t seed, const char *path,
+                       void (*progress)(void *user, float done), void *user, char *err, size_t errlen);
 
 /* ======================================================================== tokenizer (models/tok_*.c) */
 
@@ -529,7 +558,11 @@ int32_t lm_sampler_sample(lm_sampler *s, float *logits);
  * a new turn costs its own tokens, a regenerated or edited last turn reuses everything before it.
  * When the rendered conversation no longer fits (with room for the reply), the oldest turns after
  * the system prompt are dropped from what is sent to the model (not from the message list) until it
- * fits; lm_chat_reply_stats says how many. A chat belongs to one thread at a time. */
+ * fits (lm_chat_stats.dropped says how many; the count is kept for the next turns while it still
+ * falls on a turn boundary, so that the rendered prefix, and the cache, stay the same until the
+ * context fills again). The template sees {"messages": [{"role", "content"}...],
+ * "add_generation_prompt", "bos_token", "eos_token"} (the vocab's BOS / EOS texts, "" when none); its
+ * output is tokenized with add_special and parse_special. A chat belongs to one thread at a time. */
 typedef struct lm_chat lm_chat;
 
 typedef struct lm_chat_opts {
@@ -538,10 +571,11 @@ typedef struct lm_chat_opts {
 } lm_chat_opts;
 
 /* CONSTRUCTOR: s must belong to m and outlive the chat; the chat takes over the session's cache.
- * LM_ERR_INVALID when the template does not parse (the message says where). */
+ * LM_ERR_INVALID when the template does not parse (the message says where). opts may be NULL. */
 int lm_chat_create(lm_model *m, lm_session *s, const lm_chat_opts *opts, lm_chat **out, char *err, size_t errlen);
 void lm_chat_free(lm_chat *c);
-/* Appends a message (role "system", "user", "assistant" or "tool"; content valid UTF-8). */
+/* Appends a message (role "system", "user", "assistant" or "tool"; content valid UTF-8 without NUL
+ * bytes; len bytes, copied). LM_ERR_INVALID otherwise, the chat unchanged. */
 int lm_chat_add(lm_chat *c, const char *role, const char *content, size_t len, char *err, size_t errlen);
 int lm_chat_n_messages(const lm_chat *c);
 /* Message i's role and content (NUL-terminated; valid until the chat changes). */
@@ -572,16 +606,23 @@ enum lm_chat_finish { LM_CHAT_STOP_EOG = 0, LM_CHAT_STOP_STRING, LM_CHAT_STOP_LE
 typedef struct lm_chat_stats {
     int64_t prompt_tokens;     /* tokens of the rendered conversation */
     int64_t reused;            /* of those, taken from the cache */
-    int64_t evaluated;         /* prompt tokens evaluated for this reply */
+    int64_t evaluated;         /* prompt tokens evaluated for this reply (prompt_tokens - reused) */
     int32_t dropped;           /* messages left out because the context was full (0: none) */
-    int64_t reply_tokens;
+    int64_t reply_tokens;      /* tokens sampled, the end-of-generation token included; each but the
+                                * last went through one decode step */
     enum lm_chat_finish finish;
     double prompt_s, reply_s;  /* wall time of the prompt evaluation and of the reply */
 } lm_chat_stats;
 
 /* Generates the assistant's reply to the conversation and appends it as an assistant message (also
- * when stopped early: the text so far). Stops at the model's end-of-generation tokens, a stop string
- * (cut before it), max_tokens, a full context, on_text returning false, or *abort. */
+ * when stopped early: the text so far). Stops at the model's end-of-generation tokens (or a BOS), a
+ * stop string (cut before it), max_tokens, a full context, on_text returning false or *abort (both
+ * LM_CHAT_STOP_ABORT; *abort is read after each token, so a prompt being evaluated runs to its end).
+ * The text is the reply tokens' bytes as the model wrote them (a leading space included). Greedy
+ * sampling takes the argmax on the device; a sampler is kept from reply to reply while the params stay
+ * the same (its RNG goes on: a regenerated reply differs), and sees the last repeat_last_n prompt tokens
+ * as accepted. LM_ERR_CONTEXT_FULL when even the system prompt and the last turn leave no room; other
+ * errors as lm_session_sync / lm_session_step give them. On error no message is added. st may be NULL. */
 int lm_chat_reply(lm_chat *c, const lm_chat_gen *g, lm_chat_stats *st, char *err, size_t errlen);
 
 #ifdef __cplusplus

@@ -317,7 +317,7 @@ static int mix_type(model_facts *f, const lm_gguf_tensor_info *t, int ftype, int
 }
 
 /* A row of ne0 elements that type's block does not divide: the nearest 32-element format, else F16. */
-static int fallback(int type, int64_t ne0)
+int lm_quant_fallback(int type, int64_t ne0)
 {
     if (ne0 % lm_gguf_type_block(type) == 0)
         return type;
@@ -377,7 +377,7 @@ static int plan(const lm_gguf *g, const char *in, const lm_quantize_opts *o, int
                 if (mix_type(&f, &t, o->ftype, base, &ty))
                     rc = lm_fail(err, errlen, LM_ERR_FORMAT, "%s: tensor '%s': cannot tell its layer (blk.N.) "
                                  "in a model of %d layers", in, t.name, f.n_layer);
-                ty = fallback(ty, t.ne[0]);
+                ty = lm_quant_fallback(ty, t.ne[0]);
             }
         }
         types[order[k].index] = ty;

@@ -1,9 +1,9 @@
 /* bench_kernels.c: `vkllm bench kernels`: every kernel at the sizes real models give it, timed with GPU
  * timestamps, against the device's own limits as two calibration kernels measure them.
  *
- * Each case records one op into a sequence, runs it for warm-up, then up to --iters times (fewer once the
- * runs pass about a second) and keeps the median of the GPU time of the op's dispatches. Bytes are the
- * least an op must move (every input read once, every output written once); flops count a multiply-add as
+ * Each case records one op into a sequence, runs it for warm-up (not counted), then up to --iters times
+ * (at least 3; fewer once the runs pass about a second) and keeps the median of the GPU time of the
+ * op's dispatches. Bytes are the least an op must move (every input read once, every output written once); flops count a multiply-add as
  * two. The fractions divide by the calibration: a copy kernel over a large buffer (read + write bytes) and
  * an FMA loop (8 vec4 FMA chains per iteration: 64 flops per iteration per invocation).
  *
@@ -108,32 +108,29 @@ static int run_once(bench *b, double *gpu_ns, double *wall_ns, char *kernels, si
     return RT_OK;
 }
 
-/* Warm-up, then the median of up to b->iters runs of the recorded sequence. A run longer than the time
- * budget is its own warm-up: then it is the one sample (the pipelines are compiled when an op is recorded,
- * so a first run has nothing to wait for beyond caches). */
+/* A warm-up run, never counted (a driver may compile the pipeline on its first use: lavapipe does, and
+ * that run can be 100x slower), then the median of up to b->iters timed runs: at least MIN_SAMPLES of
+ * them whatever they cost (no figure rests on one sample), more while the time budget lasts. */
+#define MIN_SAMPLES 3
 static int measure(bench *b, result *r)
 {
     double gpu, wall;
     int rc = run_once(b, &gpu, &wall, r->kernel, sizeof r->kernel);
-    if (!rc && wall > b->budget_ns) {
-        r->ns = gpu;
-        r->runs = 1;
-        return RT_OK;
-    }
     if (!rc && wall < b->budget_ns / 8)
         rc = run_once(b, &gpu, &wall, NULL, 0); /* a second warm-up when it is cheap */
     if (rc)
         return rc;
-    double *t = malloc(sizeof *t * (size_t)b->iters);
+    int cap = b->iters > MIN_SAMPLES ? b->iters : MIN_SAMPLES;
+    double *t = malloc(sizeof *t * (size_t)cap);
     if (!t)
         return RT_ERR_OUT_OF_MEMORY;
     double spent = 0;
     int n = 0;
-    while (n < b->iters && !rc) {
+    while (n < cap && !rc) {
         rc = run_once(b, &t[n], &wall, NULL, 0);
         spent += wall;
         n++;
-        if (spent > b->budget_ns)
+        if (n >= MIN_SAMPLES && spent > b->budget_ns)
             break;
     }
     if (!rc) {

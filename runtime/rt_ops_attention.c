@@ -2,6 +2,8 @@
  * pass for many rows (prefill), or with the keys split into ranges merged by a second kernel
  * (shaders/attn_combine.comp) for few rows (decode), where one workgroup per head would leave most of a
  * GPU idle on a long context. */
+#include <stdlib.h>
+
 #include "rt_ops.h"
 
 /* Keys per range when split, 0: do not split. On a GPU, decode rows split long contexts into at most 64
@@ -48,13 +50,23 @@ int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref 
         b[5] = b[0]; /* not written without SPLIT */
     }
     uint32_t wg = rt_op_wg(seq, 64);
-    uint32_t spec[3] = { wg, (uint32_t)a->cache_type, sk ? 1u : 0u };
+    /* CPU drivers: keys per invocation, no barriers in the key loop (attention_cpu.comp); head sizes of
+     * a multiple of 8, as every model's */
+    bool cpu = rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU && a->head_dim % 8 == 0 && !getenv("VKLLM_ATTN_TILED");
+    uint32_t pairs = a->cache_type == RT_F16 && pc.off_k % 2 == 0 && pc.off_v % 2 == 0;
+    /* heads per workgroup: a KV head's, if they fit, and if that leaves workgroups enough to keep a
+     * machine's cores busy (a 3-KV-head decode row would be 3 workgroups: then one per head) */
+    uint32_t group = (uint32_t)(a->n_heads / a->n_kv_heads);
+    if (group * (uint32_t)a->head_dim > 256 || group > 16 || rows * a->n_kv_heads * n_split < 8)
+        group = 1;
+    uint32_t spec[5] = { wg, (uint32_t)a->cache_type, sk ? 1u : 0u, pairs, group };
     uint32_t gy, gz;
     rt_op_grid_rows(seq, rows, &gy, &gz);
     rt_pipeline *p;
-    if (rt_op_pipeline(seq, RT_SHADER_attention, spec, 3, 6, sizeof pc, &p))
+    if (rt_op_pipeline(seq, cpu ? RT_SHADER_attention_cpu : RT_SHADER_attention, spec, cpu ? 5 : 3, 6, sizeof pc, &p))
         return rt_seq_status(seq);
-    if (rt_seq_dispatch(seq, p, b, 6, &pc, (uint32_t)(a->n_heads * n_split), gy, gz) || !sk)
+    uint32_t gx = (uint32_t)(a->n_heads / (cpu ? group : 1) * n_split);
+    if (rt_seq_dispatch(seq, p, b, 6, &pc, gx, gy, gz) || !sk)
         return rt_seq_status(seq);
     rt_bind cb[2] = { b[0], b[5] };
     if (rt_op_pipeline(seq, RT_SHADER_attn_combine, &wg, 1, 2, sizeof pc, &p))

@@ -16,15 +16,9 @@ static void usage(FILE *f)
             "  -f, --file FILE        read the prompt from a file\n"
             "  -n, --n-predict N      tokens to generate (default 128; -1: until the context is full)\n"
             "  -c, --ctx-size N       context positions (default: the model's, at most 4096)\n"
-            "  -b, --batch-size N     prompt tokens per prefill pass (default 256)\n"
-            "      --temp T           temperature (default 0.8; 0: greedy)\n"
-            "      --top-k N          (default 40; 0: off)\n"
-            "      --top-p P          (default 0.95; 1: off)\n"
-            "      --min-p P          (default 0.05; 0: off)\n"
-            "      --repeat-penalty F (default 1.0: off)\n"
-            "      --repeat-last-n N  tokens the penalty looks back over (default 64)\n"
-            "  -s, --seed N           sampling seed (default: fixed, so runs repeat; -1: random, printed)\n"
-            "      --sampler NAME     llama.cpp (the default chain) or llama2c (llama2.c's run.c sampler)\n"
+            "  -b, --batch-size N     prompt tokens per prefill pass (default 256)\n");
+    fputs(app_sampling_usage, f);
+    fprintf(f,
             "      --kv-f32           keep the KV cache in f32 (twice the memory of the default f16)\n"
             "      --profile          time the last decode step's kernels on the GPU (to stderr)\n"
             "      --no-bos           do not add BOS (and EOS) even when the vocabulary asks for it\n"
@@ -83,15 +77,11 @@ static void emit(const char *s, size_t n)
 int cmd_run(int argc, char **argv)
 {
     const char *model = NULL, *tokenizer = NULL, *prompt = "", *prompt_file = NULL;
-    long n_predict = 128, n_ctx = 0, n_batch = 0, top_k, repeat_last_n, seed = -2; /* -2: not given, -1: random, 0: seed_value */
-    uint64_t seed_value = 0;
-    double temp, top_p, min_p, repeat_penalty;
+    long n_predict = 128, n_ctx = 0, n_batch = 0;
     bool kv_f32 = false, no_bos = false, parse_special = false, bad = false;
     app_device_opts dev = { .device = -1 };
     lm_sampler_params sp;
     lm_sampler_defaults(&sp);
-    temp = sp.temp, top_p = sp.top_p, min_p = sp.min_p, repeat_penalty = sp.repeat_penalty;
-    top_k = sp.top_k, repeat_last_n = sp.repeat_last_n;
 
     for (int i = 1; i < argc && !bad; i++) {
         const char *a = argv[i];
@@ -106,43 +96,8 @@ int cmd_run(int argc, char **argv)
             bad = !app_arg_int(argc, argv, &i, &n_ctx, 0, 1 << 24);
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size"))
             bad = !app_arg_int(argc, argv, &i, &n_batch, 1, 1 << 16);
-        else if (!strcmp(a, "--temp"))
-            bad = !app_arg_float(argc, argv, &i, &temp, 0, 100);
-        else if (!strcmp(a, "--top-k"))
-            bad = !app_arg_int(argc, argv, &i, &top_k, 0, 1 << 24);
-        else if (!strcmp(a, "--top-p"))
-            bad = !app_arg_float(argc, argv, &i, &top_p, 0, 1);
-        else if (!strcmp(a, "--min-p"))
-            bad = !app_arg_float(argc, argv, &i, &min_p, 0, 1);
-        else if (!strcmp(a, "--repeat-penalty"))
-            bad = !app_arg_float(argc, argv, &i, &repeat_penalty, 0, 100);
-        else if (!strcmp(a, "--repeat-last-n"))
-            bad = !app_arg_int(argc, argv, &i, &repeat_last_n, 0, 1 << 20);
-        else if (!strcmp(a, "-s") || !strcmp(a, "--seed"))
-        {
-            /* any 64-bit seed (a printed random seed must replay), or -1 for a random one */
-            const char *t = i + 1 < argc ? argv[++i] : "";
-            char *end;
-            errno = 0;
-            if (!strcmp(t, "-1")) {
-                seed = -1;
-            } else {
-                unsigned long long x = strtoull(t, &end, 10);
-                if (!*t || *end || errno || *t == '-' || x == LM_SAMPLER_SEED_RANDOM)
-                    return app_fail("run: --seed wants an integer in [0, 2^64 - 2] or -1, not '%s'", t);
-                seed = 0;
-                seed_value = (uint64_t)x;
-            }
-        }
-        else if (!strcmp(a, "--sampler")) {
-            const char *name = i + 1 < argc ? argv[++i] : "";
-            if (!strcmp(name, "llama2c"))
-                sp.llama2c = true;
-            else if (!strcmp(name, "llama.cpp") || !strcmp(name, "default"))
-                sp.llama2c = false;
-            else
-                return app_fail("run: --sampler wants llama.cpp or llama2c, not '%s'", name);
-        }
+        else if (app_sampling_flag("run", argc, argv, &i, &sp, &bad))
+            continue;
         else if (!strcmp(a, "--kv-f32"))
             kv_f32 = true;
         else if (!strcmp(a, "--kv-f16"))
@@ -170,16 +125,6 @@ int cmd_run(int argc, char **argv)
             return 1;
         prompt = file_text;
     }
-    sp.temp = (float)temp;
-    sp.top_k = (int)top_k;
-    sp.top_p = (float)top_p;
-    sp.min_p = (float)min_p;
-    sp.repeat_penalty = (float)repeat_penalty;
-    sp.repeat_last_n = (int)repeat_last_n;
-    if (seed >= 0)
-        sp.seed = seed_value;
-    else if (seed == -1)
-        sp.seed = LM_SAMPLER_SEED_RANDOM;
 
     int status = 1;
     app_model am = { 0 };

@@ -3,6 +3,7 @@
 
 #include "app.h"
 #include "bench_kernels.h"
+#include "bench_shader.h"
 #include "bench_model.h"
 
 static void usage(FILE *f)
@@ -10,6 +11,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vkllm bench -m FILE [-p N,...] [-n N,...] [-b N,...] [-d N,...] [-r N] [-o md|csv|json]\n"
             "       vkllm bench kernels [--json] [--filter SUBSTRING] [--iters N] [--quick] [--device N]\n"
+            "       vkllm bench shader FILE.comp [--buffer SIZE[:INIT]]... [--push T:V,...] [--groups X,Y,Z] ...\n"
+            "\n"
+            "bench shader: compiles and times a GLSL compute shader of yours (`vkllm bench shader --help`).\n"
             "\n"
             "bench -m: prompt processing and text generation speed of a model, as llama-bench (`vkllm bench -m\n"
             "FILE --help` for its options).\n"
@@ -37,6 +41,8 @@ int cmd_bench(int argc, char **argv)
     }
     if (argv[1][0] == '-' && strcmp(argv[1], "--help") && strcmp(argv[1], "-h"))
         return bench_model(argc, argv); /* bench -m FILE ...: llama-bench's tests */
+    if (!strcmp(argv[1], "shader"))
+        return bench_shader(argc - 1, argv + 1);
     if (strcmp(argv[1], "kernels")) {
         app_fail("bench: unknown benchmark '%s'", argv[1]);
         usage(stderr);

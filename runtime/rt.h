@@ -314,6 +314,51 @@ int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref 
 int rt_op_copy_kernel(rt_seq *seq, rt_ref dst, rt_ref src, size_t n);
 int rt_op_fma_kernel(rt_seq *seq, rt_ref dst, int64_t n_threads, int iters);
 
+/* ---------------------------------------------------------------- user kernels (runtime/rt_custom.c) */
+
+/* A compute shader of the caller's, as SPIR-V (compiled at run time, say): storage buffers at set 0,
+ * bindings 0 .. n_buffers-1, one push-constant block, specialization constants by id. rt_kernel_create()
+ * reads the module before making a pipeline, and a module that does not fit is RT_ERR_INVALID (or
+ * RT_ERR_LIMIT / RT_ERR_UNSUPPORTED) with rt_ctx_errmsg() saying what: no GLCompute entry point "main",
+ * SPIR-V newer than 1.5 (Vulkan 1.2), a binding it uses that is not given or buffers given beyond its
+ * highest binding, another descriptor set, a uniform buffer, image or sampler, a push-constant block of
+ * another size than push_bytes, a specialization id it does not declare or one not 32 bits wide, a
+ * capability or extension the context has not enabled, a workgroup or shared memory above the device's
+ * limits. What passes these checks makes no validation-layer message. Destroy kernels before their ctx. */
+typedef struct rt_kernel rt_kernel;
+
+#define RT_KERNEL_MAX_BUFFERS 8
+#define RT_KERNEL_MAX_SPEC 32
+
+typedef struct rt_spec {
+    uint32_t id;    /* layout(constant_id = id) */
+    uint32_t bits;  /* its 32-bit value: an int, a uint, a float's bits, 0 / 1 for a bool */
+} rt_spec;
+
+typedef struct rt_kernel_desc {
+    const char *name;       /* the label of its dispatches in rt_seq_timing() and messages; copied;
+                               NULL: "kernel" */
+    const uint32_t *spirv;  /* the module, words 32-bit words (host byte order) */
+    size_t words;
+    int n_buffers;          /* 0 .. RT_KERNEL_MAX_BUFFERS */
+    uint32_t push_bytes;    /* the shader's push-constant block size exactly (a multiple of 4; 0: none) */
+    const rt_spec *spec;    /* n_spec of them (at most RT_KERNEL_MAX_SPEC), distinct ids */
+    int n_spec;
+} rt_kernel_desc;
+
+/* CONSTRUCTOR: *out is NULL on failure (rt_ctx_errmsg() explains). */
+int rt_kernel_create(rt_ctx *ctx, const rt_kernel_desc *desc, rt_kernel **out);
+/* DESTRUCTOR: no pending submission may use it. */
+void rt_kernel_destroy(rt_kernel *k);
+/* METHOD: the workgroup size after specialization, and the shared memory it declares (bytes). */
+void rt_kernel_workgroup(const rt_kernel *k, uint32_t size[3], uint32_t *shared_bytes);
+/* Records one dispatch of k, gx * gy * gz workgroups (each within the device's maxComputeWorkGroupCount):
+ * binding i is buffers[i] from its offset (a multiple of the device's minStorageBufferOffsetAlignment
+ * and of 16; 256 always is) to the buffer's end; push points to the desc's push_bytes bytes (NULL when
+ * 0). Sticky error on the sequence, as the other ops'. */
+int rt_op_kernel(rt_seq *seq, const rt_kernel *k, const rt_ref *buffers, const void *push, uint32_t gx,
+                 uint32_t gy, uint32_t gz);
+
 #ifdef __cplusplus
 }
 #endif

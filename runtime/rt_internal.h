@@ -64,6 +64,7 @@ typedef struct rt_pipeline {
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkPipeline pipeline;
+    const char *name;   /* label in timings and messages; NULL: rt_shader_table[shader].name */
 } rt_pipeline;
 
 struct rt_ctx {

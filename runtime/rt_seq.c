@@ -307,7 +307,7 @@ int rt_seq_dispatch(rt_seq *seq, rt_pipeline *p, const rt_bind *binds, int n_bin
     if (seq->status)
         return seq->status;
     rt_ctx *ctx = seq->ctx;
-    const char *name = rt_shader_table[p->shader].name;
+    const char *name = p->name ? p->name : rt_shader_table[p->shader].name;
     if (!seq->recording)
         return rt_seq_fail(seq, RT_ERR_INVALID, "%s: the sequence is not recording", name);
     if (n_binds != p->n_bindings)

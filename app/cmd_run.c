@@ -202,7 +202,7 @@ int cmd_run(int argc, char **argv)
     double t_prompt = app_now() - t0;
     int32_t cur = ids[n_ids - 1];
     int64_t n_gen = 0;
-    double t1 = app_now();
+    double t1 = app_now(), ttft = -1; /* time to first token: from the start of the prompt to its first token */
     /* the detokeniser must see the prompt's last token so that word boundaries come out right */
     const char *piece;
     size_t plen;
@@ -219,6 +219,8 @@ int cmd_run(int argc, char **argv)
         }
         if (!greedy)
             next = lm_sampler_sample(smp, logits);
+        if (ttft < 0)
+            ttft = app_now() - t0;
         lm_sampler_accept(smp, next);
         n_gen++;
         /* llama2.c checkpoints (a separate tokenizer.bin) end at BOS, as llama2.c's run.c does */
@@ -232,9 +234,10 @@ int cmd_run(int argc, char **argv)
         emit(piece, plen);
     double t_gen = app_now() - t1;
     printf("\n");
-    fprintf(stderr, "\nvkllm: load %.2f s | prompt %lld tokens, %.1f tokens/s | generation %lld tokens, %.1f tokens/s\n",
-            am.load_s, (long long)n_ids, n_ids > 1 && t_prompt > 0 ? (n_ids - 1) / t_prompt : 0.0, (long long)n_gen,
-            t_gen > 0 ? n_gen / t_gen : 0.0);
+    fprintf(stderr, "\nvkllm: load %.2f s | prompt %lld tokens, %.1f tokens/s | first token after %.0f ms | generation "
+                    "%lld tokens, %.1f tokens/s\n",
+            am.load_s, (long long)n_ids, n_ids > 1 && t_prompt > 0 ? (n_ids - 1) / t_prompt : 0.0,
+            ttft >= 0 ? ttft * 1e3 : 0.0, (long long)n_gen, t_gen > 0 ? n_gen / t_gen : 0.0);
     uint64_t kv_bytes, scratch_bytes;
     lm_session_memory(s, &kv_bytes, &scratch_bytes);
     fprintf(stderr, "vkllm: device memory %.1f MiB: weights %.1f, KV cache %.1f (%s), activations and logits %.1f\n",

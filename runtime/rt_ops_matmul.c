@@ -231,6 +231,13 @@ static int matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref
     if (tr.block == 1 && w.off % tr.block_bytes)
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: %s weights at a misaligned offset", tr.name);
     bool xvec = k % 4 == 0 && x.off % 16 == 0;
+    if (plan.cpu && !vec) { /* the plan counted k / 8 loop steps per pass; value by value it is k */
+        int64_t passes = CPU_MAX_LOOP / (k + 2);
+        if (passes < 1)
+            plan.cpu = false;
+        else if (plan.per_m > passes * CPU_MR)
+            plan.per_m = passes * CPU_MR;
+    }
     rt_seq_parallel(seq, true);
     for (int64_t m0 = 0; m0 < m; m0 += plan.per_m)
         for (int64_t n0 = 0; n0 < n; n0 += plan.per_n)

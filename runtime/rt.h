@@ -189,11 +189,14 @@ int rt_seq_wait(rt_seq *seq);
 int rt_seq_run(rt_seq *seq);
 /* METHOD: the last recording or submission error's text. */
 const char *rt_seq_errmsg(const rt_seq *seq);
-/* METHOD: by default every dispatch waits for the one before it (a full compute barrier). Between
- * rt_seq_parallel(seq, true) and rt_seq_parallel(seq, false) dispatches are recorded without barriers
- * between them (they must not depend on each other); a barrier follows the group. Groups nest: the
- * barrier comes when the outermost group ends. */
+/* METHOD: a dispatch or copy waits for earlier ones (a full barrier) only when it reads or writes a
+ * byte range that one of them wrote, or writes one that one of them read, since the last barrier:
+ * barriers follow the data, whatever order ops are recorded in. Between rt_seq_parallel(seq, true) and
+ * rt_seq_parallel(seq, false) the caller declares ops independent of each other: then each gets its own
+ * scratch buffer (rt_seq_scratch), so that they need no barrier between them. Groups nest. */
 void rt_seq_parallel(rt_seq *seq, bool on);
+/* METHOD: commands recorded since rt_seq_begin, and the barriers recorded between them. */
+void rt_seq_counts(const rt_seq *seq, int *commands, int *barriers);
 /* METHOD: with profiling on, after rt_seq_wait: the number of dispatches timed in the last submission,
  * and for dispatch i its kernel name and duration in nanoseconds. */
 int rt_seq_timing_count(const rt_seq *seq);

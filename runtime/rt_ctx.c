@@ -345,6 +345,7 @@ int rt_pipeline_get(rt_ctx *ctx, enum rt_shader_id shader, const uint32_t *spec,
         goto out_destroy_dsl;
 
     const struct rt_shader_code *code = &rt_shader_table[shader];
+    p->readonly = rt_spirv_readonly_bindings(code->code, *code->size / 4);
     VkShaderModuleCreateInfo sci = { .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                      .codeSize = *code->size, .pCode = code->code };
     VkShaderModule module;

@@ -488,6 +488,7 @@ static int make_pipeline(rt_ctx *ctx, const rt_kernel_desc *desc, rt_pipeline *p
         goto out_destroy_layout;
     p->n_bindings = desc->n_buffers;
     p->push_size = desc->push_bytes;
+    p->readonly = rt_spirv_readonly_bindings(desc->spirv, desc->words);
     return RT_OK;
 
 out_destroy_layout:

@@ -235,7 +235,7 @@ int rt_instance_create(const rt_instance_desc *desc, rt_instance **out)
                           "the validation layer %s is not installed (Debian: vulkan-validationlayers)",
                           validation_layer);
 
-    const char *exts[2];
+    const char *exts[3];
     uint32_t n_exts = 0;
     if (inst->validation)
         exts[n_exts++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
@@ -251,11 +251,23 @@ int rt_instance_create(const rt_instance_desc *desc, rt_instance **out)
         .pfnUserCallback = on_debug,
         .pUserData = inst,
     };
+    /* with validation, synchronization validation too: a missing barrier between two dispatches is a
+     * message (lavapipe runs dispatches in order, so without it a missing barrier passes every test).
+     * VKLLM_NO_SYNC_VALIDATION=1 leaves it off. */
+    VkValidationFeatureEnableEXT sync = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+    VkValidationFeaturesEXT vf = { .sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT, .pNext = &dbg,
+                                   .enabledValidationFeatureCount = 1, .pEnabledValidationFeatures = &sync };
+    const void *chain = inst->validation ? (const void *)&dbg : NULL;
+    const char *nsv = getenv("VKLLM_NO_SYNC_VALIDATION");
+    if (inst->validation && !(nsv && *nsv && strcmp(nsv, "0"))) {
+        exts[n_exts++] = VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME;
+        chain = &vf;
+    }
     VkInstanceCreateInfo ci = { .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app,
                                 .enabledExtensionCount = n_exts, .ppEnabledExtensionNames = exts,
                                 .enabledLayerCount = inst->validation ? 1 : 0,
                                 .ppEnabledLayerNames = &validation_layer,
-                                .pNext = inst->validation ? &dbg : NULL };
+                                .pNext = chain };
     VkResult r = vkCreateInstance(&ci, NULL, &inst->instance);
     if (r != VK_SUCCESS)
         return rt_set_err(inst->err, r == VK_ERROR_INCOMPATIBLE_DRIVER ? RT_ERR_NO_DEVICE : rt_vk_status(r),

@@ -65,7 +65,12 @@ typedef struct rt_pipeline {
     VkPipelineLayout layout;
     VkPipeline pipeline;
     const char *name;   /* label in timings and messages; NULL: rt_shader_table[shader].name */
+    uint32_t readonly;  /* bit i: the shader never writes binding i (rt_spirv_readonly_bindings) */
 } rt_pipeline;
+
+/* The storage-buffer bindings (bit i for binding i, i < 32) that a SPIR-V module never writes (every
+ * variable at them NonWritable); 0 when the module cannot be read (then every binding counts as written). */
+uint32_t rt_spirv_readonly_bindings(const uint32_t *code, size_t words);
 
 struct rt_ctx {
     rt_instance *inst;

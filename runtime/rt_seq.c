@@ -1,5 +1,11 @@
 /* rt_seq.c: recorded sequences of dispatches. One command buffer, its descriptor sets, barriers between
- * dependent dispatches, timestamps when profiling; submitted as often as wanted without re-recording. */
+ * dependent dispatches, timestamps when profiling; submitted as often as wanted without re-recording.
+ *
+ * Barriers come from hazards: the sequence keeps the byte ranges that the commands since the last barrier
+ * read and wrote (per VkBuffer; a dispatch writes the bindings its shader does not declare readonly, see
+ * rt_spirv.c; a copy reads its source and writes its destination), and a command that reads or writes a
+ * range an earlier one wrote, or writes a range an earlier one read, gets one full barrier first. So
+ * independent ops run without a barrier between them, whatever order the caller records them in. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +16,21 @@
 #define RT_SETS_PER_POOL 256
 #define RT_MAX_TIMESTAMPS 4096
 
+/* A range a command since the last barrier read or wrote. */
+typedef struct rt_access {
+    VkBuffer buffer;
+    VkDeviceSize start, end;
+    bool write;
+} rt_access;
+
 struct rt_seq {
     rt_ctx *ctx;
     VkCommandBuffer cb;
     VkFence fence;
-    bool recording, pending, need_barrier;
+    bool recording, pending;
+    rt_access *acc;             /* since the last barrier */
+    int n_acc, cap_acc;
+    int n_barriers;             /* barriers recorded between commands */
     int parallel;               /* depth of rt_seq_parallel(true) groups */
     int n_commands;             /* dispatches and copies recorded */
     VkDescriptorPool *pools;    /* all reset at rt_seq_begin */
@@ -112,6 +128,7 @@ void rt_seq_destroy(rt_seq *seq)
     for (int i = 0; i < seq->n_scratch; i++)
         rt_buffer_destroy(seq->scratch[i]);
     free(seq->scratch);
+    free(seq->acc);
     free(seq->pools);
     free(seq->stamp_names);
     free(seq->timed_ns);
@@ -164,7 +181,8 @@ int rt_seq_begin(rt_seq *seq)
         return seq_vk_fail(seq, r, "vkBeginCommandBuffer");
     seq->recording = true;
     seq->parallel = 0;
-    seq->need_barrier = false;
+    seq->n_acc = 0;
+    seq->n_barriers = 0;
     seq->n_commands = 0;
     seq->n_stamps = 0;
     if (seq->queries) {
@@ -182,36 +200,66 @@ static void barrier(rt_seq *seq)
                            .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
                            .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
                                             VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT };
+    /* write-after-read needs only an execution dependency, which the same barrier gives */
     vkCmdPipelineBarrier(seq->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0,
                          NULL);
-    seq->need_barrier = false;
+    seq->n_acc = 0;
+    seq->n_barriers++;
 }
 
-static void before_command(rt_seq *seq)
+/* Before a command with these accesses: a barrier if one of them conflicts with an access since the last
+ * barrier; then they are remembered. */
+static int before_command(rt_seq *seq, const rt_access *a, int n)
 {
-    if (seq->need_barrier)
+    bool hazard = false;
+    for (int i = 0; i < n && !hazard; i++)
+        for (int j = 0; j < seq->n_acc && !hazard; j++) {
+            const rt_access *b = &seq->acc[j];
+            hazard = (a[i].write || b->write) && a[i].buffer == b->buffer && a[i].start < b->end && b->start < a[i].end;
+        }
+    if (hazard)
         barrier(seq);
+    if (seq->n_acc + n > seq->cap_acc) {
+        int cap = seq->cap_acc ? 2 * seq->cap_acc : 64;
+        while (cap < seq->n_acc + n)
+            cap *= 2;
+        rt_access *na = realloc(seq->acc, sizeof *na * (size_t)cap);
+        if (!na)
+            return rt_seq_fail(seq, RT_ERR_OUT_OF_MEMORY, "out of host memory");
+        seq->acc = na;
+        seq->cap_acc = cap;
+    }
+    memcpy(seq->acc + seq->n_acc, a, sizeof *a * (size_t)n);
+    seq->n_acc += n;
+    return RT_OK;
 }
 
 static void after_command(rt_seq *seq, const char *name)
 {
     seq->n_commands++;
-    if (!seq->parallel)
-        seq->need_barrier = true;
     if (seq->queries && seq->n_stamps < RT_MAX_TIMESTAMPS) {
         vkCmdWriteTimestamp(seq->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, seq->queries, (uint32_t)seq->n_stamps);
         seq->stamp_names[seq->n_stamps++] = name;
     }
 }
 
+/* Groups of independent ops: only the choice of scratch buffers (rt_seq_scratch) depends on it now;
+ * barriers come from hazards. */
 void rt_seq_parallel(rt_seq *seq, bool on)
 {
-    if (on) {
+    if (on)
         seq->parallel++;
-    } else if (seq->parallel > 0 && --seq->parallel == 0 && seq->n_commands) {
-        seq->need_barrier = true;
-    }
+    else if (seq->parallel > 0)
+        seq->parallel--;
+}
+
+void rt_seq_counts(const rt_seq *seq, int *commands, int *barriers)
+{
+    if (commands)
+        *commands = seq->n_commands;
+    if (barriers)
+        *barriers = seq->n_barriers;
 }
 
 int rt_seq_end(rt_seq *seq)
@@ -341,7 +389,11 @@ int rt_seq_dispatch(rt_seq *seq, rt_pipeline *p, const rt_bind *binds, int n_bin
                                        .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = &bi[i] };
     vkUpdateDescriptorSets(ctx->device, (uint32_t)n_binds, w, 0, NULL);
 
-    before_command(seq);
+    rt_access acc[RT_MAX_BINDINGS];
+    for (int i = 0; i < n_binds; i++)
+        acc[i] = (rt_access){ bi[i].buffer, bi[i].offset, bi[i].offset + bi[i].range, !(p->readonly >> i & 1u) };
+    if (before_command(seq, acc, n_binds))
+        return seq->status;
     vkCmdBindPipeline(seq->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
     vkCmdBindDescriptorSets(seq->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
     if (p->push_size)
@@ -362,8 +414,11 @@ int rt_seq_copy(rt_seq *seq, rt_ref dst, rt_ref src, size_t n)
         return rt_seq_fail(seq, RT_ERR_INVALID, "rt_seq_copy: range outside a buffer");
     if (n == 0)
         return RT_OK;
-    before_command(seq);
     VkBufferCopy c = { .srcOffset = src.buf->off + src.off, .dstOffset = dst.buf->off + dst.off, .size = n };
+    rt_access acc[2] = { { src.buf->block->buffer, c.srcOffset, c.srcOffset + n, false },
+                         { dst.buf->block->buffer, c.dstOffset, c.dstOffset + n, true } };
+    if (before_command(seq, acc, 2))
+        return seq->status;
     vkCmdCopyBuffer(seq->cb, src.buf->block->buffer, dst.buf->block->buffer, 1, &c);
     after_command(seq, "copy");
     return RT_OK;

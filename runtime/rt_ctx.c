@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "rt_internal.h"
 
@@ -196,7 +198,46 @@ int rt_ctx_end_oneoff(rt_ctx *ctx, VkCommandBuffer cb)
 
 /* ---------------------------------------------------------------- pipeline cache */
 
-static void default_cache_path(rt_ctx *ctx, char *buf, size_t n)
+/* The file: our header, then the driver's bytes.
+ *   0  char[8]  "VKLLMPC1"
+ *   8  u32      vendorID, deviceID, driverVersion (VkPhysicalDeviceProperties)
+ *  20  u8[16]   pipelineCacheUUID
+ *  36  u32      0 (padding)
+ *  40  u64      size of the driver's data
+ *  48  u64      FNV-1a 64 of the driver's data
+ *  56           the data
+ * A file whose header does not match this device and driver, or whose size or hash is off (torn,
+ * truncated, another program's), is ignored: the driver never sees it. It is written to a fresh
+ * temporary name beside it (mkstemp: never a file or link already there), flushed, and renamed into
+ * place, so two processes saving at once each leave a whole file, and a crash leaves the old one. */
+#define PCACHE_MAGIC "VKLLMPC1"
+#define PCACHE_HEADER 56
+#define PCACHE_MAX (256u << 20)
+
+static uint64_t fnv1a(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void pcache_header(const rt_ctx *ctx, const VkPhysicalDeviceProperties *pp, uint64_t size, uint64_t hash,
+                          unsigned char h[PCACHE_HEADER])
+{
+    (void)ctx;
+    memset(h, 0, PCACHE_HEADER);
+    memcpy(h, PCACHE_MAGIC, 8);
+    memcpy(h + 8, &pp->vendorID, 4);
+    memcpy(h + 12, &pp->deviceID, 4);
+    memcpy(h + 16, &pp->driverVersion, 4);
+    memcpy(h + 20, pp->pipelineCacheUUID, 16);
+    memcpy(h + 40, &size, 8);
+    memcpy(h + 48, &hash, 8);
+}
+
+static void default_cache_path(rt_ctx *ctx, const VkPhysicalDeviceProperties *pp, char *buf, size_t n)
 {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     char dir[768];
@@ -208,7 +249,10 @@ static void default_cache_path(rt_ctx *ctx, char *buf, size_t n)
         buf[0] = 0;
         return;
     }
-    snprintf(buf, n, "%s/pipelines-%04x-%04x.bin", dir, ctx->info.vendor_id, ctx->info.device_id);
+    char uuid[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(uuid + 2 * i, 3, "%02x", pp->pipelineCacheUUID[i]);
+    snprintf(buf, n, "%s/pipelines-%04x-%04x-%s.bin", dir, ctx->info.vendor_id, ctx->info.device_id, uuid);
 }
 
 static void make_parent_dirs(const char *path)
@@ -223,30 +267,53 @@ static void make_parent_dirs(const char *path)
         }
 }
 
+/* The driver's bytes of the cache file at path, if its header, size and hash are right; else NULL. */
+static void *pcache_read(const rt_ctx *ctx, const VkPhysicalDeviceProperties *pp, const char *path, size_t *size)
+{
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    unsigned char h[PCACHE_HEADER], want[PCACHE_HEADER];
+    void *data = NULL;
+    uint64_t n = 0, hash = 0;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < PCACHE_HEADER || st.st_size > PCACHE_MAX ||
+        read(fd, h, PCACHE_HEADER) != PCACHE_HEADER)
+        goto out;
+    memcpy(&n, h + 40, 8);
+    memcpy(&hash, h + 48, 8);
+    pcache_header(ctx, pp, n, hash, want);
+    if (memcmp(h, want, PCACHE_HEADER) || n != (uint64_t)st.st_size - PCACHE_HEADER || !(data = malloc(n ? n : 1)))
+        goto out;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(fd, (char *)data + got, n - got);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    if (got != n || fnv1a(data, n) != hash) {
+        free(data);
+        data = NULL;
+        goto out;
+    }
+    *size = n;
+out:
+    close(fd);
+    return data;
+}
+
 int rt_pipeline_cache_open(rt_ctx *ctx, const char *path)
 {
+    VkPhysicalDeviceProperties pp;
+    vkGetPhysicalDeviceProperties(ctx->phys, &pp);
     if (path)
         snprintf(ctx->pcache_path, sizeof ctx->pcache_path, "%s", path);
     else
-        default_cache_path(ctx, ctx->pcache_path, sizeof ctx->pcache_path);
-
-    void *data = NULL;
+        default_cache_path(ctx, &pp, ctx->pcache_path, sizeof ctx->pcache_path);
     size_t size = 0;
-    if (ctx->pcache_path[0]) {
-        FILE *f = fopen(ctx->pcache_path, "rb");
-        if (f) {
-            if (fseek(f, 0, SEEK_END) == 0) {
-                long n = ftell(f);
-                if (n > 0 && n < (64l << 20) && fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)n))) {
-                    if (fread(data, 1, (size_t)n, f) == (size_t)n)
-                        size = (size_t)n;
-                }
-            }
-            fclose(f);
-        }
-    }
-    /* A cache from another driver version is ignored by the driver; a corrupt one too (the header is
-     * checked by the implementation), so any bytes are safe to offer. */
+    void *data = ctx->pcache_path[0] ? pcache_read(ctx, &pp, ctx->pcache_path, &size) : NULL;
     VkPipelineCacheCreateInfo ci = { .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
                                      .initialDataSize = size, .pInitialData = size ? data : NULL };
     VkResult r = vkCreatePipelineCache(ctx->device, &ci, NULL, &ctx->pcache);
@@ -263,25 +330,57 @@ int rt_pipeline_cache_open(rt_ctx *ctx, const char *path)
     return RT_OK;
 }
 
+static bool write_all(int fd, const void *p, size_t n)
+{
+    const char *b = p;
+    while (n) {
+        ssize_t k = write(fd, b, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        b += k;
+        n -= (size_t)k;
+    }
+    return true;
+}
+
 int rt_ctx_save_pipeline_cache(rt_ctx *ctx)
 {
     if (!ctx->pcache || !ctx->pcache_path[0] || ctx->n_pipelines == 0)
         return RT_OK;
     size_t size = 0;
     VkResult r = vkGetPipelineCacheData(ctx->device, ctx->pcache, &size, NULL);
-    if (r != VK_SUCCESS || size == 0)
+    if (r != VK_SUCCESS || size == 0 || size > PCACHE_MAX)
         return RT_OK;
     void *data = malloc(size);
     if (!data)
         return rt_ctx_fail(ctx, RT_ERR_OUT_OF_MEMORY, "out of host memory saving the pipeline cache");
     int rc = RT_OK;
     if (vkGetPipelineCacheData(ctx->device, ctx->pcache, &size, data) == VK_SUCCESS) {
+        VkPhysicalDeviceProperties pp;
+        vkGetPhysicalDeviceProperties(ctx->phys, &pp);
+        unsigned char h[PCACHE_HEADER];
+        pcache_header(ctx, &pp, size, fnv1a(data, size), h);
         make_parent_dirs(ctx->pcache_path);
         char tmp[1100];
-        snprintf(tmp, sizeof tmp, "%s.tmp", ctx->pcache_path);
-        FILE *f = fopen(tmp, "wb");
-        if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0 || rename(tmp, ctx->pcache_path) != 0)
-            rc = rt_ctx_fail(ctx, RT_ERR_IO, "cannot write the pipeline cache %s: %s", ctx->pcache_path, strerror(errno));
+        snprintf(tmp, sizeof tmp, "%s.XXXXXX", ctx->pcache_path);
+        int fd = mkostemp(tmp, O_CLOEXEC);
+        bool ok = fd >= 0 && write_all(fd, h, PCACHE_HEADER) && write_all(fd, data, size) && fsync(fd) == 0;
+        int e = errno;
+        if (fd >= 0 && close(fd) != 0 && ok) {
+            ok = false;
+            e = errno;
+        }
+        if (ok && rename(tmp, ctx->pcache_path) != 0) {
+            ok = false;
+            e = errno;
+        }
+        if (!ok) {
+            if (fd >= 0)
+                unlink(tmp);
+            rc = rt_ctx_fail(ctx, RT_ERR_IO, "cannot write the pipeline cache %s: %s", ctx->pcache_path, strerror(e));
+        }
     }
     free(data);
     return rc;

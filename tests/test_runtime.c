@@ -118,6 +118,58 @@ static void resubmit(tu_gpu *g)
     rt_buffer_destroy(y);
 }
 
+/* The cache file is our header (device, driver, pipelineCacheUUID, size, hash) and the driver's bytes:
+ * saved, it is used by the next context; changed by one byte, cut short, or replaced by another
+ * program's bytes, it is ignored (and then overwritten whole); no temporary file is left beside it. */
+static int64_t cache_run(tu_gpu *g, const char *path)
+{
+    rt_ctx *ctx;
+    rt_ctx_desc cd = { .device = -1, .pipeline_cache = path };
+    CHECK(rt_ctx_create(g->inst, &cd, &ctx) == RT_OK, "ctx with cache");
+    rt_buffer *b;
+    rt_buffer_create(ctx, RT_MEM_DEVICE, 64, &b);
+    rt_seq *s;
+    rt_seq_create(ctx, &s);
+    rt_seq_begin(s);
+    rt_op_scale(s, rt_at(b, 0), rt_at(b, 0), 16, 1.0f);
+    CHECK(rt_seq_end(s) == RT_OK && rt_seq_run(s) == RT_OK, "scale with cache");
+    int64_t loaded;
+    rt_ctx_pipeline_stats(ctx, NULL, &loaded);
+    rt_seq_destroy(s);
+    rt_buffer_destroy(b);
+    rt_ctx_destroy(ctx); /* saves the cache */
+    return loaded;
+}
+
+static void pipeline_cache_damaged(tu_gpu *g, const char *path)
+{
+    size_t n;
+    char *good = tu_read_file(path, &n);
+    CHECK(good && n > 56 && !memcmp(good, "VKLLMPC1", 8), "the cache file has no vkllm header");
+    if (!good || n <= 56) {
+        free(good);
+        return;
+    }
+    for (int k = 0; k < 4; k++) {
+        char *bad = malloc(n);
+        memcpy(bad, good, n);
+        size_t len = n;
+        if (k == 0) bad[n - 1] ^= 1;      /* one byte of the driver's data */
+        else if (k == 1) bad[30] ^= 0x40; /* the UUID: another driver's */
+        else if (k == 2) len = n - 3;     /* torn */
+        else memset(bad, 0xA5, n);        /* not ours at all */
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(bad, 1, len, f) == len && fclose(f) == 0, "write a damaged cache");
+        free(bad);
+        CHECK(cache_run(g, path) == 0, "damaged cache %d was used", k);
+        CHECK(cache_run(g, path) > 0, "the cache was not rewritten after damage %d", k);
+    }
+    free(good);
+    char cmd[256], out[256];
+    snprintf(cmd, sizeof cmd, "ls '%s'.* 2>/dev/null | wc -l", path);
+    CHECK(tu_run(cmd, out, sizeof out) == 0 && atoi(out) == 0, "temporary cache files left: %s", out);
+}
+
 static void pipeline_cache(tu_gpu *g)
 {
     char path[] = "/tmp/vkllm-pcache-XXXXXX";
@@ -145,6 +197,7 @@ static void pipeline_cache(tu_gpu *g)
     }
     CHECK(loaded[0] == 0 && loaded[1] > 0, "pipeline cache not reused (loaded %lld then %lld bytes)",
           (long long)loaded[0], (long long)loaded[1]);
+    pipeline_cache_damaged(g, path);
     unlink(path);
 }
 

@@ -130,7 +130,8 @@ const rt_device_info *rt_ctx_device(const rt_ctx *ctx);
 void rt_ctx_pipeline_stats(const rt_ctx *ctx, int *created, int64_t *cache_bytes_loaded);
 /* METHOD: write the pipeline cache file now (also done by rt_ctx_destroy). */
 int rt_ctx_save_pipeline_cache(rt_ctx *ctx);
-/* METHOD: bytes of device memory held in blocks, and the bytes handed out of them. */
+/* METHOD: bytes of device memory held in blocks, and the bytes handed out of them to buffers (the
+ * runtime's own staging buffer, host memory that uploads to a discrete GPU go through, not counted). */
 void rt_ctx_memory_usage(const rt_ctx *ctx, uint64_t *reserved, uint64_t *used);
 
 /* ---------------------------------------------------------------- buffers */
@@ -256,6 +257,27 @@ int rt_op_matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref 
  * instead of a product and an add. Y must not overlap X. */
 int rt_op_matmul_acc(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias,
                      int64_t m, int64_t n, int64_t k);
+/* A matrix product with what a transformer does around it folded into the same dispatch:
+ *   Y[m][n] (+)= f(X)[m][k] W[n][k]^T (+ bias[n])
+ * norm_w.buf: f = RMSNorm of each row, x / sqrt(mean(x^2) + norm_eps) * norm_w (f32 [k]): rt_op_rmsnorm
+ *   and the product in one dispatch (the kernel adds up x^2 of the rows it reads anyway); otherwise f(X) = X.
+ * w_up.buf: SwiGLU, Y = silu(f(X) W^T) * (f(X) W_up^T), W_up of type w_up_type and W's shape (no bias, no
+ *   accumulate): one dispatch when the two types are the same and k % 8 == 0 (else two products and
+ *   rt_op_swiglu, through the sequence's scratch).
+ * The rest as rt_op_matmul / rt_op_matmul_acc (accumulate); Y must not overlap X. */
+typedef struct rt_matmul_desc {
+    rt_ref y, x;           /* f32 [m][n], [m][k] */
+    rt_ref w;              /* [n][k] of type wt, as rt_weight_write() stores it */
+    rt_dtype wt;
+    rt_ref bias;           /* optional f32 [n] */
+    int64_t m, n, k;
+    bool accumulate;       /* Y += */
+    rt_ref norm_w;         /* optional f32 [k]: the RMSNorm folded in */
+    float norm_eps;
+    rt_ref w_up;           /* optional [n][k] of type w_up_type: the SwiGLU's up projection */
+    rt_dtype w_up_type;
+} rt_matmul_desc;
+int rt_op_matmul_ex(rt_seq *seq, const rt_matmul_desc *d);
 /* Y[r] = X[r] / sqrt(mean(X[r]^2) + eps) * w     (rows of dim; w f32 [dim]) */
 int rt_op_rmsnorm(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, int64_t rows, int64_t dim, float eps);
 /* Y[r] = (X[r] - mean) / sqrt(var + eps) * w + b  (w, b f32 [dim]; b.buf may be NULL) */

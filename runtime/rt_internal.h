@@ -92,7 +92,10 @@ struct rt_ctx {
     int64_t pcache_loaded;
     rt_pipeline *pipelines;        /* [RT_MAX_PIPELINES], allocated on first use, never moved */
     int n_pipelines;
-    rt_buffer *staging;            /* lazily created, reused, for discrete GPUs */
+    rt_buffer *staging;            /* lazily created, reused, for discrete GPUs: two halves */
+    VkFence up_fence[2];           /* uploads: a copy out of each staging half in flight */
+    VkCommandBuffer up_cb[2];
+    bool up_busy[2];
     int n_seqs;                    /* live sequences */
     char err[RT_ERRLEN];
 };

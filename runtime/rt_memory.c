@@ -8,7 +8,7 @@
 #define RT_ALIGN 256                         /* sub-allocation alignment: >= any minStorageBufferOffsetAlignment */
 #define RT_BLOCK_DEVICE ((VkDeviceSize)256 << 20)
 #define RT_BLOCK_HOST ((VkDeviceSize)16 << 20)
-#define RT_STAGING_SIZE ((size_t)32 << 20)
+#define RT_STAGING_SIZE ((size_t)32 << 20) /* each of the two halves of the staging buffer */
 
 static VkDeviceSize align_up(VkDeviceSize x, VkDeviceSize a) { return (x + a - 1) / a * a; }
 
@@ -227,6 +227,17 @@ void rt_buffer_destroy(rt_buffer *buf)
 
 void rt_memory_destroy(rt_ctx *ctx)
 {
+    for (int i = 0; i < 2; i++) {
+        if (ctx->up_busy[i])
+            vkWaitForFences(ctx->device, 1, &ctx->up_fence[i], VK_TRUE, UINT64_MAX);
+        if (ctx->up_cb[i])
+            vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &ctx->up_cb[i]);
+        if (ctx->up_fence[i])
+            vkDestroyFence(ctx->device, ctx->up_fence[i], NULL);
+        ctx->up_cb[i] = VK_NULL_HANDLE;
+        ctx->up_fence[i] = VK_NULL_HANDLE;
+        ctx->up_busy[i] = false;
+    }
     rt_buffer_destroy(ctx->staging);
     ctx->staging = NULL;
     for (int k = 0; k < 3; k++)
@@ -241,8 +252,9 @@ void rt_ctx_memory_usage(const rt_ctx *ctx, uint64_t *reserved, uint64_t *used)
 {
     if (reserved)
         *reserved = ctx->reserved;
+    uint64_t staging = ctx->staging ? ctx->staging->alloc : 0;
     if (used)
-        *used = ctx->used;
+        *used = ctx->used - staging;
 }
 
 size_t rt_buffer_size(const rt_buffer *buf) { return buf->size; }
@@ -283,7 +295,91 @@ static int staging(rt_ctx *ctx)
 {
     if (ctx->staging)
         return RT_OK;
-    return rt_buffer_create(ctx, RT_MEM_READBACK, RT_STAGING_SIZE, &ctx->staging);
+    return rt_buffer_create(ctx, RT_MEM_READBACK, 2 * RT_STAGING_SIZE, &ctx->staging);
+}
+
+/* Waits for the copy out of staging half i (if one is in flight) and frees its command buffer. */
+static int upload_wait(rt_ctx *ctx, int i)
+{
+    if (!ctx->up_busy[i])
+        return RT_OK;
+    VkResult r = vkWaitForFences(ctx->device, 1, &ctx->up_fence[i], VK_TRUE, UINT64_MAX);
+    if (r != VK_SUCCESS) /* the copy may still be pending (device lost): keep the command buffer */
+        return rt_ctx_vk_fail(ctx, r, "waiting for an upload");
+    ctx->up_busy[i] = false;
+    vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &ctx->up_cb[i]);
+    ctx->up_cb[i] = VK_NULL_HANDLE;
+    if ((r = vkResetFences(ctx->device, 1, &ctx->up_fence[i])) != VK_SUCCESS)
+        return rt_ctx_vk_fail(ctx, r, "vkResetFences");
+    return RT_OK;
+}
+
+/* Host to device through the two staging halves in turn: while the device copies one half, the host
+ * fills the other. Waits for both at the end (the caller may reuse src, and reads see the data). */
+static int staged_upload(rt_buffer *buf, size_t offset, const void *host, size_t n)
+{
+    rt_ctx *ctx = buf->ctx;
+    int rc = staging(ctx);
+    if (rc)
+        return rc;
+    for (int i = 0; i < 2; i++)
+        if (!ctx->up_fence[i]) {
+            VkFenceCreateInfo fi = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
+            VkResult r = vkCreateFence(ctx->device, &fi, NULL, &ctx->up_fence[i]);
+            if (r != VK_SUCCESS)
+                return rt_ctx_vk_fail(ctx, r, "vkCreateFence");
+        }
+    char *st = rt_buffer_map(ctx->staging);
+    int half = 0;
+    for (size_t done = 0; done < n; done += RT_STAGING_SIZE, half ^= 1) {
+        size_t chunk = n - done < RT_STAGING_SIZE ? n - done : RT_STAGING_SIZE;
+        size_t soff = (size_t)half * RT_STAGING_SIZE;
+        if ((rc = upload_wait(ctx, half)))
+            return rc;
+        memcpy(st + soff, (const char *)host + done, chunk);
+        if ((rc = sync_mapping(ctx->staging, soff, chunk, true)))
+            return rc;
+        VkCommandBuffer cb;
+        if ((rc = rt_ctx_begin_oneoff(ctx, &cb)))
+            return rc;
+        VkMemoryBarrier before = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                                   .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
+                                                    VK_ACCESS_SHADER_READ_BIT,
+                                   .dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT };
+        vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                             VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
+        VkBufferCopy c = { .srcOffset = ctx->staging->off + soff, .dstOffset = buf->off + offset + done, .size = chunk };
+        vkCmdCopyBuffer(cb, ctx->staging->block->buffer, buf->block->buffer, 1, &c);
+        VkMemoryBarrier after = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                                  .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                                  .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                                   VK_ACCESS_TRANSFER_READ_BIT };
+        vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &after, 0,
+                             NULL, 0, NULL);
+        VkResult r = vkEndCommandBuffer(cb);
+        if (r == VK_SUCCESS) {
+            VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb };
+            r = vkQueueSubmit(ctx->queue, 1, &si, ctx->up_fence[half]);
+        }
+        if (r != VK_SUCCESS) {
+            vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &cb);
+            return rt_ctx_vk_fail(ctx, r, "upload submission");
+        }
+        ctx->up_cb[half] = cb;
+        ctx->up_busy[half] = true;
+    }
+    if ((rc = upload_wait(ctx, 0)) || (rc = upload_wait(ctx, 1)))
+        return rc;
+    return RT_OK;
+}
+
+/* VKLLM_STAGED_UPLOAD=1: write even host-visible device buffers through the staging buffer (the path a
+ * discrete GPU takes), so that a CPU driver tests it. */
+static bool force_staged(void)
+{
+    const char *e = getenv("VKLLM_STAGED_UPLOAD");
+    return e && *e && strcmp(e, "0");
 }
 
 /* Copies between buf and the staging buffer with one-off command buffers, chunk by chunk. */
@@ -345,11 +441,11 @@ int rt_buffer_write(rt_buffer *buf, size_t offset, const void *src, size_t n)
     if (rc || n == 0)
         return rc;
     char *m = rt_buffer_map(buf);
-    if (m) {
+    if (m && !(buf->block->kind == RT_MEM_DEVICE && force_staged())) {
         memcpy(m + offset, src, n);
         return sync_mapping(buf, offset, n, true);
     }
-    return staged_copy(buf, offset, (void *)src, n, true);
+    return staged_upload(buf, offset, src, n);
 }
 
 int rt_buffer_read(rt_buffer *buf, size_t offset, void *dst, size_t n)

@@ -218,6 +218,11 @@ int main(void)
     round_trip(&g, RT_MEM_DEVICE, 4096);
     round_trip(&g, RT_MEM_READBACK, 1 << 20);
     round_trip(&g, RT_MEM_DEVICE, rt_ctx_device(g.ctx)->max_storage_buffer_range + (1 << 20));
+    /* the discrete-GPU path: uploads through the two staging halves in turn (32 MiB each), here
+     * 80 MiB + 12 bytes: three chunks, the last one short */
+    setenv("VKLLM_STAGED_UPLOAD", "1", 1);
+    round_trip(&g, RT_MEM_DEVICE, (80u << 20) + 12);
+    unsetenv("VKLLM_STAGED_UPLOAD");
     beyond_binding_range(&g);
     resubmit(&g);
     pipeline_cache(&g);

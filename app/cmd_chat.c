@@ -8,6 +8,8 @@
  * the other, each ended by a newline. Lines starting with '/' are commands in both modes ("//" sends a
  * message that starts with '/'). */
 #include <errno.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,6 +340,12 @@ static int run_tty(term_chat *t)
     const lm_hparams *hp = lm_model_hparams(t->am.model);
     fprintf(stderr, "vkllm chat: %s, context %d positions. /help for commands; Ctrl-C stops a reply, Ctrl-D leaves.\n",
             hp->name, lm_session_n_ctx(t->s));
+    /* the line editor reads characters by the locale: UTF-8, so that Chinese, accents and emoji can be
+     * typed and erased (only LC_CTYPE: numbers keep printing with a '.') */
+    const char *loc = setlocale(LC_CTYPE, "");
+    if (!loc || strcmp(nl_langinfo(CODESET), "UTF-8"))
+        if (!setlocale(LC_CTYPE, "C.UTF-8"))
+            fprintf(stderr, "vkllm: no UTF-8 locale: characters outside ASCII may not be typed at the prompt\n");
     rl_initialize();
     bool quit = false;
     int interrupts = 0;

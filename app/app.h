@@ -52,8 +52,19 @@ struct lm_sampler_params;
 bool app_sampling_flag(const char *cmd, int argc, char **argv, int *i, struct lm_sampler_params *p, bool *bad);
 extern const char app_sampling_usage[];
 
-/* Reads a whole file ("-": standard input), NUL-terminated; prints why and returns NULL on failure. */
+/* Reads a whole file ("-": standard input), NUL-terminated; prints why and returns NULL on failure.
+ * app_slurp is the same without printing: the reason goes to err. */
 char *app_read_file(const char *path, size_t *len);
+char *app_slurp(const char *path, size_t *len, char *err, size_t errlen);
+
+/* qsort's comparison of doubles, ascending. app_now: a monotonic clock, in seconds (app_model.c). */
+int app_cmp_double(const void *a, const void *b);
+double app_now(void);
+
+/* One decode step's GPU time by kernel (lm_session_step_timings), summed and printed to stderr under
+ * a heading; says so when the device has no timestamps (app_profile.c). */
+struct lm_session;
+void app_profile_print(const struct lm_session *s, const char *heading);
 
 /* JSON output, built with cJSON (a struct cJSON * is a cJSON *). app_json_add puts item into parent, as
  * member key of an object, or at the end of an array when key is NULL; when that fails (item NULL: out of

@@ -20,33 +20,21 @@ static void on_message(void *user, const char *msg)
     fprintf(stderr, "vkllm: validation: %s\n", msg);
 }
 
-static void progress(void *user, float done)
+static void show_progress(app_model *am, const char *what, float done)
 {
-    app_model *am = user;
     if (!am->show_progress)
         return;
     int pct = (int)(done * 100.0f);
     if (pct != am->last_pct) {
         am->last_pct = pct;
-        fprintf(stderr, "\rloading %s: %3d%%", am->path, pct);
+        fprintf(stderr, "\r%s %s: %3d%%", what, am->path, pct);
         if (pct == 100)
             fputc('\n', stderr);
     }
 }
 
-static void synth_progress(void *user, float done)
-{
-    app_model *am = user;
-    if (!am->show_progress)
-        return;
-    int pct = (int)(done * 100.0f);
-    if (pct != am->last_pct) {
-        am->last_pct = pct;
-        fprintf(stderr, "\rbuilding %s: %3d%%", am->path, pct);
-        if (pct == 100)
-            fputc('\n', stderr);
-    }
-}
+static void progress(void *user, float done) { show_progress(user, "loading", done); }
+static void synth_progress(void *user, float done) { show_progress(user, "building", done); }
 
 /* synthetic:SHAPE:TYPE: the model is written to a private temporary folder, loaded, and deleted (the
  * loaded model needs only its metadata afterwards, which stays mapped). */

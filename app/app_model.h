@@ -21,6 +21,5 @@ typedef struct app_model {
  * name ends in .bin; synthetic:SHAPE:TYPE, a model of that shape with seeded random weights). Prints the error and returns 1 on failure (call app_model_close either way). */
 int app_model_open(app_model *am, const char *path, const char *tokenizer, const app_device_opts *dev);
 void app_model_close(app_model *am);
-double app_now(void);
 
 #endif

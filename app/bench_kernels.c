@@ -47,18 +47,7 @@ typedef struct bench {
 
 /* ---------------------------------------------------------------- timing */
 
-static double now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+static double now_ns(void) { return app_now() * 1e9; }
 
 /* Runs the recorded sequence once: *gpu_ns is the sum of its dispatches' times, *wall_ns the host's. */
 static int run_once(bench *b, double *gpu_ns, double *wall_ns, char *kernels, size_t klen)
@@ -134,7 +123,7 @@ static int measure(bench *b, result *r)
             break;
     }
     if (!rc) {
-        qsort(t, (size_t)n, sizeof *t, cmp_double);
+        qsort(t, (size_t)n, sizeof *t, app_cmp_double);
         r->ns = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
         r->runs = n;
     }

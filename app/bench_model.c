@@ -207,42 +207,6 @@ static bool json_row(cJSON *arr, const model_desc *m, const result *r)
     return app_json_add(arr, NULL, o);
 }
 
-/* --profile: one decode step's dispatches, summed by kernel. */
-typedef struct {
-    int n;
-    struct { const char *kernel; int count; double ns; } k[48];
-    double total;
-} kernel_sums;
-
-static void sum_kernel(void *user, const char *kernel, double ns)
-{
-    kernel_sums *p = user;
-    int i = 0;
-    while (i < p->n && strcmp(p->k[i].kernel, kernel)) i++;
-    if (i == p->n) {
-        if (p->n == 48) return;
-        p->k[p->n++].kernel = kernel;
-    }
-    p->k[i].count++;
-    p->k[i].ns += ns;
-    p->total += ns;
-}
-
-static void print_profile(const lm_session *s, const model_desc *m)
-{
-    kernel_sums p = { 0 };
-    int n = lm_session_step_timings(s, sum_kernel, &p);
-    if (!n) {
-        fprintf(stderr, "vkllm: no GPU timings (the device's queue has no timestamps)\n");
-        return;
-    }
-    fprintf(stderr, "\n%s: one decode step: %.3f ms of GPU time in %d dispatches\n", m->name, p.total / 1e6, n);
-    fprintf(stderr, "  %-18s %6s %12s %7s\n", "kernel", "count", "total us", "share");
-    for (int i = 0; i < p.n; i++)
-        fprintf(stderr, "  %-18s %6d %12.1f %6.1f%%\n", p.k[i].kernel, p.k[i].count, p.k[i].ns / 1e3,
-                100.0 * p.k[i].ns / p.total);
-}
-
 static int bench_one_model(const bench_model_opts *o, const char *path, bool *first_row, cJSON *json_rows)
 {
     app_model am = { 0 };
@@ -308,7 +272,11 @@ static int bench_one_model(const bench_model_opts *o, const char *path, bool *fi
                     *first_row = false;
                 }
             }
-        if (!rc && o->profile && bi == o->b.n - 1) print_profile(s, &m);
+        if (!rc && o->profile && bi == o->b.n - 1) {
+            char heading[256];
+            snprintf(heading, sizeof heading, "%s: one decode step on the GPU", m.name);
+            app_profile_print(s, heading);
+        }
         lm_session_free(s);
     }
     free(ids);

@@ -620,18 +620,7 @@ static bool run_dump(const io_opt *io, rt_buffer *buf, uint64_t bytes)
 
 /* ---------------------------------------------------------------- running */
 
-static double now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+static double now_ns(void) { return app_now() * 1e9; }
 
 /* One submission; the dispatch's GPU time, or the wall time when there are no timestamps. */
 static int run_once(rt_seq *seq, double *ns)
@@ -846,7 +835,7 @@ static int bench(const shader_opts *o, const uint32_t *spv, size_t words)
             app_fail("%s: %s: %s", o->file, rt_status_string(vrc), rt_seq_errmsg(seq));
             goto out;
         }
-    qsort(t, (size_t)o->runs, sizeof *t, cmp_double);
+    qsort(t, (size_t)o->runs, sizeof *t, app_cmp_double);
     rep.min = t[0];
     rep.max = t[o->runs - 1];
     rep.median = o->runs % 2 ? t[o->runs / 2] : 0.5 * (t[o->runs / 2 - 1] + t[o->runs / 2]);

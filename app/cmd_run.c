@@ -27,44 +27,6 @@ static void usage(FILE *f)
             "      --validation       enable the Khronos validation layer\n");
 }
 
-/* --profile: GPU time of one decode step, summed by kernel. */
-typedef struct profile {
-    int n;
-    struct { const char *kernel; int count; double ns; } k[32];
-    double total;
-} profile;
-
-static void profile_add(void *user, const char *kernel, double ns)
-{
-    profile *p = user;
-    int i = 0;
-    while (i < p->n && strcmp(p->k[i].kernel, kernel))
-        i++;
-    if (i == p->n) {
-        if (p->n == 32)
-            return;
-        p->k[p->n++].kernel = kernel;
-    }
-    p->k[i].count++;
-    p->k[i].ns += ns;
-    p->total += ns;
-}
-
-static void profile_print(const lm_session *s)
-{
-    profile p = { 0 };
-    int n = lm_session_step_timings(s, profile_add, &p);
-    if (!n) {
-        fprintf(stderr, "vkllm: no GPU timings (the device's queue has no timestamps, or no token was decoded)\n");
-        return;
-    }
-    fprintf(stderr, "vkllm: one decode step on the GPU: %.3f ms in %d dispatches\n", p.total / 1e6, n);
-    fprintf(stderr, "  %-16s %6s %12s %7s\n", "kernel", "count", "total us", "share");
-    for (int i = 0; i < p.n; i++)
-        fprintf(stderr, "  %-16s %6d %12.1f %6.1f%%\n", p.k[i].kernel, p.k[i].count, p.k[i].ns / 1e3,
-                100.0 * p.k[i].ns / p.total);
-}
-
 /* Writes what the detokeniser has ready, flushing so the text streams. */
 static void emit(const char *s, size_t n)
 {
@@ -245,7 +207,7 @@ int cmd_run(int argc, char **argv)
             lm_model_device_bytes(am.model) / 1048576.0, kv_bytes / 1048576.0, kv_f32 ? "f32" : "f16",
             scratch_bytes / 1048576.0);
     if (dev.profiling)
-        profile_print(s);
+        app_profile_print(s, "one decode step on the GPU");
     status = 0;
 out:
     free(file_text);

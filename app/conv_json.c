@@ -1,6 +1,8 @@
 /* conv_json.c: conversation files (conv_json.h), read and written with cJSON. */
 #include "conv_json.h"
 
+#include "app.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -180,38 +182,10 @@ bool conv_load(const char *path, conv *out, char *err, size_t errlen)
 {
     out->msgs = NULL;
     out->n = 0;
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    bool rd_err = false;
-    while (buf) {
-        if (n == cap) {
-            char *p = cap < ((size_t)1 << 32) ? realloc(buf, cap * 2) : NULL;
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            rd_err = ferror(f);
-            break;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
+    size_t n;
+    char *buf = app_slurp(path, &n, err, errlen);
     if (!buf)
-        return fail(err, errlen, "%s: out of memory", path);
-    if (rd_err) {
-        free(buf);
-        return fail(err, errlen, "%s: read error", path);
-    }
+        return false;
     bool ok = conv_parse(buf, n, path, out, err, errlen);
     free(buf);
     return ok;

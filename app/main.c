@@ -185,11 +185,11 @@ int app_json_print(cJSON *root, bool ok)
     return 0;
 }
 
-char *app_read_file(const char *path, size_t *len)
+char *app_slurp(const char *path, size_t *len, char *err, size_t errlen)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
-        app_fail("%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 4096, n = 0;
@@ -210,20 +210,35 @@ char *app_read_file(const char *path, size_t *len)
         if (got == 0)
             break;
     }
-    bool err = ferror(f);
+    bool rd_err = ferror(f);
     if (f != stdin)
         fclose(f);
     if (!buf) {
-        app_fail("%s: out of memory", path);
+        snprintf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
-    if (err) {
+    if (rd_err) {
         free(buf);
-        app_fail("%s: read error", path);
+        snprintf(err, errlen, "%s: read error", path);
         return NULL;
     }
     buf[n] = 0;
     if (len)
         *len = n;
     return buf;
+}
+
+char *app_read_file(const char *path, size_t *len)
+{
+    char err[1100];
+    char *buf = app_slurp(path, len, err, sizeof err);
+    if (!buf)
+        app_fail("%s", err);
+    return buf;
+}
+
+int app_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }

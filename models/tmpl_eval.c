@@ -657,6 +657,19 @@ static bool exec_for(tmpl_ev *E, scope *s, const node *n)
     return true;
 }
 
+/* What n's body writes, as a string (block set, filter blocks). */
+static tv *render_body(tmpl_ev *E, scope *s, const node *n)
+{
+    tbuf *saved = E->out, b = { 0 };
+    E->out = &b;
+    bool ok = exec_body(E, s, n->body);
+    E->out = saved;
+    tv *v = ok && !b.oom ? tv_str(E->a, b.p ? b.p : "", b.n) : NULL;
+    free(b.p);
+    if (!v && ok) oom(E, n);
+    return v;
+}
+
 static bool exec_stmt(tmpl_ev *E, scope *s, const node *n)
 {
     switch (n->t) {
@@ -696,14 +709,8 @@ static bool exec_stmt(tmpl_ev *E, scope *s, const node *n)
         return unpack(E, s, n->a, v);
     }
     case N_SETBLOCK: {
-        tbuf *saved = E->out, b = { 0 };
-        E->out = &b;
-        bool ok = exec_body(E, s, n->body);
-        E->out = saved;
-        tv *v = ok && !b.oom ? tv_str(E->a, b.p ? b.p : "", b.n) : NULL;
-        free(b.p);
-        if (!v) return ok ? oom(E, n) : false;
-        return unpack(E, s, n->a, v);
+        tv *v = render_body(E, s, n);
+        return v && unpack(E, s, n->a, v);
     }
     case N_MACRO: {
         tv *m = tv_new(E->a, TV_MACRO);
@@ -721,13 +728,8 @@ static bool exec_stmt(tmpl_ev *E, scope *s, const node *n)
         return r && emit(E, n, r->u.s.s, r->u.s.n);
     }
     case N_FILTERBLOCK: {
-        tbuf *saved = E->out, b = { 0 };
-        E->out = &b;
-        bool ok = exec_body(E, s, n->body);
-        E->out = saved;
-        tv *v = ok && !b.oom ? tv_str(E->a, b.p ? b.p : "", b.n) : NULL;
-        free(b.p);
-        if (!v) return ok ? oom(E, n) : false;
+        tv *v = render_body(E, s, n);
+        if (!v) return false;
         targs args;
         if (!eval_args(E, s, n, 0, &args)) return false;
         tv *r = tb_filter(E, n, n->s, n->n, v, &args);

@@ -134,7 +134,9 @@ static int64_t cache_run(tu_gpu *g, const char *path)
     rt_op_scale(s, rt_at(b, 0), rt_at(b, 0), 16, 1.0f);
     CHECK(rt_seq_end(s) == RT_OK && rt_seq_run(s) == RT_OK, "scale with cache");
     int64_t loaded;
-    rt_ctx_pipeline_stats(ctx, NULL, &loaded);
+    int created;
+    rt_ctx_pipeline_stats(ctx, &created, &loaded);
+    CHECK(created == 1, "%d pipelines created for one op", created);
     rt_seq_destroy(s);
     rt_buffer_destroy(b);
     rt_ctx_destroy(ctx); /* saves the cache */
@@ -177,24 +179,8 @@ static void pipeline_cache(tu_gpu *g)
     close(fd);
     unlink(path);
     int64_t loaded[2];
-    for (int run = 0; run < 2; run++) {
-        rt_ctx *ctx;
-        rt_ctx_desc cd = { .device = -1, .pipeline_cache = path };
-        CHECK(rt_ctx_create(g->inst, &cd, &ctx) == RT_OK, "ctx with cache");
-        rt_buffer *b;
-        rt_buffer_create(ctx, RT_MEM_DEVICE, 64, &b);
-        rt_seq *s;
-        rt_seq_create(ctx, &s);
-        rt_seq_begin(s);
-        rt_op_scale(s, rt_at(b, 0), rt_at(b, 0), 16, 1.0f);
-        CHECK(rt_seq_end(s) == RT_OK && rt_seq_run(s) == RT_OK, "scale with cache");
-        int created;
-        rt_ctx_pipeline_stats(ctx, &created, &loaded[run]);
-        CHECK(created == 1, "%d pipelines created for one op", created);
-        rt_seq_destroy(s);
-        rt_buffer_destroy(b);
-        rt_ctx_destroy(ctx); /* saves the cache */
-    }
+    for (int run = 0; run < 2; run++)
+        loaded[run] = cache_run(g, path);
     CHECK(loaded[0] == 0 && loaded[1] > 0, "pipeline cache not reused (loaded %lld then %lld bytes)",
           (long long)loaded[0], (long long)loaded[1]);
     pipeline_cache_damaged(g, path);

@@ -659,6 +659,35 @@ out_free:
     return rc;
 }
 
+static uint64_t largest_heap(const rt_device_info *d)
+{
+    uint64_t heap = 0;
+    for (int h = 0; h < d->n_heaps; h++)
+        if (d->heaps[h].device_local && d->heaps[h].size > heap)
+            heap = d->heaps[h].size;
+    for (int h = 0; h < d->n_heaps && !heap; h++) /* no device-local heap: the largest */
+        if (d->heaps[h].size > heap)
+            heap = d->heaps[h].size;
+    return heap;
+}
+
+int bench_calibrate(rt_ctx *ctx, double *copy_gbs, double *fma_gflops)
+{
+    bench_opts o = { .quick = true };
+    bench b = { .o = &o, .iters = 3, .budget_ns = 0.2e9, .ctx = ctx };
+    b.dev = rt_ctx_device(ctx);
+    b.timestamps = b.dev->timestamp_period_ns > 0;
+    b.heap = largest_heap(b.dev);
+    int rc = rt_seq_create(ctx, &b.seq);
+    if (rc)
+        return app_fail("%s", rt_ctx_errmsg(ctx));
+    rc = calibrate(&b);
+    rt_seq_destroy(b.seq);
+    *copy_gbs = rc ? 0 : peak_gbps(&b);
+    *fma_gflops = rc ? 0 : peak_gflops(&b);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- entry */
 
 int bench_kernels(const bench_opts *o)
@@ -680,12 +709,7 @@ int bench_kernels(const bench_opts *o)
     }
     b.dev = rt_ctx_device(b.ctx);
     b.timestamps = b.dev->timestamp_period_ns > 0;
-    for (int h = 0; h < b.dev->n_heaps; h++)
-        if (b.dev->heaps[h].device_local && b.dev->heaps[h].size > b.heap)
-            b.heap = b.dev->heaps[h].size;
-    for (int h = 0; h < b.dev->n_heaps && !b.heap; h++) /* no device-local heap: the largest */
-        if (b.dev->heaps[h].size > b.heap)
-            b.heap = b.dev->heaps[h].size;
+    b.heap = largest_heap(b.dev);
     if ((rc = rt_seq_create(b.ctx, &b.seq))) {
         app_fail("%s", rt_ctx_errmsg(b.ctx));
         goto out_destroy_ctx;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "app.h"
+#include "rt.h"
 
 typedef struct bench_opts {
     app_device_opts dev;
@@ -17,5 +18,9 @@ typedef struct bench_opts {
 
 /* Calibrates the device, runs every case, prints a table or JSON; returns the exit status. */
 int bench_kernels(const bench_opts *o);
+
+/* The two calibration kernels alone (quick sizes) on ctx, which must have profiling on: the device's
+ * copy bandwidth (GB/s, read + written) and FMA rate (GFLOP/s). Prints why and returns 1 on failure. */
+int bench_calibrate(rt_ctx *ctx, double *copy_gbs, double *fma_gflops);
 
 #endif

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "app_model.h"
+#include "bench_kernels.h"
 #include "bench_model.h"
 
 #define MAX_VALUES 16
@@ -274,8 +275,10 @@ static int bench_one_model(const bench_model_opts *o, const char *path, bool *fi
             }
         if (!rc && o->profile && bi == o->b.n - 1) {
             char heading[256];
+            double copy_gbs = 0, fma_gflops = 0;
             snprintf(heading, sizeof heading, "%s: one decode step on the GPU", m.name);
-            app_profile_print(s, heading);
+            bench_calibrate(am.ctx, &copy_gbs, &fma_gflops);
+            app_profile_print(s, heading, copy_gbs, fma_gflops);
         }
         lm_session_free(s);
     }

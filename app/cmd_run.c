@@ -207,7 +207,7 @@ int cmd_run(int argc, char **argv)
             lm_model_device_bytes(am.model) / 1048576.0, kv_bytes / 1048576.0, kv_f32 ? "f32" : "f16",
             scratch_bytes / 1048576.0);
     if (dev.profiling)
-        app_profile_print(s, "one decode step on the GPU");
+        app_profile_print(s, "one decode step on the GPU", 0, 0);
     status = 0;
 out:
     free(file_text);

@@ -450,6 +450,10 @@ void lm_session_memory(const lm_session *s, uint64_t *kv_bytes, uint64_t *scratc
 /* With a context created with profiling on: calls fn for every dispatch of the last decode step, with
  * its kernel's name and GPU time in nanoseconds. Returns the number of dispatches (0 without timings). */
 int lm_session_step_timings(const lm_session *s, void (*fn)(void *user, const char *kernel, double ns), void *user);
+/* The same with what each dispatch moves (bytes: its bindings, or what its op declared) and computes
+ * (flops: 0 when its op does not say). */
+int lm_session_step_profile(const lm_session *s,
+                            void (*fn)(void *user, const char *kernel, double ns, double bytes, double flops), void *user);
 
 /* ======================================================================== chat templates (models/tmpl_*.c) */
 

@@ -389,3 +389,18 @@ int lm_session_step_timings(const lm_session *s, void (*fn)(void *user, const ch
     }
     return n;
 }
+
+int lm_session_step_profile(const lm_session *s,
+                            void (*fn)(void *user, const char *kernel, double ns, double bytes, double flops), void *user)
+{
+    int n = s->last_step ? rt_seq_timing_count(s->last_step) : 0;
+    for (int i = 0; i < n; i++) {
+        const char *kernel;
+        double ns, bytes = 0, flops = 0;
+        if (rt_seq_timing(s->last_step, i, &kernel, &ns) == RT_OK) {
+            rt_seq_timing_cost(s->last_step, i, &bytes, &flops);
+            fn(user, kernel, ns, bytes, flops);
+        }
+    }
+    return n;
+}

@@ -201,6 +201,11 @@ void rt_seq_counts(const rt_seq *seq, int *commands, int *barriers);
 /* METHOD: with profiling on, after rt_seq_wait: the number of dispatches timed in the last submission,
  * and for dispatch i its kernel name and duration in nanoseconds. */
 int rt_seq_timing_count(const rt_seq *seq);
+/* METHOD: what the op about to be recorded moves and computes, for the profile of its dispatch (the
+ * next one only): ops that know call it; without it a dispatch counts the bytes of its bindings (each
+ * distinct range once) and no flops. rt_seq_timing_cost gives them for timed dispatch i. */
+void rt_seq_cost(rt_seq *seq, double bytes, double flops);
+int rt_seq_timing_cost(const rt_seq *seq, int i, double *bytes, double *flops);
 int rt_seq_timing(const rt_seq *seq, int i, const char **kernel, double *ns);
 /* METHOD: record a buffer-to-buffer copy (with the barriers around it). */
 int rt_seq_copy(rt_seq *seq, rt_ref dst, rt_ref src, size_t n);

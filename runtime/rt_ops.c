@@ -275,6 +275,8 @@ int rt_op_get_rows(rt_seq *seq, rt_ref y, rt_ref table, rt_dtype t, rt_ref ids, 
         uint32_t gxx = (uint32_t)((units + wg - 1) / wg);
         if (gxx > 64)
             gxx = 64;
+        /* the rows gathered (at most: rows of this piece), not the table */
+        rt_seq_cost(seq, (double)rows * (double)(row_bytes + s_row + 4 * (size_t)dim + 4), 0);
         rt_seq_dispatch(seq, p, bind, 4, &pc, gxx, gx, gy);
     }
     rt_seq_parallel(seq, false);
@@ -302,6 +304,7 @@ int rt_op_kv_write(rt_seq *seq, rt_ref cache, rt_dtype t, rt_ref src, rt_ref pos
     rt_pipeline *p;
     if (rt_op_pipeline(seq, RT_SHADER_kv_write, &wg, 1, 3, sizeof pc, &p))
         return rt_seq_status(seq);
+    rt_seq_cost(seq, (double)rows * (double)dim * (4.0 + (double)rt_dtype_size(t)) + 4.0 * (double)rows, 0);
     return rt_seq_dispatch(seq, p, bind, 3, &pc, gxx, gx, gy);
 }
 

@@ -38,6 +38,9 @@ struct rt_seq {
     VkQueryPool queries;        /* profiling: one timestamp before the first dispatch and after each */
     int n_stamps;
     const char **stamp_names;   /* kernel of timestamp i (i >= 1) */
+    double *stamp_bytes;        /* bytes the command before timestamp i moves (its bindings, or rt_seq_cost) */
+    double *stamp_flops;        /* its arithmetic (rt_seq_cost), 0: not known */
+    double next_bytes, next_flops; /* rt_seq_cost, for the next command */
     int n_timed;
     double *timed_ns;
     rt_buffer **scratch;        /* transient device buffers of ops (rt_seq_scratch), reused in order */
@@ -92,7 +95,9 @@ int rt_seq_create(rt_ctx *ctx, rt_seq **out)
             goto out_destroy_fence;
         seq->stamp_names = calloc(RT_MAX_TIMESTAMPS, sizeof *seq->stamp_names);
         seq->timed_ns = calloc(RT_MAX_TIMESTAMPS, sizeof *seq->timed_ns);
-        if (!seq->stamp_names || !seq->timed_ns) {
+        seq->stamp_bytes = calloc(RT_MAX_TIMESTAMPS, sizeof *seq->stamp_bytes);
+        seq->stamp_flops = calloc(RT_MAX_TIMESTAMPS, sizeof *seq->stamp_flops);
+        if (!seq->stamp_names || !seq->timed_ns || !seq->stamp_bytes || !seq->stamp_flops) {
             rt_seq_destroy(seq);
             return rt_ctx_fail(ctx, RT_ERR_OUT_OF_MEMORY, "out of host memory");
         }
@@ -132,6 +137,8 @@ void rt_seq_destroy(rt_seq *seq)
     free(seq->pools);
     free(seq->stamp_names);
     free(seq->timed_ns);
+    free(seq->stamp_bytes);
+    free(seq->stamp_flops);
     seq->ctx->n_seqs--;
     free(seq);
 }
@@ -235,13 +242,42 @@ static int before_command(rt_seq *seq, const rt_access *a, int n)
     return RT_OK;
 }
 
-static void after_command(rt_seq *seq, const char *name)
+/* bytes: what the command's accesses cover, unless rt_seq_cost said otherwise */
+static void after_command(rt_seq *seq, const char *name, const rt_access *a, int n)
 {
     seq->n_commands++;
     if (seq->queries && seq->n_stamps < RT_MAX_TIMESTAMPS) {
+        double bytes = seq->next_bytes;
+        if (bytes <= 0)
+            for (int i = 0; i < n; i++) {
+                bool dup = false;
+                for (int j = 0; j < i; j++)
+                    dup |= a[j].buffer == a[i].buffer && a[j].start == a[i].start && a[j].end == a[i].end;
+                bytes += dup ? 0.0 : (double)(a[i].end - a[i].start);
+            }
         vkCmdWriteTimestamp(seq->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, seq->queries, (uint32_t)seq->n_stamps);
+        seq->stamp_bytes[seq->n_stamps] = bytes;
+        seq->stamp_flops[seq->n_stamps] = seq->next_flops;
         seq->stamp_names[seq->n_stamps++] = name;
     }
+    seq->next_bytes = seq->next_flops = 0;
+}
+
+void rt_seq_cost(rt_seq *seq, double bytes, double flops)
+{
+    seq->next_bytes = bytes;
+    seq->next_flops = flops;
+}
+
+int rt_seq_timing_cost(const rt_seq *seq, int i, double *bytes, double *flops)
+{
+    if (i < 0 || i >= seq->n_timed)
+        return RT_ERR_INVALID;
+    if (bytes)
+        *bytes = seq->stamp_bytes[i + 1];
+    if (flops)
+        *flops = seq->stamp_flops[i + 1];
+    return RT_OK;
 }
 
 /* Groups of independent ops: only the choice of scratch buffers (rt_seq_scratch) depends on it now;
@@ -399,7 +435,7 @@ int rt_seq_dispatch(rt_seq *seq, rt_pipeline *p, const rt_bind *binds, int n_bin
     if (p->push_size)
         vkCmdPushConstants(seq->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->push_size, push);
     vkCmdDispatch(seq->cb, gx, gy, gz);
-    after_command(seq, name);
+    after_command(seq, name, acc, n_binds);
     return RT_OK;
 }
 
@@ -420,7 +456,7 @@ int rt_seq_copy(rt_seq *seq, rt_ref dst, rt_ref src, size_t n)
     if (before_command(seq, acc, 2))
         return seq->status;
     vkCmdCopyBuffer(seq->cb, src.buf->block->buffer, dst.buf->block->buffer, 1, &c);
-    after_command(seq, "copy");
+    after_command(seq, "copy", acc, 2);
     return RT_OK;
 }
 

@@ -212,6 +212,30 @@ out:
     return rc;
 }
 
+/* general.file_type (llama.cpp's numbers) of a file whose matrices are all of one type: the preset
+ * that makes it (K-quants: the _S mix, the plainest) */
+static int file_type(int type)
+{
+    switch (type) {
+    case LM_GGML_F32: return LM_FTYPE_F32;
+    case LM_GGML_F16: return LM_FTYPE_F16;
+    case LM_GGML_BF16: return LM_FTYPE_BF16;
+    case LM_GGML_Q4_0: return LM_FTYPE_Q4_0;
+    case LM_GGML_Q4_1: return LM_FTYPE_Q4_1;
+    case LM_GGML_Q5_0: return LM_FTYPE_Q5_0;
+    case LM_GGML_Q5_1: return LM_FTYPE_Q5_1;
+    case LM_GGML_Q8_0: return LM_FTYPE_Q8_0;
+    case LM_GGML_Q2_K: return LM_FTYPE_Q2_K;
+    case LM_GGML_Q3_K: return LM_FTYPE_Q3_K_S;
+    case LM_GGML_Q4_K: return LM_FTYPE_Q4_K_S;
+    case LM_GGML_Q5_K: return LM_FTYPE_Q5_K_S;
+    case LM_GGML_Q6_K: return LM_FTYPE_Q6_K;
+    case LM_GGML_IQ4_NL: return LM_FTYPE_IQ4_NL;
+    case LM_GGML_IQ4_XS: return LM_FTYPE_IQ4_XS;
+    default: return LM_FTYPE_F16;
+    }
+}
+
 static int hparams(lm_gguf_writer *w, const lm_synthetic_shape *sh, int type)
 {
     char key[96], name[128];
@@ -220,6 +244,8 @@ static int hparams(lm_gguf_writer *w, const lm_synthetic_shape *sh, int type)
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", sh->arch, suffix), key)
     if ((rc = lm_gguf_writer_set_str(w, "general.architecture", sh->arch)) ||
         (rc = lm_gguf_writer_set_str(w, "general.name", name)) ||
+        (rc = lm_gguf_writer_set_u32(w, "general.file_type", (uint32_t)file_type(type))) ||
+        (rc = lm_gguf_writer_set_u32(w, "general.quantization_version", 2)) ||
         (rc = lm_gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)sh->n_ctx)) ||
         (rc = lm_gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)sh->dim)) ||
         (rc = lm_gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)sh->n_layers)) ||

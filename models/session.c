@@ -17,11 +17,11 @@ struct lm_session {
     int32_t logit_rows_max;    /* what one binding of logits allows (all-logits passes are cut to this) */
     rt_buffer **kc, **vc;      /* per layer: [n_ctx][n_kv_heads * head_dim] */
     rt_buffer *x;              /* [n_batch][dim] the residual stream */
-    rt_buffer *xb;             /* [n_batch][dim] the normed residual stream, input of the projections */
     rt_buffer *q;              /* [n_batch][q_dim] */
     rt_buffer *k, *v;          /* [n_batch][kv_dim] this pass's keys and values */
     rt_buffer *att;            /* [n_batch][q_dim] attention output */
-    rt_buffer *hb, *hb2;       /* [n_batch][ffn_dim] */
+    rt_buffer *hb;             /* [n_batch][ffn_dim] silu(gate) * up (the norm before the projections and
+                                * the gate / up pair are folded into the matrix products: no buffers) */
     rt_buffer *logits;         /* [logit_rows][n_vocab] */
     rt_buffer *ids, *pos;      /* [n_batch] int32, written by the host (upload memory) */
     rt_buffer *next;           /* int32, argmax of the last logits row (readback memory) */
@@ -54,8 +54,8 @@ static int record_forward(lm_session *s, rt_seq *seq, int64_t n, enum logits_mod
     };
     rt_attn_desc attn = { .n_heads = hp->n_heads, .n_kv_heads = hp->n_kv_heads, .head_dim = hp->head_dim,
                           .scale = 1.0f / sqrtf((float)hd), .cap = s->n_ctx, .cache_type = s->kv_type };
-    rt_ref X = at(s->x, 0), XB = at(s->xb, 0), Q = at(s->q, 0), K = at(s->k, 0), V = at(s->v, 0), ATT = at(s->att, 0),
-           HB = at(s->hb, 0), HB2 = at(s->hb2, 0), IDS = at(s->ids, 0), POS = at(s->pos, 0);
+    rt_ref X = at(s->x, 0), Q = at(s->q, 0), K = at(s->k, 0), V = at(s->v, 0), ATT = at(s->att, 0), HB = at(s->hb, 0),
+           IDS = at(s->ids, 0), POS = at(s->pos, 0);
 #define W(w) rt_at((w).buf, 0), (w).type
 #define B(w) ((w).buf ? rt_at((w).buf, 0) : none)
 
@@ -63,12 +63,19 @@ static int record_forward(lm_session *s, rt_seq *seq, int64_t n, enum logits_mod
     rt_op_get_rows(seq, X, rt_at(m->tok_embd.buf, 0), m->tok_embd.type, IDS, n, hp->n_vocab, dim);
     for (int l = 0; l < hp->n_layers; l++) {
         const lm_layer *L = &m->layers[l];
-        /* attention: x += wo · attention(rope(wq · norm(x)), cache(rope(wk · norm(x))), cache(wv · norm(x))) */
-        rt_op_rmsnorm(seq, XB, X, rt_at(L->attn_norm.buf, 0), n, dim, hp->norm_eps);
+        /* attention: x += wo · attention(rope(wq · norm(x)), cache(rope(wk · norm(x))), cache(wv · norm(x))),
+         * the norm folded into each of the three projections (each reads x itself) */
+        rt_ref attn_norm = rt_at(L->attn_norm.buf, 0);
         rt_seq_parallel(seq, true);
-        rt_op_matmul(seq, Q, XB, W(L->wq), B(L->bq), n, q_dim, dim);
-        rt_op_matmul(seq, K, XB, W(L->wk), B(L->bk), n, kv_dim, dim);
-        rt_op_matmul(seq, V, XB, W(L->wv), B(L->bv), n, kv_dim, dim);
+        rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = Q, .x = X, .w = rt_at(L->wq.buf, 0), .wt = L->wq.type,
+                                                .bias = B(L->bq), .m = n, .n = q_dim, .k = dim,
+                                                .norm_w = attn_norm, .norm_eps = hp->norm_eps });
+        rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = K, .x = X, .w = rt_at(L->wk.buf, 0), .wt = L->wk.type,
+                                                .bias = B(L->bk), .m = n, .n = kv_dim, .k = dim,
+                                                .norm_w = attn_norm, .norm_eps = hp->norm_eps });
+        rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = V, .x = X, .w = rt_at(L->wv.buf, 0), .wt = L->wv.type,
+                                                .bias = B(L->bv), .m = n, .n = kv_dim, .k = dim,
+                                                .norm_w = attn_norm, .norm_eps = hp->norm_eps });
         rt_seq_parallel(seq, false);
         rt_seq_parallel(seq, true);
         rt_op_rope(seq, Q, POS, n, hp->n_heads, (int)hd, &rope);
@@ -78,21 +85,21 @@ static int record_forward(lm_session *s, rt_seq *seq, int64_t n, enum logits_mod
         rt_op_kv_write(seq, rt_at(s->kc[l], 0), s->kv_type, K, POS, n, kv_dim, s->n_ctx);
         rt_op_attention(seq, ATT, Q, rt_at(s->kc[l], 0), rt_at(s->vc[l], 0), POS, n, &attn);
         rt_op_matmul_acc(seq, X, ATT, W(L->wo), none, n, dim, q_dim);
-        /* feed-forward: x += w_down · (silu(w_gate · norm(x)) * (w_up · norm(x))) */
-        rt_op_rmsnorm(seq, XB, X, rt_at(L->ffn_norm.buf, 0), n, dim, hp->norm_eps);
-        rt_seq_parallel(seq, true);
-        rt_op_matmul(seq, HB, XB, W(L->w_gate), none, n, hp->ffn_dim, dim);
-        rt_op_matmul(seq, HB2, XB, W(L->w_up), none, n, hp->ffn_dim, dim);
-        rt_seq_parallel(seq, false);
-        rt_op_swiglu(seq, HB, HB, HB2, n * hp->ffn_dim);
+        /* feed-forward: x += w_down · (silu(w_gate · norm(x)) * (w_up · norm(x))), the norm, both
+         * projections and the SwiGLU in one dispatch */
+        rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = HB, .x = X, .w = rt_at(L->w_gate.buf, 0),
+                                                .wt = L->w_gate.type, .m = n, .n = hp->ffn_dim, .k = dim,
+                                                .norm_w = rt_at(L->ffn_norm.buf, 0), .norm_eps = hp->norm_eps,
+                                                .w_up = rt_at(L->w_up.buf, 0), .w_up_type = L->w_up.type });
         rt_op_matmul_acc(seq, X, HB, W(L->w_down), none, n, dim, hp->ffn_dim);
     }
     if (mode != LOGITS_NONE) {
         /* logits = output · norm(x), for the last row or all rows */
         int64_t rows = mode == LOGITS_ALL ? n : 1;
         rt_ref xlast = at(s->x, (n - rows) * dim);
-        rt_op_rmsnorm(seq, XB, xlast, rt_at(m->out_norm.buf, 0), rows, dim, hp->norm_eps);
-        rt_op_matmul(seq, rt_at(s->logits, 0), XB, W(m->output), none, rows, hp->n_vocab, dim);
+        rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = rt_at(s->logits, 0), .x = xlast, .w = rt_at(m->output.buf, 0),
+                                                .wt = m->output.type, .m = rows, .n = hp->n_vocab, .k = dim,
+                                                .norm_w = rt_at(m->out_norm.buf, 0), .norm_eps = hp->norm_eps });
         if (argmax)
             rt_op_argmax(seq, rt_at(s->next, 0), rt_at(s->logits, (size_t)(rows - 1) * hp->n_vocab * 4), 1, hp->n_vocab);
         if (copy_out)
@@ -118,8 +125,7 @@ void lm_session_free(lm_session *s)
     free(s->kc);
     free(s->vc);
     free(s->tokens);
-    rt_buffer *bufs[] = { s->x, s->xb, s->q, s->k, s->v, s->att, s->hb, s->hb2, s->logits, s->ids, s->pos, s->next,
-                          s->logits_host };
+    rt_buffer *bufs[] = { s->x, s->q, s->k, s->v, s->att, s->hb, s->logits, s->ids, s->pos, s->next, s->logits_host };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         rt_buffer_destroy(bufs[i]);
     s->m->n_sessions--;
@@ -175,13 +181,11 @@ int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out
     }
     struct { rt_buffer **b; rt_mem kind; int64_t bytes; } want[] = {
         { &s->x, RT_MEM_DEVICE, B * dim * 4 },
-        { &s->xb, RT_MEM_DEVICE, B * dim * 4 },
         { &s->q, RT_MEM_DEVICE, B * q_dim * 4 },
         { &s->k, RT_MEM_DEVICE, B * kv_dim * 4 },
         { &s->v, RT_MEM_DEVICE, B * kv_dim * 4 },
         { &s->att, RT_MEM_DEVICE, B * q_dim * 4 },
         { &s->hb, RT_MEM_DEVICE, B * hp->ffn_dim * 4 },
-        { &s->hb2, RT_MEM_DEVICE, B * hp->ffn_dim * 4 },
         { &s->logits, RT_MEM_DEVICE, s->logit_rows * row_bytes },
         { &s->ids, RT_MEM_UPLOAD, B * 4 },
         { &s->pos, RT_MEM_UPLOAD, B * 4 },
@@ -234,8 +238,7 @@ void lm_session_memory(const lm_session *s, uint64_t *kv_bytes, uint64_t *scratc
     uint64_t kv = 0, other = 0;
     for (int l = 0; l < s->m->hp.n_layers; l++)
         kv += rt_buffer_size(s->kc[l]) + rt_buffer_size(s->vc[l]);
-    rt_buffer *bufs[] = { s->x, s->xb, s->q, s->k, s->v, s->att, s->hb, s->hb2, s->logits, s->ids, s->pos, s->next,
-                          s->logits_host };
+    rt_buffer *bufs[] = { s->x, s->q, s->k, s->v, s->att, s->hb, s->logits, s->ids, s->pos, s->next, s->logits_host };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         other += bufs[i] ? rt_buffer_size(bufs[i]) : 0;
     if (kv_bytes)

@@ -16,7 +16,17 @@
  *          GEMV with k split over the workgroup 0.9 / 1.3 at 1 x 2048 x 2048, this 4.5 / 7.7.
  *
  * W is bound and split by bytes (rows of rt_dtype_row_bytes), X and Y by f32 elements.
- * VKLLM_MATMUL=gpu or =cpu picks one of the two ways on any device (the tests run both on lavapipe). */
+ * VKLLM_MATMUL=gpu or =cpu picks one of the two ways on any device (the tests run both on lavapipe).
+ *
+ * Two fusions (rt_op_matmul_ex), in all three kernels, for every weight format (specialization constant
+ * FLAGS, shaders/rt_params.h): an RMSNorm of X folded in (each workgroup adds up x^2 of the rows of X it
+ * reads, X multiplied by gamma on the way; the GPU kernels scale their sums by 1 / sqrt(mean + eps) at
+ * the end, the CPU kernel normalises X to the bit as rt_op_rmsnorm does, so that a model's output does
+ * not change on the default path), which takes the rmsnorm dispatch before a layer's projections away;
+ * and gate and up of a SwiGLU feed-forward in one dispatch (the two W bound together, each workgroup
+ * computing the same rows of both, silu(gate) * up stored), which takes a matmul and the swiglu dispatch
+ * away. Their cost: products and a sum of squares per X value, nothing per W value; on lavapipe that is
+ * more than a dispatch for the norm (bench/RESULTS.md, 2026-12-02). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,21 +96,22 @@ int rt_matmul_plan_make(const rt_plan_limits *lim, rt_dtype wt, int64_t m, int64
 
 typedef struct gemv_cfg {
     uint32_t wg;   /* workgroup size */
-    uint32_t nr;   /* rows of W per workgroup (GPU) or per invocation (CPU) */
+    uint32_t nr;   /* rows of W per workgroup (GPU) or per invocation (CPU), both W together when gated */
     uint32_t mr;   /* rows of X per pass */
 } gemv_cfg;
 
 /* GPU: 4 rows of W per workgroup of 128 threads (at least two subgroups, so that subgroupAdd does most
  * of the reduction): each X value loaded serves 4 rows. CPU: 8 rows per invocation, 4 rows of X per
  * pass, and workgroups of 64 made smaller (down to one SIMD batch of 8) until there are 32 of them, so
- * that every core has work. */
-static gemv_cfg gemv_choose(rt_ctx *ctx, int64_t m, int64_t n, bool cpu)
+ * that every core has work. Gated, the rows are half gate, half up: half as many outputs per workgroup. */
+static gemv_cfg gemv_choose(rt_ctx *ctx, int64_t m, int64_t n, bool cpu, bool norm, bool gate)
 {
     const rt_device_info *d = &ctx->info;
     gemv_cfg c;
     if (cpu) {
         c = (gemv_cfg){ 64, 8, m < CPU_MR ? (uint32_t)m : CPU_MR };
-        while (c.wg > 8 && n / (c.nr * c.wg) < 32)
+        uint32_t outs = gate ? c.nr / 2 : c.nr;
+        while (c.wg > 8 && n / (outs * c.wg) < 32)
             c.wg /= 2;
         while (c.wg > d->max_workgroup_invocations)
             c.wg /= 2;
@@ -109,8 +120,9 @@ static gemv_cfg gemv_choose(rt_ctx *ctx, int64_t m, int64_t n, bool cpu)
     c = (gemv_cfg){ 128, 4, (uint32_t)m };
     while (d->subgroup_size && c.wg < 2 * d->subgroup_size && c.wg * 2 <= d->max_workgroup_invocations)
         c.wg *= 2;
-    /* the reduction needs wg * nr * mr floats of shared memory */
-    while (c.wg > d->max_workgroup_invocations || (size_t)c.wg * c.nr * c.mr * 4 > d->max_shared_memory)
+    /* the reduction needs wg * (nr * mr + mr for the norm's sums) floats of shared memory */
+    size_t sums = (size_t)c.nr * c.mr + (norm ? c.mr : 0);
+    while (c.wg > d->max_workgroup_invocations || (size_t)c.wg * sums * 4 > d->max_shared_memory)
         c.wg /= 2;
     return c;
 }
@@ -123,12 +135,17 @@ typedef struct gemm_tile {
 } gemm_tile;
 
 static uint32_t tile_wg(const gemm_tile *t) { return (t->bm / t->tm) * (t->bn / t->tn); }
-static size_t tile_shared(const gemm_tile *t) { return (size_t)t->bk * (t->bm + 1 + t->bn + 1) * 4; }
+/* the tiles of X and W, and with the norm its partial sums and the rows' scales */
+static size_t tile_shared(const gemm_tile *t, bool norm)
+{
+    return (size_t)t->bk * (t->bm + 1 + t->bn + 1) * 4 + (norm ? (size_t)(tile_wg(t) + t->bm) * 4 : 0);
+}
 
 /* The largest tile that fits the device (shared memory, invocations, whole subgroups) and still gives
  * 128 workgroups or more (so that every compute unit of a large GPU has work); the smallest when none
- * does. The last one fits every Vulkan device (64 invocations, 4.2 KiB of shared memory). */
-static gemm_tile gemm_choose(rt_ctx *ctx, int64_t m, int64_t n)
+ * does. The last one fits every Vulkan device (64 invocations, 4.6 KiB of shared memory with the norm).
+ * Gated, a tile covers bn / 2 columns of Y. */
+static gemm_tile gemm_choose(rt_ctx *ctx, int64_t m, int64_t n, bool norm, bool gate)
 {
     static const gemm_tile tiles[] = {
         { 128, 128, 16, 8, 8 }, { 64, 64, 16, 4, 4 }, { 32, 64, 16, 2, 4 }, { 32, 32, 16, 4, 4 },
@@ -137,9 +154,10 @@ static gemm_tile gemm_choose(rt_ctx *ctx, int64_t m, int64_t n)
     const rt_device_info *d = &ctx->info;
     for (int i = 0; i < n_tiles - 1; i++) {
         const gemm_tile *t = &tiles[i];
-        int64_t groups = (m + t->bm - 1) / t->bm * ((n + t->bn - 1) / t->bn);
+        int64_t cols = gate ? t->bn / 2 : t->bn;
+        int64_t groups = (m + t->bm - 1) / t->bm * ((n + cols - 1) / cols);
         bool whole = d->subgroup_size == 0 || tile_wg(t) % d->subgroup_size == 0;
-        if (tile_wg(t) <= d->max_workgroup_invocations && tile_shared(t) <= d->max_shared_memory && whole &&
+        if (tile_wg(t) <= d->max_workgroup_invocations && tile_shared(t, norm) <= d->max_shared_memory && whole &&
             groups >= 128)
             return *t;
     }
@@ -148,75 +166,125 @@ static gemm_tile gemm_choose(rt_ctx *ctx, int64_t m, int64_t n)
 
 /* ---------------------------------------------------------------- matmul */
 
-/* One dispatch: rows [m0, m0 + mm) of X and Y against rows [n0, n0 + nn) of W. vec: W decoded 8 values
- * at a time; xvec: X read as vec4s. */
-static int matmul_piece(rt_seq *seq, const rt_matmul_plan *plan, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt,
-                        rt_ref bias, int64_t m0, int64_t mm, int64_t n0, int64_t nn, int64_t n, int64_t k, bool vec,
-                        bool xvec, bool acc)
+/* One dispatch: rows [m0, m0 + mm) of X and Y against rows [n0, n0 + nn) of W (and of W_up when gated).
+ * flags: RT_MM_*. */
+static int matmul_piece(rt_seq *seq, const rt_matmul_plan *plan, const rt_matmul_desc *d, int64_t m0, int64_t mm,
+                        int64_t n0, int64_t nn, uint32_t flags)
 {
     rt_ctx *ctx = rt_seq_ctx(seq);
-    rt_pc_matmul pc = { .m = (uint32_t)mm, .n = (uint32_t)nn, .k = (uint32_t)k, .has_bias = bias.buf != NULL,
-                        .ldy = (uint32_t)n, .n0 = (uint32_t)n0, .accumulate = acc,
-                        .row_bytes = (uint32_t)plan->row_bytes, .s_row = (uint32_t)plan->s_row };
-    rt_bind b[5];
-    rt_op_bind(seq, rt_at(y.buf, y.off + (size_t)(m0 * n) * 4), 4, mm * n, &b[0], &pc.off_y);
-    rt_op_bind(seq, rt_at(x.buf, x.off + (size_t)(m0 * k) * 4), 4, mm * k, &b[1], &pc.off_x);
-    rt_op_bind_bytes(seq, rt_at(w.buf, rt_plan_w_offset(plan, w.off, n0)), (size_t)nn * plan->row_bytes, &b[2],
+    int64_t n = d->n, k = d->k;
+    bool norm = flags & RT_MM_NORM, gate = flags & RT_MM_GATE;
+    rt_pc_matmul pc = { .m = (uint32_t)mm, .n = (uint32_t)nn, .k = (uint32_t)k, .has_bias = d->bias.buf != NULL,
+                        .ldy = (uint32_t)n, .n0 = (uint32_t)n0, .accumulate = d->accumulate,
+                        .row_bytes = (uint32_t)plan->row_bytes, .s_row = (uint32_t)plan->s_row,
+                        .eps = d->norm_eps };
+    /* 0 Y, 1 X, 2 W (quants), 3 bias, 4 W (scales), 5 gamma, 6 W_up (quants), 7 W_up (scales); what a
+     * variant does not read is bound to one of the others */
+    rt_bind b[8];
+    rt_op_bind(seq, rt_at(d->y.buf, d->y.off + (size_t)(m0 * n) * 4), 4, mm * n, &b[0], &pc.off_y);
+    rt_op_bind(seq, rt_at(d->x.buf, d->x.off + (size_t)(m0 * k) * 4), 4, mm * k, &b[1], &pc.off_x);
+    rt_op_bind_bytes(seq, rt_at(d->w.buf, rt_plan_w_offset(plan, d->w.off, n0)), (size_t)nn * plan->row_bytes, &b[2],
                      &pc.off_w);
-    if (bias.buf)
-        rt_op_bind(seq, bias, 4, n, &b[3], &pc.off_b);
+    if (d->bias.buf)
+        rt_op_bind(seq, d->bias, 4, n, &b[3], &pc.off_b);
     else
         b[3] = b[1];
     if (plan->s_row)
-        rt_op_bind_bytes(seq, rt_at(w.buf, rt_plan_s_offset(plan, w.off, n, n0)), (size_t)nn * plan->s_row, &b[4],
-                         &pc.off_s);
+        rt_op_bind_bytes(seq, rt_at(d->w.buf, rt_plan_s_offset(plan, d->w.off, n, n0)), (size_t)nn * plan->s_row,
+                         &b[4], &pc.off_s);
     else
         b[4] = b[2];
+    if (norm)
+        rt_op_bind(seq, d->norm_w, 4, k, &b[5], &pc.off_g);
+    else
+        b[5] = b[1];
+    if (gate)
+        rt_op_bind_bytes(seq, rt_at(d->w_up.buf, rt_plan_w_offset(plan, d->w_up.off, n0)),
+                         (size_t)nn * plan->row_bytes, &b[6], &pc.off_w2);
+    else
+        b[6] = b[2];
+    if (gate && plan->s_row)
+        rt_op_bind_bytes(seq, rt_at(d->w_up.buf, rt_plan_s_offset(plan, d->w_up.off, n, n0)),
+                         (size_t)nn * plan->s_row, &b[7], &pc.off_s2);
+    else
+        b[7] = b[6];
     if (rt_seq_status(seq))
         return rt_seq_status(seq);
     rt_pipeline *p;
-    const rt_device_info *d = &ctx->info;
+    const rt_device_info *dev = &ctx->info;
+    int id;
     if (plan->cpu || mm <= GEMV_MAX_M) {
-        gemv_cfg c = gemv_choose(ctx, mm, nn, plan->cpu);
-        uint32_t spec[5] = { c.wg, c.nr, c.mr, vec, xvec };
+        gemv_cfg c = gemv_choose(ctx, mm, nn, plan->cpu, norm, gate);
+        /* the CPU kernel sums x^2 as rt_op_rmsnorm's workgroup of this size does (rt_ops.c), to the bit */
+        uint32_t spec[5] = { c.wg, c.nr, c.mr, flags, rt_op_wg(seq, k >= 1024 ? 256 : 64) };
         const int16_t *table = plan->cpu                      ? rt_shader_gemv_cpu
-                               : d->use_subgroup_arithmetic ? rt_shader_gemv_sg
-                                                            : rt_shader_gemv;
-        int id = rt_op_typed(table, wt);
-        if (id < 0)
-            return rt_seq_fail(seq, RT_ERR_UNSUPPORTED, "matmul: no kernel for weight type %d", (int)wt);
-        if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 5, 5, sizeof pc, &p))
+                               : dev->use_subgroup_arithmetic ? rt_shader_gemv_sg
+                                                              : rt_shader_gemv;
+        if ((id = rt_op_typed(table, d->wt)) < 0)
+            return rt_seq_fail(seq, RT_ERR_UNSUPPORTED, "matmul: no kernel for weight type %d", (int)d->wt);
+        if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, plan->cpu ? 5 : 4, 8, sizeof pc, &p))
             return rt_seq_status(seq);
-        int64_t rows = plan->cpu ? (int64_t)c.nr * c.wg : c.nr; /* rows of W per workgroup */
+        int64_t rows = (plan->cpu ? (int64_t)c.nr * c.wg : c.nr) / (gate ? 2 : 1); /* outputs per workgroup */
         uint32_t gx, gy;
         rt_op_grid_rows(seq, (nn + rows - 1) / rows, &gx, &gy);
-        return rt_seq_dispatch(seq, p, b, 5, &pc, gx, gy, 1);
+        return rt_seq_dispatch(seq, p, b, 8, &pc, gx, gy, 1);
     }
-    gemm_tile t = gemm_choose(ctx, mm, nn);
-    uint32_t spec[8] = { tile_wg(&t), t.bm, t.bn, t.bk, t.tm, t.tn, vec, xvec };
-    int id = rt_op_typed(rt_shader_matmul, wt);
-    if (id < 0)
-        return rt_seq_fail(seq, RT_ERR_UNSUPPORTED, "matmul: no kernel for weight type %d", (int)wt);
-    if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 8, 5, sizeof pc, &p))
+    gemm_tile t = gemm_choose(ctx, mm, nn, norm, gate);
+    uint32_t spec[7] = { tile_wg(&t), t.bm, t.bn, t.bk, t.tm, t.tn, flags };
+    if ((id = rt_op_typed(rt_shader_matmul, d->wt)) < 0)
+        return rt_seq_fail(seq, RT_ERR_UNSUPPORTED, "matmul: no kernel for weight type %d", (int)d->wt);
+    if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, 7, 8, sizeof pc, &p))
         return rt_seq_status(seq);
-    uint32_t gx = (uint32_t)((nn + t.bn - 1) / t.bn), gy = (uint32_t)((mm + t.bm - 1) / t.bm);
-    return rt_seq_dispatch(seq, p, b, 5, &pc, gx, gy, 1);
+    uint32_t cols = gate ? t.bn / 2 : t.bn;
+    uint32_t gx = (uint32_t)((nn + cols - 1) / cols), gy = (uint32_t)((mm + t.bm - 1) / t.bm);
+    return rt_seq_dispatch(seq, p, b, 8, &pc, gx, gy, 1);
 }
 
-/* Y = X W^T (+ bias) (acc: Y +=). Every binding must fit the device's binding range
- * (maxStorageBufferRange): W is cut into pieces of rows (columns of Y), X and Y into pieces of rows; each
- * pair is one dispatch, all of them independent of each other. */
-static int matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias, int64_t m, int64_t n, int64_t k,
-                  bool acc)
+static int matmul(rt_seq *seq, const rt_matmul_desc *d);
+
+/* The gate and up of one SwiGLU that one dispatch cannot take (types that differ, rows too short for
+ * 8-value decoding): two products (the norm folded into each) and rt_op_swiglu, up through scratch. */
+static int gated_apart(rt_seq *seq, const rt_matmul_desc *d)
+{
+    rt_ref up;
+    if (rt_seq_scratch(seq, (size_t)(d->m * d->n) * 4, &up))
+        return rt_seq_status(seq);
+    rt_matmul_desc g = *d, u = *d;
+    g.w_up = u.w_up = (rt_ref){ 0 };
+    u.y = up;
+    u.w = d->w_up;
+    u.wt = d->w_up_type;
+    rt_seq_parallel(seq, true);
+    matmul(seq, &g);
+    matmul(seq, &u);
+    rt_seq_parallel(seq, false);
+    return rt_op_swiglu(seq, d->y, d->y, up, d->m * d->n);
+}
+
+/* Y = f(X) W^T (+ bias) (accumulate: Y +=), f the folded RMSNorm or none; gated: Y = silu(f(X) W^T) *
+ * (f(X) W_up^T). Every binding must fit the device's binding range (maxStorageBufferRange): W is cut
+ * into pieces of rows (columns of Y), X and Y into pieces of rows; each pair is one dispatch, all of them
+ * independent of each other. */
+static int matmul(rt_seq *seq, const rt_matmul_desc *d)
 {
     rt_ctx *ctx = rt_seq_ctx(seq);
     rt_dtype_traits tr;
-    if (!rt_dtype_info((int)wt, &tr))
-        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: unknown weight type %d", (int)wt);
+    int64_t m = d->m, n = d->n, k = d->k;
+    bool norm = d->norm_w.buf != NULL, gate = d->w_up.buf != NULL;
+    if (rt_seq_status(seq))
+        return rt_seq_status(seq);
+    if (!rt_dtype_info((int)d->wt, &tr))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: unknown weight type %d", (int)d->wt);
+    if (gate && (d->bias.buf || d->accumulate))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: a gated product takes no bias and does not accumulate");
+    if (gate && !rt_dtype_info((int)d->w_up_type, &(rt_dtype_traits){ 0 }))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: unknown weight type %d", (int)d->w_up_type);
+    if (norm && !(d->norm_eps >= 0))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: norm_eps %g", (double)d->norm_eps);
     rt_plan_limits lim = { ctx->info.max_storage_buffer_range, ctx->storage_align, ctx->info.max_workgroup_count[0],
                            ctx->info.max_workgroup_count[1] };
     rt_matmul_plan plan;
-    int rc = rt_matmul_plan_make(&lim, wt, m, n, k, cpu_style(ctx), &plan);
+    int rc = rt_matmul_plan_make(&lim, d->wt, m, n, k, cpu_style(ctx), &plan);
     if (rc == RT_ERR_LIMIT)
         return rt_seq_fail(seq, rc, "matmul: one row of %lld x %lld x %lld exceeds the binding range", (long long)m,
                            (long long)n, (long long)k);
@@ -225,36 +293,50 @@ static int matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref
                            (long long)m, (long long)n, (long long)k, tr.name, tr.block);
     /* W decoded 8 values at a time when k allows: rows must start at 16-byte boundaries (bindings start at
      * multiples of 16 bytes, so this holds in every piece below as well) */
-    bool vec = k % 8 == 0 && w.off % 16 == 0;
+    bool vec = k % 8 == 0 && d->w.off % 16 == 0;
     if (tr.block > 1 && !vec)
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: %s weights must start at a 16-byte boundary", tr.name);
-    if (tr.block == 1 && w.off % tr.block_bytes)
+    if (tr.block == 1 && d->w.off % tr.block_bytes)
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: %s weights at a misaligned offset", tr.name);
-    bool xvec = k % 4 == 0 && x.off % 16 == 0;
-    if (plan.cpu && !vec) { /* the plan counted k / 8 loop steps per pass; value by value it is k */
-        int64_t passes = CPU_MAX_LOOP / (k + 2);
+    if (gate && (d->w_up_type != d->wt || !vec || d->w_up.off % 16))
+        return gated_apart(seq, d);
+    bool xvec = k % 4 == 0 && d->x.off % 16 == 0 && (!norm || d->norm_w.off % 16 == 0);
+    if (plan.cpu && (!vec || norm)) {
+        /* the plan counted k / 8 loop steps per pass; value by value it is k; the norm's sums of squares
+         * (gemv_cpu.comp's rms_inv) add up to k / 4 + 256 per row of X, k + k / 4 + 256 value by value */
+        int64_t per_pass = (vec ? k / 8 : k) + 2 + (norm ? CPU_MR * ((xvec ? k / 4 : k + k / 4) + 256) : 0);
+        int64_t passes = CPU_MAX_LOOP / per_pass;
         if (passes < 1)
             plan.cpu = false;
         else if (plan.per_m > passes * CPU_MR)
             plan.per_m = passes * CPU_MR;
     }
+    uint32_t flags = (vec ? RT_MM_VEC : 0) | (xvec ? RT_MM_XVEC : 0) | (norm ? RT_MM_NORM : 0) |
+                     (gate ? RT_MM_GATE : 0);
     rt_seq_parallel(seq, true);
     for (int64_t m0 = 0; m0 < m; m0 += plan.per_m)
         for (int64_t n0 = 0; n0 < n; n0 += plan.per_n)
-            matmul_piece(seq, &plan, y, x, w, wt, bias, m0, m - m0 < plan.per_m ? m - m0 : plan.per_m, n0,
-                         n - n0 < plan.per_n ? n - n0 : plan.per_n, n, k, vec, xvec, acc);
+            matmul_piece(seq, &plan, d, m0, m - m0 < plan.per_m ? m - m0 : plan.per_m, n0,
+                         n - n0 < plan.per_n ? n - n0 : plan.per_n, flags);
     rt_seq_parallel(seq, false);
     return rt_seq_status(seq);
+}
+
+int rt_op_matmul_ex(rt_seq *seq, const rt_matmul_desc *d)
+{
+    return matmul(seq, d);
 }
 
 int rt_op_matmul(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias, int64_t m, int64_t n,
                  int64_t k)
 {
-    return matmul(seq, y, x, w, wt, bias, m, n, k, false);
+    rt_matmul_desc d = { .y = y, .x = x, .w = w, .wt = wt, .bias = bias, .m = m, .n = n, .k = k };
+    return matmul(seq, &d);
 }
 
 int rt_op_matmul_acc(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_ref bias, int64_t m, int64_t n,
                      int64_t k)
 {
-    return matmul(seq, y, x, w, wt, bias, m, n, k, true);
+    rt_matmul_desc d = { .y = y, .x = x, .w = w, .wt = wt, .bias = bias, .m = m, .n = n, .k = k, .accumulate = true };
+    return matmul(seq, &d);
 }

@@ -103,7 +103,12 @@ RT_STRUCT(rt_pc_argmax) {
 } RT_END(rt_pc_argmax);
 RT_CHECK(rt_pc_argmax, 4)
 
-/* matrix product Y = X W^T (+ bias), shaders/matmul.comp (GEMM), gemv.comp and gemv_cpu.comp */
+/* matrix product Y = X W^T (+ bias), shaders/matmul.comp (GEMM), gemv.comp and gemv_cpu.comp; the
+ * variant is the specialization constant FLAGS of these kernels, of these bits: */
+#define RT_MM_VEC 1u    /* W decoded 8 values at a time (k % 8 == 0, rows at 16-byte boundaries) */
+#define RT_MM_XVEC 2u   /* X rows (and the norm's weights) read as vec4s (16-byte boundaries, k % 4 == 0) */
+#define RT_MM_NORM 4u   /* RMSNorm folded in: X rows scaled by 1 / sqrt(mean(x^2) + eps) * gamma (binding 5) */
+#define RT_MM_GATE 8u   /* SwiGLU of two W (gate: bindings 2, 4; up: 6, 7): Y = silu(X Wg^T) * (X Wu^T) */
 RT_STRUCT(rt_pc_matmul) {
     uint m, n, k;         /* X [m][k], W [n][k], Y [m][n] */
     uint off_y, off_x;
@@ -116,9 +121,12 @@ RT_STRUCT(rt_pc_matmul) {
     uint row_bytes;       /* bytes per row of W in the quants binding (see rt_weight_bytes) */
     uint off_s;           /* bytes: W's first row in the scales binding (block formats) */
     uint s_row;           /* bytes per row in the scales binding */
+    uint off_w2, off_s2;  /* bytes: the second W (RT_MM_GATE's up) in its two bindings */
+    uint off_g;           /* RT_MM_NORM: gamma [k] (elements) */
+    float eps;            /* RT_MM_NORM: added to mean(x^2) */
     uint pad[2];
 } RT_END(rt_pc_matmul);
-RT_CHECK(rt_pc_matmul, 16)
+RT_CHECK(rt_pc_matmul, 20)
 
 /* causal attention against a KV cache, shaders/attention.comp */
 RT_STRUCT(rt_pc_attn) {

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lm.h"
 #include "util.h"
 
 #ifndef M_PI
@@ -29,7 +30,7 @@
 /* ---------------------------------------------------------------- ops, tolerances, results */
 
 enum {
-    OP_MATMUL, OP_RMSNORM, OP_LAYERNORM, OP_SOFTMAX, OP_ROPE, OP_SWIGLU, OP_GELU, OP_ADD, OP_MUL, OP_SCALE,
+    OP_MATMUL, OP_MATMUL_NORM, OP_MATMUL_SWIGLU, OP_RMSNORM, OP_LAYERNORM, OP_SOFTMAX, OP_ROPE, OP_SWIGLU, OP_GELU, OP_ADD, OP_MUL, OP_SCALE,
     OP_GET_ROWS, OP_KV_WRITE, OP_ARGMAX, OP_ATTENTION, OP_COPY, OP_FMA, OP_COUNT
 };
 
@@ -42,6 +43,11 @@ static struct {
 } ops[OP_COUNT] = {
     /* sums of k products: rounding grows like k u^2 for random signs (k = 4099: 1.5e-11); 100x margin */
     [OP_MATMUL] = { "matmul", 1e-9, 0, 0 },
+    /* rt_op_matmul_ex with the RMSNorm folded in: matmul's sums, scaled once by an inversesqrt (a few ulp)
+     * of a sum of squares */
+    [OP_MATMUL_NORM] = { "matmul_norm", 1e-9, 0, 0 },
+    /* ... and gate / up in one: two such sums, one exp (3 + 2|x| ulp, as swiglu) and two products */
+    [OP_MATMUL_SWIGLU] = { "matmul_swiglu", 1e-8, 0, 0 },
     /* a sum of squares, one inversesqrt (a few ulp), one product per element */
     [OP_RMSNORM] = { "rmsnorm", 1e-10, 0, 0 },
     /* as rmsnorm; the mean's rounding also shifts every centred value (inputs with mean 10 x std included) */
@@ -394,6 +400,131 @@ static void case_matmul_split(rt_dtype wt, int64_t k, int64_t extra, size_t max_
     tk_free(&tx), tk_free(&tw), tk_free(&tb), tk_free(&ty);
     free(x), free(b), free(row), free(w_s), free(ref);
 }
+
+/* ---------------------------------------------------------------- fused matmul */
+
+#ifndef TK_NO_MAIN /* not in test_long_kernels.c's sweep */
+
+/* W [n][k] of type t (any format) from random values (N(0, 0.5), every 97th 8x larger, as real weights'
+ * outliers): quantised by models/quant.c, *bytes of it in the device layout returned, the values the
+ * device sees (dequantised) in ref [n][k]. */
+static void *make_weight(rt_dtype t, int64_t n, int64_t k, float *ref, size_t *bytes)
+{
+    float *wf = tk_alloc((size_t)(n * k) * 4);
+    for (int64_t i = 0; i < n * k; i++)
+        wf[i] = tu_normal(&R) * (i % 97 == 0 ? 4.0f : 0.5f);
+    void *wq = tk_alloc(rt_dtype_row_bytes(t, k) * (size_t)n);
+    *bytes = rt_weight_bytes(t, n, k);
+    void *dev = tk_alloc(*bytes);
+    CHECK(lm_quantize(t, wf, wq, n * k) == LM_OK && lm_dequantize(t, wq, ref, n * k) == LM_OK,
+          "make_weight: type %d does not quantise", (int)t);
+    rt_weight_repack(t, wq, dev, n, k);
+    free(wf), free(wq);
+    return dev;
+}
+
+/* rt_op_matmul_ex: Y (+)= f(X) W^T (+ bias), f the RMSNorm (norm) or none; gated (up >= 0): Y =
+ * silu(f(X) W^T) * (f(X) W_up^T), W_up of type up. X at byte offset x_off (16-byte aligned or not: vec4
+ * or value loads), gamma aligned as X is (32 or 36 bytes), W at w_off (a 16-byte boundary but for the cases that test
+ * the unaligned fall-backs), Y at OFF with guards. The reference in double precision on the dequantised
+ * weights; inputs N(0.3, 1.3) so that the norm's scale is not near 1. */
+static void case_matmul_fused(int64_t m, int64_t n, int64_t k, rt_dtype wt, int up, bool norm, bool bias, bool acc,
+                              size_t x_off, size_t w_off, const char *way)
+{
+    int op = up >= 0 ? OP_MATMUL_SWIGLU : OP_MATMUL_NORM;
+    rt_dtype_traits tr, tu = { .name = "-" };
+    rt_dtype_info((int)wt, &tr);
+    if (up >= 0)
+        rt_dtype_info(up, &tu);
+    char cs[200];
+    snprintf(cs, sizeof cs, "m=%lld n=%lld k=%lld w=%s up=%s norm=%d bias=%d acc=%d x_off=%zu w_off=%zu (%s)",
+             (long long)m, (long long)n, (long long)k, tr.name, tu.name, norm, bias, acc, x_off, w_off, way);
+    float *x = rnd_normal(m * k, 0.3f, 1.3f), *g = rnd_uniform(k, -1.5f, 1.5f);
+    float *b = bias ? rnd_normal(n, 0, 1) : NULL, *y0 = acc ? rnd_normal(m * n, 0, 1) : NULL;
+    float *wr = tk_alloc((size_t)(n * k) * 4), *ur = up >= 0 ? tk_alloc((size_t)(n * k) * 4) : NULL;
+    size_t wbytes, ubytes = 0;
+    void *wdev = make_weight(wt, n, k, wr, &wbytes), *udev = up >= 0 ? make_weight((rt_dtype)up, n, k, ur, &ubytes) : NULL;
+    double *ref = tk_alloc((size_t)(m * n) * 8), *xn = tk_alloc((size_t)k * 8);
+    const float eps = 1e-5f;
+    for (int64_t i = 0; i < m; i++) {
+        double ss = 0;
+        for (int64_t c = 0; c < k; c++)
+            ss += (double)x[i * k + c] * x[i * k + c];
+        double inv = norm ? 1.0 / sqrt(ss / (double)k + eps) : 1.0;
+        for (int64_t c = 0; c < k; c++)
+            xn[c] = norm ? x[i * k + c] * inv * g[c] : x[i * k + c];
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0, u = 0;
+            for (int64_t c = 0; c < k; c++)
+                s += xn[c] * wr[j * k + c];
+            if (up >= 0) {
+                for (int64_t c = 0; c < k; c++)
+                    u += xn[c] * ur[j * k + c];
+                s = s / (1 + exp(-s)) * u;
+            }
+            ref[i * n + j] = s + (b ? b[j] : 0) + (acc ? y0[i * n + j] : 0);
+        }
+    }
+    tk_t tx = tk_new(x_off, (size_t)(m * k) * 4, x), tg = tk_new(x_off % 16 ? 4 * 9 : 32, (size_t)k * 4, g);
+    tk_t tw = tk_new(w_off, wbytes, wdev), tb = tk_new(4 * 3, (size_t)n * 4, b);
+    tk_t tup = tk_new(up >= 0 ? w_off : 0, up >= 0 ? ubytes : 4, udev), ty = tk_new(OFF, (size_t)(m * n) * 4, y0);
+    rt_matmul_desc d = { .y = tk_ref(&ty), .x = tk_ref(&tx), .w = tk_ref(&tw), .wt = wt,
+                         .bias = bias ? tk_ref(&tb) : (rt_ref){ 0 }, .m = m, .n = n, .k = k, .accumulate = acc,
+                         .norm_w = norm ? tk_ref(&tg) : (rt_ref){ 0 }, .norm_eps = eps,
+                         .w_up = up >= 0 ? tk_ref(&tup) : (rt_ref){ 0 }, .w_up_type = (rt_dtype)(up >= 0 ? up : 0) };
+    rt_seq_begin(S);
+    rt_op_matmul_ex(S, &d);
+    if (run(op, cs)) {
+        float *y = tk_alloc(ty.bytes);
+        tk_read(&ty, y);
+        check_nmse(op, cs, y, ref, m * n);
+        guards(op, cs, &ty);
+        free(y);
+    }
+    tk_free(&tx), tk_free(&tg), tk_free(&tw), tk_free(&tb), tk_free(&tup), tk_free(&ty);
+    free(x), free(g), free(b), free(y0), free(wr), free(ur), free(wdev), free(udev), free(ref), free(xn);
+}
+
+/* The fused products in every weight format (own: the device's own way of the runtime, else the
+ * other, VKLLM_MATMUL: the CPU drivers' kernel or the GPUs' GEMV / GEMM): m = 1 (decode), a few rows
+ * (GEMV), 37 (GEMM on the GPU way). Few cases per format: each is new pipelines, seconds each to
+ * compile on lavapipe. */
+static void fused_matmuls(const char *way, bool own)
+{
+    static const rt_dtype all[] = { RT_F32, RT_F16, RT_Q4_0, RT_Q4_K, RT_Q8_0, RT_BF16, RT_Q6_K, RT_Q5_K,
+                                    RT_Q4_1, RT_Q5_0, RT_Q5_1, RT_Q2_K, RT_Q3_K, RT_IQ4_NL, RT_IQ4_XS };
+    size_t n_types = own ? sizeof all / sizeof all[0] : 8;
+    for (size_t i = 0; i < n_types; i++) {
+        rt_dtype_traits tr;
+        rt_dtype_info((int)all[i], &tr);
+        /* an odd number of blocks per row; floats 8 * 41 */
+        int64_t k = tr.block == 1 ? 328 : tr.block == 32 ? 32 * 9 : 256 * 3;
+        case_matmul_fused(1, 67, k, all[i], -1, true, i % 2 == 0, false, i % 3 ? 16 : 4 * 5, 48, way);
+        case_matmul_fused(37, 33, k, all[i], (int)all[i], true, false, false, 32, 48, way);
+        if (i < 5) { /* F32, F16, Q4_0, Q4_K, Q8_0: the other m, accumulate, gated decode */
+            case_matmul_fused(3, 67, k, all[i], -1, true, false, true, 4 * 5, 48, way);
+            case_matmul_fused(1, 33, k, all[i], (int)all[i], true, false, false, 16, 48, way);
+        }
+    }
+    /* the shapes of a model's layers, around the row blocks of the kernels (4, 8 W rows; 4 X rows) */
+    case_matmul_fused(1, 256, 576, RT_Q4_0, RT_Q4_0, true, false, false, 0, 0, way);
+    case_matmul_fused(9, 129, 512, RT_Q4_K, RT_Q4_K, true, false, false, 0, 0, way);
+    case_matmul_fused(70, 172, 64, RT_F32, RT_F32, true, false, false, 16, 16, way);
+    /* k >= 1024 (the norm's sums over 256 partials on the CPU way) */
+    case_matmul_fused(2, 61, 1024, RT_F16, -1, true, true, false, 16, 16, way);
+    /* gated without the norm; rows of any length (value by value: the norm still folded in, the gate
+     * as two products and swiglu); W at a 2-byte boundary (the same); two types (the same) */
+    case_matmul_fused(4, 31, 96, RT_BF16, RT_BF16, false, false, false, 16, 16, way);
+    case_matmul_fused(3, 29, 37, RT_F32, -1, true, true, false, 4 * 5, 4 * 3, way);
+    case_matmul_fused(2, 29, 37, RT_F16, RT_F16, true, false, false, 4 * 5, 2 * 7, way);
+    if (own) {
+        case_matmul_fused(5, 1, 64, RT_F32, RT_F32, true, false, false, 16, 16, way);
+        case_matmul_fused(33, 29, 40, RT_F16, RT_F16, true, false, false, 16, 2 * 7, way);
+        case_matmul_fused(1, 45, 512, RT_Q4_K, RT_Q6_K, true, false, false, 16, 48, way);
+        case_matmul_fused(40, 45, 512, RT_Q5_0, RT_Q8_0, true, false, false, 16, 48, way);
+    }
+}
+#endif
 
 /* ---------------------------------------------------------------- norms, softmax */
 
@@ -1040,6 +1171,28 @@ int main(void)
     case_matmul(7, 1024, 4096, RT_BF16, true, OFF);
     case_matmul(4, 4099, 1000, RT_F32, true, OFF);
     case_matmul_split(RT_F32, 4096, 109, (size_t)512 << 20);
+
+    /* the fused products, the device's own way and the other (VKLLM_MATMUL) */
+    const char *own = rt_ctx_device(G.ctx)->type == RT_DEVICE_CPU ? "cpu" : "gpu";
+    const char *other = strcmp(own, "cpu") ? "cpu" : "gpu";
+    double t_fused = now_s();
+    fused_matmuls(own, true);
+    setenv("VKLLM_MATMUL", other, 1);
+    fused_matmuls(other, false);
+    /* the GPU way's GEMV once more with its shared-memory reduction (no subgroup operations) */
+    setenv("VKLLM_MATMUL", "gpu", 1);
+    setenv("VKLLM_NO_SUBGROUP", "1", 1);
+    rt_seq_destroy(S);
+    tu_gpu_close(&G);
+    if (tu_gpu_open(&G) && rt_seq_create(G.ctx, &S) == RT_OK) {
+        case_matmul_fused(1, 67, 256 * 3, RT_Q4_K, RT_Q4_K, true, false, false, 16, 48, "gpu, no subgroup");
+        case_matmul_fused(3, 67, 32 * 9, RT_Q8_0, -1, true, true, false, 4 * 5, 48, "gpu, no subgroup");
+        case_matmul_fused(8, 33, 328, RT_F16, RT_F16, true, false, false, 16, 48, "gpu, no subgroup");
+        case_matmul_fused(2, 29, 37, RT_F32, -1, true, false, true, 16, 16, "gpu, no subgroup");
+    }
+    unsetenv("VKLLM_NO_SUBGROUP");
+    unsetenv("VKLLM_MATMUL");
+    printf("fused matmuls: %.1f s\n", now_s() - t_fused);
 
     case_norm(false, false, 1, 1, 1e-5f, 0);
     case_norm(false, false, 3, 7, 1e-6f, 0);

@@ -210,6 +210,8 @@ static int matmul_piece(rt_seq *seq, const rt_matmul_plan *plan, const rt_matmul
         b[7] = b[6];
     if (rt_seq_status(seq))
         return rt_seq_status(seq);
+    /* for profiles: the bytes are the bindings'; a multiply-add is two flops, two products when gated */
+    rt_seq_cost(seq, 0, 2.0 * (double)mm * (double)nn * (double)k * (gate ? 2.0 : 1.0));
     rt_pipeline *p;
     const rt_device_info *dev = &ctx->info;
     int id;

@@ -54,7 +54,7 @@ static bool cpu_style(rt_ctx *ctx)
 
 /* ---------------------------------------------------------------- plan */
 
-int rt_matmul_plan_make(const rt_plan_limits *lim, rt_dtype wt, int64_t m, int64_t n, int64_t k, bool cpu,
+int rt_matmul_plan_make(const rt_plan_limits *lim, rt_dtype wt, int64_t m, int64_t n, int64_t k, int64_t cpu_pass,
                         rt_matmul_plan *plan)
 {
     size_t rb = rt_dtype_row_bytes(wt, k);
@@ -79,8 +79,9 @@ int rt_matmul_plan_make(const rt_plan_limits *lim, rt_dtype wt, int64_t m, int64
         per_n = gx * 32;
     if (per_m > (int64_t)lim->max_groups_y * 32)
         per_m = (int64_t)lim->max_groups_y * 32;
+    bool cpu = cpu_pass > 0;
     if (cpu) {
-        int64_t k_iters = k % 8 == 0 ? k / 8 : k, passes = CPU_MAX_LOOP / (k_iters + 2);
+        int64_t passes = CPU_MAX_LOOP / cpu_pass;
         if (passes < 1)
             cpu = false; /* k too long for one invocation's loops: the GPU way splits k over threads */
         else if (per_m > passes * CPU_MR)
@@ -285,34 +286,28 @@ static int matmul(rt_seq *seq, const rt_matmul_desc *d)
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: norm_eps %g", (double)d->norm_eps);
     rt_plan_limits lim = { ctx->info.max_storage_buffer_range, ctx->storage_align, ctx->info.max_workgroup_count[0],
                            ctx->info.max_workgroup_count[1] };
+    /* W decoded 8 values at a time when k allows: rows must start at 16-byte boundaries (bindings start at
+     * multiples of 16 bytes, so this holds in every piece below as well) */
+    bool vec = k % 8 == 0 && d->w.off % 16 == 0;
+    bool xvec = k % 4 == 0 && d->x.off % 16 == 0 && (!norm || d->norm_w.off % 16 == 0);
+    /* the CPU kernel's loop iterations per pass: k / 8 steps over W (k value by value); the norm's sums of
+     * squares (gemv_cpu.comp's rms_inv) add k / 4 + 256 per row of X (k + k / 4 + 256 value by value) */
+    int64_t cpu_pass = cpu_style(ctx) ? (vec ? k / 8 : k) + 2 + (norm ? CPU_MR * ((xvec ? k / 4 : k + k / 4) + 256) : 0)
+                                      : 0;
     rt_matmul_plan plan;
-    int rc = rt_matmul_plan_make(&lim, d->wt, m, n, k, cpu_style(ctx), &plan);
+    int rc = rt_matmul_plan_make(&lim, d->wt, m, n, k, cpu_pass, &plan);
     if (rc == RT_ERR_LIMIT)
         return rt_seq_fail(seq, rc, "matmul: one row of %lld x %lld x %lld exceeds the binding range", (long long)m,
                            (long long)n, (long long)k);
     if (rc)
         return rt_seq_fail(seq, rc, "matmul: bad shape %lld x %lld x %lld for %s weights (rows of whole blocks of %u)",
                            (long long)m, (long long)n, (long long)k, tr.name, tr.block);
-    /* W decoded 8 values at a time when k allows: rows must start at 16-byte boundaries (bindings start at
-     * multiples of 16 bytes, so this holds in every piece below as well) */
-    bool vec = k % 8 == 0 && d->w.off % 16 == 0;
     if (tr.block > 1 && !vec)
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: %s weights must start at a 16-byte boundary", tr.name);
     if (tr.block == 1 && d->w.off % tr.block_bytes)
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: %s weights at a misaligned offset", tr.name);
     if (gate && (d->w_up_type != d->wt || !vec || d->w_up.off % 16))
         return gated_apart(seq, d);
-    bool xvec = k % 4 == 0 && d->x.off % 16 == 0 && (!norm || d->norm_w.off % 16 == 0);
-    if (plan.cpu && (!vec || norm)) {
-        /* the plan counted k / 8 loop steps per pass; value by value it is k; the norm's sums of squares
-         * (gemv_cpu.comp's rms_inv) add up to k / 4 + 256 per row of X, k + k / 4 + 256 value by value */
-        int64_t per_pass = (vec ? k / 8 : k) + 2 + (norm ? CPU_MR * ((xvec ? k / 4 : k + k / 4) + 256) : 0);
-        int64_t passes = CPU_MAX_LOOP / per_pass;
-        if (passes < 1)
-            plan.cpu = false;
-        else if (plan.per_m > passes * CPU_MR)
-            plan.per_m = passes * CPU_MR;
-    }
     uint32_t flags = (vec ? RT_MM_VEC : 0) | (xvec ? RT_MM_XVEC : 0) | (norm ? RT_MM_NORM : 0) |
                      (gate ? RT_MM_GATE : 0);
     rt_seq_parallel(seq, true);

@@ -25,9 +25,11 @@ typedef struct rt_plan_limits {
 } rt_plan_limits;
 
 /* RT_ERR_INVALID for a bad shape or type (k not a whole number of blocks), RT_ERR_LIMIT when one row
- * does not fit a binding. cpu: the caller wants the CPU way (it may fall back to the GPU way when k
- * is too long for one invocation's loops: plan->cpu says which). */
-int rt_matmul_plan_make(const rt_plan_limits *lim, rt_dtype wt, int64_t m, int64_t n, int64_t k, bool cpu,
+ * does not fit a binding. cpu_pass > 0: the caller wants the CPU way, one of whose passes (CPU_MR rows
+ * of X against its rows of W) costs an invocation that many loop iterations; m is cut so that an
+ * invocation stays below lavapipe's loop limit, or the plan falls back to the GPU way when one pass is
+ * already too long (plan->cpu says which). 0: the GPU way. */
+int rt_matmul_plan_make(const rt_plan_limits *lim, rt_dtype wt, int64_t m, int64_t n, int64_t k, int64_t cpu_pass,
                         rt_matmul_plan *plan);
 /* Byte offsets of row n0 of a W of n rows at w_off (rt_weight_bytes' layout), in its plane of quants and
  * in its plane of scales: computed in size_t (a tensor may pass 4 GiB). */

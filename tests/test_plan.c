@@ -17,7 +17,7 @@ static void check_plan(rt_dtype t, int64_t n, int64_t k, uint64_t range, size_t 
     rt_plan_limits lim = { .binding_range = range, .storage_align = 256, .max_groups_x = 65535,
                            .max_groups_y = 65535 };
     rt_matmul_plan p;
-    int rc = rt_matmul_plan_make(&lim, t, 1, n, k, false, &p);
+    int rc = rt_matmul_plan_make(&lim, t, 1, n, k, 0, &p);
     rt_dtype_traits tr;
     rt_dtype_info((int)t, &tr);
     CHECK(rc == RT_OK, "%s n=%lld k=%lld: plan failed (%d)", tr.name, (long long)n, (long long)k, rc);
@@ -78,13 +78,13 @@ int main(void)
     rt_plan_limits lim = { .binding_range = 128ull << 20, .storage_align = 256, .max_groups_x = 65535,
                            .max_groups_y = 65535 };
     rt_matmul_plan p;
-    CHECK(rt_matmul_plan_make(&lim, RT_Q4_K, 1, 64, 4000, false, &p) == RT_ERR_INVALID,
+    CHECK(rt_matmul_plan_make(&lim, RT_Q4_K, 1, 64, 4000, 0, &p) == RT_ERR_INVALID,
           "k = 4000 of Q4_K (256-blocks) must be refused");
-    CHECK(rt_matmul_plan_make(&lim, RT_Q4_0, 1, 64, 33, false, &p) == RT_ERR_INVALID,
+    CHECK(rt_matmul_plan_make(&lim, RT_Q4_0, 1, 64, 33, 0, &p) == RT_ERR_INVALID,
           "k = 33 of Q4_0 must be refused");
-    CHECK(rt_matmul_plan_make(&lim, RT_F32, 1, 4, (int64_t)(40ull << 20), false, &p) == RT_ERR_LIMIT,
+    CHECK(rt_matmul_plan_make(&lim, RT_F32, 1, 4, (int64_t)(40ull << 20), 0, &p) == RT_ERR_LIMIT,
           "an f32 row of 160 MiB must not fit a 128 MiB binding");
-    CHECK(rt_matmul_plan_make(&lim, (rt_dtype)5, 1, 4, 32, false, &p) == RT_ERR_INVALID, "type 5 is no rt_dtype");
+    CHECK(rt_matmul_plan_make(&lim, (rt_dtype)5, 1, 4, 32, 0, &p) == RT_ERR_INVALID, "type 5 is no rt_dtype");
     CHECK(rt_dtype_row_bytes(RT_Q4_K, 512) == 288 && rt_dtype_row_bytes(RT_Q4_K, 100) == 0 &&
               rt_dtype_row_bytes(RT_IQ4_NL, 64) == 36 && rt_dtype_row_bytes(RT_BF16, 3) == 6,
           "row bytes");

@@ -18,6 +18,7 @@ int cmd_quantize(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 int cmd_make_model(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Prints "vkllm: <message>" to stderr; returns 1 (use as `return app_fail(...)`). */
 int app_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -61,11 +62,13 @@ char *app_slurp(const char *path, size_t *len, char *err, size_t errlen);
 int app_cmp_double(const void *a, const void *b);
 double app_now(void);
 
-/* One decode step's GPU time by kernel (lm_session_step_profile), summed and printed to stderr under
+/* One decode step's (prefill: one prefill pass's) GPU time by kernel (lm_session_profile), with the
+ * commands and barriers recorded per layer, summed and printed to stderr under
  * a heading, with GB/s and GFLOP/s, and their fractions of the device's calibration when it is given
  * (copy_gbs, fma_gflops > 0); says so when the device has no timestamps (app_profile.c). */
 struct lm_session;
-void app_profile_print(const struct lm_session *s, const char *heading, double copy_gbs, double fma_gflops);
+void app_profile_print(const struct lm_session *s, bool prefill, const char *heading, double copy_gbs,
+                       double fma_gflops);
 
 /* JSON output, built with cJSON (a struct cJSON * is a cJSON *). app_json_add puts item into parent, as
  * member key of an object, or at the end of an array when key is NULL; when that fails (item NULL: out of

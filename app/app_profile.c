@@ -47,15 +47,20 @@ static void rates(double bytes, double flops, double ns, double copy_gbs, double
     fputc('\n', stderr);
 }
 
-void app_profile_print(const struct lm_session *s, const char *heading, double copy_gbs, double fma_gflops)
+void app_profile_print(const struct lm_session *s, bool prefill, const char *heading, double copy_gbs,
+                       double fma_gflops)
 {
     kernel_sums p = { 0 };
-    int n = lm_session_step_profile(s, add, &p);
+    int n = lm_session_profile(s, prefill, add, &p);
     if (!n) {
-        fprintf(stderr, "vkllm: no GPU timings (the device's queue has no timestamps, or no token was decoded)\n");
+        fprintf(stderr, "vkllm: no GPU timings (the device's queue has no timestamps, or no %s)\n",
+                prefill ? "prompt was evaluated" : "token was decoded");
         return;
     }
-    fprintf(stderr, "vkllm: %s: %.3f ms in %d dispatches\n", heading, p.total / 1e6, n);
+    int commands, barriers, n_layers = lm_model_hparams(lm_session_model(s))->n_layers;
+    lm_session_counts(s, prefill, &commands, &barriers);
+    fprintf(stderr, "vkllm: %s: %.3f ms in %d dispatches (recorded: %d commands, %d barriers; %.1f and %.1f per layer)\n",
+            heading, p.total / 1e6, n, commands, barriers, (double)commands / n_layers, (double)barriers / n_layers);
     fprintf(stderr, "  %-18s %6s %12s %7s %9s%s %9s%s\n", "kernel", "count", "total us", "share", "GB/s",
             copy_gbs > 0 ? "  %bw" : "", "GFLOP/s", fma_gflops > 0 ? "  %fma" : "");
     for (int i = 0; i < p.n; i++) {

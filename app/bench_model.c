@@ -278,7 +278,20 @@ static int bench_one_model(const bench_model_opts *o, const char *path, bool *fi
             double copy_gbs = 0, fma_gflops = 0;
             snprintf(heading, sizeof heading, "%s: one decode step on the GPU", m.name);
             bench_calibrate(am.ctx, &copy_gbs, &fma_gflops);
-            app_profile_print(s, heading, copy_gbs, fma_gflops);
+            app_profile_print(s, false, heading, copy_gbs, fma_gflops);
+            /* and one prefill pass of a full batch (or of the last -p, if shorter) from position 0 */
+            long pp = o->p.n ? o->p.v[o->p.n - 1] : 0;
+            pp = pp > o->b.v[bi] ? o->b.v[bi] : pp;
+            char err[1024];
+            if (pp > 0) {
+                lm_session_rewind(s, 0);
+                random_ids(ids, pp, n_vocab, &seed);
+                if (lm_session_eval(s, ids, pp, NULL, false, err, sizeof err))
+                    rc = app_fail("%s", err);
+                snprintf(heading, sizeof heading, "%s: one prefill pass of %ld tokens on the GPU", m.name, pp);
+                if (!rc)
+                    app_profile_print(s, true, heading, copy_gbs, fma_gflops);
+            }
         }
         lm_session_free(s);
     }

@@ -206,8 +206,10 @@ int cmd_run(int argc, char **argv)
             (lm_model_device_bytes(am.model) + kv_bytes + scratch_bytes) / 1048576.0,
             lm_model_device_bytes(am.model) / 1048576.0, kv_bytes / 1048576.0, kv_f32 ? "f32" : "f16",
             scratch_bytes / 1048576.0);
-    if (dev.profiling)
-        app_profile_print(s, "one decode step on the GPU", 0, 0);
+    if (dev.profiling) {
+        app_profile_print(s, true, "the last prefill pass on the GPU", 0, 0);
+        app_profile_print(s, false, "one decode step on the GPU", 0, 0);
+    }
     status = 0;
 out:
     free(file_text);

@@ -447,13 +447,17 @@ int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits,
 int lm_session_step(lm_session *s, int32_t id, float *logits, int32_t *next, char *err, size_t errlen);
 /* Device memory the session holds, in bytes: its KV cache, and the rest (activations, logits, inputs). */
 void lm_session_memory(const lm_session *s, uint64_t *kv_bytes, uint64_t *scratch_bytes);
-/* With a context created with profiling on: calls fn for every dispatch of the last decode step, with
- * its kernel's name and GPU time in nanoseconds. Returns the number of dispatches (0 without timings). */
-int lm_session_step_timings(const lm_session *s, void (*fn)(void *user, const char *kernel, double ns), void *user);
-/* The same with what each dispatch moves (bytes: its bindings, or what its op declared) and computes
- * (flops: 0 when its op does not say). */
-int lm_session_step_profile(const lm_session *s,
-                            void (*fn)(void *user, const char *kernel, double ns, double bytes, double flops), void *user);
+/* With a context created with profiling on: calls fn for every dispatch of the last decode step
+ * (prefill: of the last prefill pass), with its kernel's name, GPU time in nanoseconds, what it moves
+ * (bytes: its bindings, or what its op declared) and computes (flops: 0 when its op does not say).
+ * Returns the number of dispatches timed (0 without timings). */
+int lm_session_profile(const lm_session *s, bool prefill,
+                       void (*fn)(void *user, const char *kernel, double ns, double bytes, double flops), void *user);
+/* The commands (dispatches and copies) and barriers recorded in the last decode step (prefill: the last
+ * prefill pass), with or without profiling; zeros before the first. */
+void lm_session_counts(const lm_session *s, bool prefill, int *commands, int *barriers);
+/* The model the session was created on. */
+const lm_model *lm_session_model(const lm_session *s);
 
 /* ======================================================================== chat templates (models/tmpl_*.c) */
 

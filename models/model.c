@@ -122,8 +122,8 @@ void lm_model_free(lm_model *m)
     if (m->layers)
         for (int l = 0; l < m->hp.n_layers; l++) {
             lm_layer *L = &m->layers[l];
-            lm_weight *ws[] = { &L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
-                                &L->bv, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down };
+            lm_weight *ws[] = { &L->attn_norm, &L->wq,       &L->wk,   &L->wv,     &L->wo,   &L->bq,    &L->bk,
+                                &L->bv,        &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down, &L->wqkv, &L->bqkv };
             for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
                 rt_buffer_destroy(ws[i]->buf);
         }
@@ -162,27 +162,101 @@ typedef struct loader {
     size_t errlen;
 } loader;
 
-/* Loads tensor `name` with dims [ne1][ne0] (ne1 = 1 for vectors). Absent and optional: w->buf stays NULL. */
-static int load(loader *ld, lm_weight *w, const char *name, int64_t ne0, int64_t ne1, bool required, bool to_f32)
+/* Finds tensor `name` with dims [ne1][ne0] (ne1 = 1 for vectors): 1 found, 0 absent, else an error. */
+static int find(loader *ld, const char *name, int64_t ne0, int64_t ne1, lm_gguf_tensor_info *t)
 {
     int64_t i = lm_gguf_find_tensor(ld->g, name);
     if (i < 0)
-        return required ? lm_fail(ld->err, ld->errlen, LM_ERR_FORMAT, "tensor '%s' is missing", name) : LM_OK;
-    lm_gguf_tensor_info t;
-    lm_gguf_tensor(ld->g, i, &t);
-    bool shape_ok = t.ne[0] == ne0 && (t.n_dims == 1 ? ne1 == 1 : t.ne[1] == ne1) && t.ne[2] == 1 && t.ne[3] == 1;
+        return 0;
+    lm_gguf_tensor(ld->g, i, t);
+    bool shape_ok = t->ne[0] == ne0 && (t->n_dims == 1 ? ne1 == 1 : t->ne[1] == ne1) && t->ne[2] == 1 && t->ne[3] == 1;
     if (!shape_ok)
-        return lm_fail(ld->err, ld->errlen, LM_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
-                       name, (long long)t.ne[0], (long long)t.ne[1], (long long)t.ne[2], (long long)t.ne[3],
-                       (long long)ne0, (long long)ne1);
+        return -lm_fail(ld->err, ld->errlen, LM_ERR_FORMAT,
+                        "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
+                        (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                        (long long)ne0, (long long)ne1);
+    return 1;
+}
+
+static void progress(loader *ld, size_t bytes)
+{
+    ld->done += bytes;
+    if (ld->opts && ld->opts->progress && ld->total)
+        ld->opts->progress(ld->opts->user, (float)((double)ld->done / (double)ld->total));
+}
+
+/* Loads tensor `name` with dims [ne1][ne0] (ne1 = 1 for vectors). Absent and optional: w->buf stays NULL. */
+static int load(loader *ld, lm_weight *w, const char *name, int64_t ne0, int64_t ne1, bool required, bool to_f32)
+{
+    lm_gguf_tensor_info t;
+    int found = find(ld, name, ne0, ne1, &t);
+    if (found < 0)
+        return -found;
+    if (!found)
+        return required ? lm_fail(ld->err, ld->errlen, LM_ERR_FORMAT, "tensor '%s' is missing", name) : LM_OK;
     char msg[256];
     int rc = lm_weight_upload(ld->m, w, t.data, t.type, ne0, ne1, to_f32, msg, sizeof msg);
     if (rc)
         return lm_fail(ld->err, ld->errlen, rc, "tensor '%s': %s", name, msg);
-    ld->done += t.size;
-    if (ld->opts && ld->opts->progress && ld->total)
-        ld->opts->progress(ld->opts->user, (float)((double)ld->done / (double)ld->total));
+    progress(ld, t.size);
     return LM_OK;
+}
+
+/* Layer l's Q, K and V projections as one matrix (and their biases as one vector) when the three have one
+ * type: the rows of the file's three matrices one after the other are the rows of the fused one, in the
+ * file's layout, which lm_weight_upload repacks as any other. 1: fused, 0: not (load them apart). */
+static int load_qkv(loader *ld, lm_layer *L, int l)
+{
+    const lm_hparams *hp = &ld->m->hp;
+    int64_t dim = hp->dim, hd = hp->head_dim, rows[3] = { hp->n_heads * hd, hp->n_kv_heads * hd, hp->n_kv_heads * hd };
+    static const char *parts[3] = { "attn_q", "attn_k", "attn_v" };
+    lm_gguf_tensor_info w[3], b[3];
+    char n[64];
+    int n_bias = 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(n, sizeof n, "blk.%d.%s.weight", l, parts[i]);
+        if (find(ld, n, dim, rows[i], &w[i]) != 1 || w[i].type != w[0].type)
+            return 0; /* load() says what is wrong, if anything */
+        snprintf(n, sizeof n, "blk.%d.%s.bias", l, parts[i]);
+        int found = find(ld, n, rows[i], 1, &b[i]);
+        if (found < 0)
+            return 0;
+        n_bias += found;
+    }
+    if (n_bias % 3) /* some biases, not all: apart */
+        return 0;
+    bool has_bias = n_bias == 3;
+    int64_t total = rows[0] + rows[1] + rows[2];
+    uint8_t *cat = malloc(w[0].size + w[1].size + w[2].size);
+    float *bias = has_bias ? malloc((size_t)total * sizeof *bias) : NULL;
+    if (!cat || (has_bias && !bias)) {
+        free(cat);
+        free(bias);
+        return -lm_fail(ld->err, ld->errlen, LM_ERR_NOMEM, "out of host memory");
+    }
+    size_t at = 0;
+    int64_t row = 0;
+    int rc = LM_OK;
+    char msg[256];
+    for (int i = 0; i < 3; i++) {
+        memcpy(cat + at, w[i].data, w[i].size);
+        at += w[i].size;
+        if (bias && lm_dequantize(b[i].type, b[i].data, bias + row, rows[i]))
+            rc = lm_fail(msg, sizeof msg, LM_ERR_UNSUPPORTED, "bias of type %s",
+                         lm_gguf_type_name(b[i].type) ? lm_gguf_type_name(b[i].type) : "?");
+        row += rows[i];
+    }
+    if (!rc)
+        rc = lm_weight_upload(ld->m, &L->wqkv, cat, w[0].type, dim, total, false, msg, sizeof msg);
+    if (!rc && bias)
+        rc = lm_weight_upload(ld->m, &L->bqkv, bias, LM_GGML_F32, total, 1, true, msg, sizeof msg);
+    free(cat);
+    free(bias);
+    if (rc)
+        return -lm_fail(ld->err, ld->errlen, rc, "layer %d's attention projections: %s", l, msg);
+    for (int i = 0; i < 3; i++)
+        progress(ld, w[i].size + (has_bias ? b[i].size : 0));
+    return 1;
 }
 
 /* Reads "<arch>.<key>" as u32 / f32 with a default when absent; wrong types are errors. */
@@ -308,13 +382,18 @@ static int load_weights(loader *ld)
     if ((rc = load(ld, &L->field, n, ne0, ne1, req, f32)))             \
         return rc;
         LOAD(attn_norm, "attn_norm.weight", dim, 1, true, true)
-        LOAD(wq, "attn_q.weight", dim, q_dim, true, false)
-        LOAD(wk, "attn_k.weight", dim, kv_dim, true, false)
-        LOAD(wv, "attn_v.weight", dim, kv_dim, true, false)
+        int fused = load_qkv(ld, L, l);
+        if (fused < 0)
+            return -fused;
+        if (!fused) {
+            LOAD(wq, "attn_q.weight", dim, q_dim, true, false)
+            LOAD(wk, "attn_k.weight", dim, kv_dim, true, false)
+            LOAD(wv, "attn_v.weight", dim, kv_dim, true, false)
+            LOAD(bq, "attn_q.bias", q_dim, 1, hp->has_qkv_bias, true)
+            LOAD(bk, "attn_k.bias", kv_dim, 1, hp->has_qkv_bias, true)
+            LOAD(bv, "attn_v.bias", kv_dim, 1, hp->has_qkv_bias, true)
+        }
         LOAD(wo, "attn_output.weight", q_dim, dim, true, false)
-        LOAD(bq, "attn_q.bias", q_dim, 1, hp->has_qkv_bias, true)
-        LOAD(bk, "attn_k.bias", kv_dim, 1, hp->has_qkv_bias, true)
-        LOAD(bv, "attn_v.bias", kv_dim, 1, hp->has_qkv_bias, true)
         LOAD(ffn_norm, "ffn_norm.weight", dim, 1, true, true)
         LOAD(w_gate, "ffn_gate.weight", dim, hp->ffn_dim, true, false)
         LOAD(w_up, "ffn_up.weight", dim, hp->ffn_dim, true, false)

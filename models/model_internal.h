@@ -15,6 +15,9 @@ typedef struct lm_layer {
     lm_weight attn_norm;            /* [dim] f32 */
     lm_weight wq, wk, wv, wo;       /* [n_heads*hd][dim], [n_kv*hd][dim], [n_kv*hd][dim], [dim][n_heads*hd] */
     lm_weight bq, bk, bv;           /* qwen2: f32 biases, else absent */
+    lm_weight wqkv, bqkv;           /* wq, wk, wv (and their biases) side by side in one matrix
+                                     * [(n_heads + 2 n_kv) hd][dim], when the three have one type: one
+                                     * product instead of three (then wq .. bv are absent) */
     lm_weight ffn_norm;             /* [dim] f32 */
     lm_weight w_gate, w_up, w_down; /* [ffn][dim], [ffn][dim], [dim][ffn] */
 } lm_layer;

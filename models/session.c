@@ -17,20 +17,25 @@ struct lm_session {
     int32_t logit_rows_max;    /* what one binding of logits allows (all-logits passes are cut to this) */
     rt_buffer **kc, **vc;      /* per layer: [n_ctx][n_kv_heads * head_dim] */
     rt_buffer *x;              /* [n_batch][dim] the residual stream */
-    rt_buffer *q;              /* [n_batch][q_dim] */
-    rt_buffer *k, *v;          /* [n_batch][kv_dim] this pass's keys and values */
+    rt_buffer *qkv;            /* [n_batch][q_dim + 2 kv_dim] this pass's queries, keys and values */
+    rt_buffer *q;              /* [n_batch][q_dim] the queries rotated */
     rt_buffer *att;            /* [n_batch][q_dim] attention output */
     rt_buffer *hb;             /* [n_batch][ffn_dim] silu(gate) * up (the norm before the projections and
                                 * the gate / up pair are folded into the matrix products: no buffers) */
     rt_buffer *logits;         /* [logit_rows][n_vocab] */
     rt_buffer *ids, *pos;      /* [n_batch] int32, written by the host (upload memory) */
+    rt_buffer *ids_dev, *pos_dev; /* their device-local copies, made at the start of each pass, where upload
+                                   * memory is not device-local (else NULL): ~2 reads of each per layer */
     rt_buffer *next;           /* int32, argmax of the last logits row (readback memory) */
     rt_buffer *logits_host;    /* [logit_rows][n_vocab] readback */
-    rt_seq *pass;              /* prefill passes, re-recorded per pass */
+    rt_seq *pass;              /* prefill passes shorter than a full chunk, recorded for each */
+    rt_seq *full[3];           /* a full chunk's pass per enum logits_mode, recorded once and replayed */
+    int64_t full_rows[3];      /* the rows full[i] was recorded for (0: not recorded) */
     rt_seq *step_argmax;       /* decode step ending in a device argmax (recorded once) */
     rt_seq *step_logits;       /* decode step that also copies the logits out (recorded once) */
     bool argmax_recorded, logits_recorded;
     rt_seq *last_step;         /* the step sequence submitted last (for its timings) */
+    rt_seq *last_pass;         /* the prefill pass submitted last */
     int32_t *tokens;           /* [n_ctx] the token at each cached position (the first n_past are valid) */
     int64_t n_evaluated;       /* tokens evaluated, all calls together */
 };
@@ -54,35 +59,42 @@ static int record_forward(lm_session *s, rt_seq *seq, int64_t n, enum logits_mod
     };
     rt_attn_desc attn = { .n_heads = hp->n_heads, .n_kv_heads = hp->n_kv_heads, .head_dim = hp->head_dim,
                           .scale = 1.0f / sqrtf((float)hd), .cap = s->n_ctx, .cache_type = s->kv_type };
-    rt_ref X = at(s->x, 0), Q = at(s->q, 0), K = at(s->k, 0), V = at(s->v, 0), ATT = at(s->att, 0), HB = at(s->hb, 0),
-           IDS = at(s->ids, 0), POS = at(s->pos, 0);
+    int64_t ld = q_dim + 2 * kv_dim;
+    rt_ref X = at(s->x, 0), QKV = at(s->qkv, 0), Q = at(s->q, 0), ATT = at(s->att, 0), HB = at(s->hb, 0),
+           IDS = at(s->ids_dev ? s->ids_dev : s->ids, 0), POS = at(s->pos_dev ? s->pos_dev : s->pos, 0);
 #define W(w) rt_at((w).buf, 0), (w).type
 #define B(w) ((w).buf ? rt_at((w).buf, 0) : none)
 
     rt_seq_begin(seq);
+    if (s->ids_dev) {
+        rt_seq_copy(seq, IDS, at(s->ids, 0), (size_t)n * 4);
+        rt_seq_copy(seq, POS, at(s->pos, 0), (size_t)n * 4);
+    }
     rt_op_get_rows(seq, X, rt_at(m->tok_embd.buf, 0), m->tok_embd.type, IDS, n, hp->n_vocab, dim);
     for (int l = 0; l < hp->n_layers; l++) {
         const lm_layer *L = &m->layers[l];
-        /* attention: x += wo · attention(rope(wq · norm(x)), cache(rope(wk · norm(x))), cache(wv · norm(x))),
-         * the norm folded into each of the three projections (each reads x itself) */
+        /* attention: x += wo · attention(rope(wq · norm(x)), cache(rope(wk · norm(x))), cache(wv · norm(x))):
+         * the three projections in one product where the model loaded them as one matrix (else three
+         * products into the columns of one QKV), the norm folded in; then Q and K rotated, and K and V
+         * written to the cache, in one dispatch */
         rt_ref attn_norm = rt_at(L->attn_norm.buf, 0);
-        rt_seq_parallel(seq, true);
-        rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = Q, .x = X, .w = rt_at(L->wq.buf, 0), .wt = L->wq.type,
-                                                .bias = B(L->bq), .m = n, .n = q_dim, .k = dim,
-                                                .norm_w = attn_norm, .norm_eps = hp->norm_eps });
-        rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = K, .x = X, .w = rt_at(L->wk.buf, 0), .wt = L->wk.type,
-                                                .bias = B(L->bk), .m = n, .n = kv_dim, .k = dim,
-                                                .norm_w = attn_norm, .norm_eps = hp->norm_eps });
-        rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = V, .x = X, .w = rt_at(L->wv.buf, 0), .wt = L->wv.type,
-                                                .bias = B(L->bv), .m = n, .n = kv_dim, .k = dim,
-                                                .norm_w = attn_norm, .norm_eps = hp->norm_eps });
-        rt_seq_parallel(seq, false);
-        rt_seq_parallel(seq, true);
-        rt_op_rope(seq, Q, POS, n, hp->n_heads, (int)hd, &rope);
-        rt_op_rope(seq, K, POS, n, hp->n_kv_heads, (int)hd, &rope);
-        rt_op_kv_write(seq, rt_at(s->vc[l], 0), s->kv_type, V, POS, n, kv_dim, s->n_ctx);
-        rt_seq_parallel(seq, false);
-        rt_op_kv_write(seq, rt_at(s->kc[l], 0), s->kv_type, K, POS, n, kv_dim, s->n_ctx);
+        if (L->wqkv.buf) {
+            rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = QKV, .x = X, .w = rt_at(L->wqkv.buf, 0), .wt = L->wqkv.type,
+                                                    .bias = B(L->bqkv), .m = n, .n = ld, .k = dim,
+                                                    .norm_w = attn_norm, .norm_eps = hp->norm_eps });
+        } else {
+            const lm_weight *w[3] = { &L->wq, &L->wk, &L->wv }, *b[3] = { &L->bq, &L->bk, &L->bv };
+            int64_t cols[3] = { q_dim, kv_dim, kv_dim }, col = 0;
+            rt_seq_parallel(seq, true);
+            for (int i = 0; i < 3; col += cols[i++])
+                rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = at(s->qkv, col), .ldy = ld, .x = X,
+                                                        .w = rt_at(w[i]->buf, 0), .wt = w[i]->type, .bias = B(*b[i]),
+                                                        .m = n, .n = cols[i], .k = dim, .norm_w = attn_norm,
+                                                        .norm_eps = hp->norm_eps });
+            rt_seq_parallel(seq, false);
+        }
+        rt_op_rope_kv(seq, Q, rt_at(s->kc[l], 0), rt_at(s->vc[l], 0), s->kv_type, QKV, POS, n, hp->n_heads,
+                      hp->n_kv_heads, (int)hd, s->n_ctx, &rope);
         rt_op_attention(seq, ATT, Q, rt_at(s->kc[l], 0), rt_at(s->vc[l], 0), POS, n, &attn);
         rt_op_matmul_acc(seq, X, ATT, W(L->wo), none, n, dim, q_dim);
         /* feed-forward: x += w_down · (silu(w_gate · norm(x)) * (w_up · norm(x))), the norm, both
@@ -115,6 +127,8 @@ void lm_session_free(lm_session *s)
     if (!s)
         return;
     rt_seq_destroy(s->pass);
+    for (int i = 0; i < 3; i++)
+        rt_seq_destroy(s->full[i]);
     rt_seq_destroy(s->step_argmax);
     rt_seq_destroy(s->step_logits);
     if (s->kc)
@@ -125,9 +139,11 @@ void lm_session_free(lm_session *s)
     free(s->kc);
     free(s->vc);
     free(s->tokens);
-    rt_buffer *bufs[] = { s->x, s->q, s->k, s->v, s->att, s->hb, s->logits, s->ids, s->pos, s->next, s->logits_host };
+    rt_buffer *bufs[] = { s->x,   s->qkv, s->q,       s->att,     s->hb,  s->logits,     s->ids,
+                          s->pos, s->next, s->ids_dev, s->pos_dev };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         rt_buffer_destroy(bufs[i]);
+    rt_buffer_destroy(s->logits_host);
     s->m->n_sessions--;
     free(s);
 }
@@ -181,9 +197,8 @@ int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out
     }
     struct { rt_buffer **b; rt_mem kind; int64_t bytes; } want[] = {
         { &s->x, RT_MEM_DEVICE, B * dim * 4 },
+        { &s->qkv, RT_MEM_DEVICE, B * (q_dim + 2 * kv_dim) * 4 },
         { &s->q, RT_MEM_DEVICE, B * q_dim * 4 },
-        { &s->k, RT_MEM_DEVICE, B * kv_dim * 4 },
-        { &s->v, RT_MEM_DEVICE, B * kv_dim * 4 },
         { &s->att, RT_MEM_DEVICE, B * q_dim * 4 },
         { &s->hb, RT_MEM_DEVICE, B * hp->ffn_dim * 4 },
         { &s->logits, RT_MEM_DEVICE, s->logit_rows * row_bytes },
@@ -194,13 +209,17 @@ int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0] && !rc; i++)
         rc = rt_buffer_create(ctx, want[i].kind, (size_t)want[i].bytes, want[i].b);
+    if (!rc && !rt_buffer_device_local(s->ids) &&
+        !(rc = rt_buffer_create(ctx, RT_MEM_DEVICE, (size_t)B * 4, &s->ids_dev)))
+        rc = rt_buffer_create(ctx, RT_MEM_DEVICE, (size_t)B * 4, &s->pos_dev);
     if (rc) {
         lm_fail(err, errlen, LM_ERR_DEVICE, "a context of %d positions (KV cache %.1f MiB) does not fit: %s", s->n_ctx,
                 2.0 * hp->n_layers * cache_bytes / 1048576.0, rt_ctx_errmsg(ctx));
         lm_session_free(s);
         return LM_ERR_DEVICE;
     }
-    if (rt_seq_create(ctx, &s->pass) || rt_seq_create(ctx, &s->step_argmax) || rt_seq_create(ctx, &s->step_logits)) {
+    if (rt_seq_create(ctx, &s->pass) || rt_seq_create(ctx, &s->step_argmax) || rt_seq_create(ctx, &s->step_logits) ||
+        rt_seq_create(ctx, &s->full[0]) || rt_seq_create(ctx, &s->full[1]) || rt_seq_create(ctx, &s->full[2])) {
         lm_fail(err, errlen, LM_ERR_DEVICE, "command buffers: %s", rt_ctx_errmsg(ctx));
         lm_session_free(s);
         return LM_ERR_DEVICE;
@@ -230,6 +249,7 @@ static int logits_reserve(lm_session *s, int32_t rows, char *err, size_t errlen)
     s->logits_host = host;
     s->logit_rows = rows;
     s->argmax_recorded = s->logits_recorded = false;
+    s->full_rows[0] = s->full_rows[1] = s->full_rows[2] = 0;
     return LM_OK;
 }
 
@@ -238,7 +258,8 @@ void lm_session_memory(const lm_session *s, uint64_t *kv_bytes, uint64_t *scratc
     uint64_t kv = 0, other = 0;
     for (int l = 0; l < s->m->hp.n_layers; l++)
         kv += rt_buffer_size(s->kc[l]) + rt_buffer_size(s->vc[l]);
-    rt_buffer *bufs[] = { s->x, s->q, s->k, s->v, s->att, s->hb, s->logits, s->ids, s->pos, s->next, s->logits_host };
+    rt_buffer *bufs[] = { s->x,    s->qkv,  s->q,           s->att,     s->hb,     s->logits,
+                          s->ids, s->pos, s->next, s->logits_host, s->ids_dev, s->pos_dev };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         other += bufs[i] ? rt_buffer_size(bufs[i]) : 0;
     if (kv_bytes)
@@ -248,6 +269,7 @@ void lm_session_memory(const lm_session *s, uint64_t *kv_bytes, uint64_t *scratc
 }
 
 int32_t lm_session_n_ctx(const lm_session *s) { return s->n_ctx; }
+const lm_model *lm_session_model(const lm_session *s) { return s->m; }
 int32_t lm_session_n_past(const lm_session *s) { return s->n_past; }
 
 void lm_session_rewind(lm_session *s, int32_t pos)
@@ -334,8 +356,20 @@ int lm_session_eval(lm_session *s, const int32_t *ids, int64_t n, float *logits,
         enum logits_mode mode = !logits ? LOGITS_NONE : all_logits ? LOGITS_ALL : last ? LOGITS_LAST : LOGITS_NONE;
         if ((rc = write_inputs(s, ids + done, c, err, errlen)))
             return rc;
-        if (record_forward(s, s->pass, c, mode, false, mode != LOGITS_NONE) || rt_seq_run(s->pass))
-            return run_failed(s, s->pass, err, errlen);
+        /* a full chunk replays its recording (made on first use: the passes differ only in the ids and
+         * positions they read); a shorter one is recorded for itself */
+        rt_seq *seq = c == per ? s->full[mode] : s->pass;
+        if (c != per || s->full_rows[mode] != c) {
+            if (c == per)
+                s->full_rows[mode] = 0;
+            if (record_forward(s, seq, c, mode, false, mode != LOGITS_NONE))
+                return run_failed(s, seq, err, errlen);
+            if (c == per)
+                s->full_rows[mode] = c;
+        }
+        if (rt_seq_run(seq))
+            return run_failed(s, seq, err, errlen);
+        s->last_pass = seq;
         memcpy(s->tokens + s->n_past, ids + done, (size_t)c * sizeof *ids);
         s->n_past += (int32_t)c;
         s->n_evaluated += c;
@@ -381,29 +415,26 @@ int lm_session_step(lm_session *s, int32_t id, float *logits, int32_t *next, cha
     return LM_OK;
 }
 
-int lm_session_step_timings(const lm_session *s, void (*fn)(void *user, const char *kernel, double ns), void *user)
+int lm_session_profile(const lm_session *s, bool prefill,
+                       void (*fn)(void *user, const char *kernel, double ns, double bytes, double flops), void *user)
 {
-    int n = s->last_step ? rt_seq_timing_count(s->last_step) : 0;
-    for (int i = 0; i < n; i++) {
-        const char *kernel;
-        double ns;
-        if (rt_seq_timing(s->last_step, i, &kernel, &ns) == RT_OK)
-            fn(user, kernel, ns);
-    }
-    return n;
-}
-
-int lm_session_step_profile(const lm_session *s,
-                            void (*fn)(void *user, const char *kernel, double ns, double bytes, double flops), void *user)
-{
-    int n = s->last_step ? rt_seq_timing_count(s->last_step) : 0;
+    const rt_seq *seq = prefill ? s->last_pass : s->last_step;
+    int n = seq ? rt_seq_timing_count(seq) : 0;
     for (int i = 0; i < n; i++) {
         const char *kernel;
         double ns, bytes = 0, flops = 0;
-        if (rt_seq_timing(s->last_step, i, &kernel, &ns) == RT_OK) {
-            rt_seq_timing_cost(s->last_step, i, &bytes, &flops);
+        if (rt_seq_timing(seq, i, &kernel, &ns) == RT_OK) {
+            rt_seq_timing_cost(seq, i, &bytes, &flops);
             fn(user, kernel, ns, bytes, flops);
         }
     }
     return n;
+}
+
+void lm_session_counts(const lm_session *s, bool prefill, int *commands, int *barriers)
+{
+    const rt_seq *seq = prefill ? s->last_pass : s->last_step;
+    *commands = *barriers = 0;
+    if (seq)
+        rt_seq_counts(seq, commands, barriers);
 }

@@ -150,6 +150,10 @@ int rt_buffer_create(rt_ctx *ctx, rt_mem kind, size_t size, rt_buffer **out);
 /* DESTRUCTOR: the buffer must not be in use by a pending submission. */
 void rt_buffer_destroy(rt_buffer *buf);
 size_t rt_buffer_size(const rt_buffer *buf);
+/* METHOD: whether the buffer lives in device-local memory (upload buffers: where the device has a
+ * host-visible device-local type; otherwise kernels read them over the bus, and a caller that reads one
+ * many times copies it to an RT_MEM_DEVICE buffer first). */
+bool rt_buffer_device_local(const rt_buffer *buf);
 /* METHOD: a persistent host pointer when the memory is host-visible, else NULL. On host-coherent memory
  * (what vkllm picks wherever a device has it) writes through it are seen by the next submission and
  * reads see the last completed one; rt_buffer_write / rt_buffer_read also flush and invalidate where the
@@ -269,9 +273,11 @@ int rt_op_matmul_acc(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_
  * w_up.buf: SwiGLU, Y = silu(f(X) W^T) * (f(X) W_up^T), W_up of type w_up_type and W's shape (no bias, no
  *   accumulate): one dispatch when the two types are the same and k % 8 == 0 (else two products and
  *   rt_op_swiglu, through the sequence's scratch).
+ * ldy: floats from one row of Y to the next (0: n), so that products can fill columns of a wider Y.
  * The rest as rt_op_matmul / rt_op_matmul_acc (accumulate); Y must not overlap X. */
 typedef struct rt_matmul_desc {
-    rt_ref y, x;           /* f32 [m][n], [m][k] */
+    rt_ref y, x;           /* f32 [m][ldy], [m][k] */
+    int64_t ldy;
     rt_ref w;              /* [n][k] of type wt, as rt_weight_write() stores it */
     rt_dtype wt;
     rt_ref bias;           /* optional f32 [n] */
@@ -324,6 +330,13 @@ int rt_op_get_rows(rt_seq *seq, rt_ref y, rt_ref table, rt_dtype t, rt_ref ids, 
  * positions >= cap are skipped. */
 int rt_op_kv_write(rt_seq *seq, rt_ref cache, rt_dtype t, rt_ref src, rt_ref pos, int64_t rows,
                    int64_t dim, int64_t cap);
+/* A layer's attention inputs into place, in one dispatch: QKV [rows][(n_heads + 2 n_kv_heads) head_dim]
+ * holds each row's Q, K and V (the product with the three projections side by side); Q [rows][n_heads
+ * head_dim] = rope(Q part), kcache[pos[r]] = rope(K part), vcache[pos[r]] = V part. The caches are
+ * [cap][n_kv_heads head_dim] of type t (RT_F32, or RT_F16 starting at an even element); positions >= cap
+ * are not cached. Equals rt_op_rope on Q and K followed by rt_op_kv_write of K and V. */
+int rt_op_rope_kv(rt_seq *seq, rt_ref q, rt_ref kcache, rt_ref vcache, rt_dtype t, rt_ref qkv, rt_ref pos,
+                  int64_t rows, int n_heads, int n_kv_heads, int head_dim, int64_t cap, const rt_rope_desc *rope);
 /* out[r] = index of the largest X[r][c] (first one on ties), int32 */
 int rt_op_argmax(rt_seq *seq, rt_ref out, rt_ref x, int64_t rows, int64_t cols);
 

@@ -36,6 +36,7 @@ struct rt_block {
     VkDeviceSize size;
     void *mapped;          /* persistent mapping when host-visible */
     bool coherent;
+    bool device_local;     /* what rt_buffer_device_local says of its buffers */
     rt_mem kind;
     int n_live;            /* sub-allocations handed out */
     struct rt_range { VkDeviceSize off, size; } *free; /* sorted free ranges */

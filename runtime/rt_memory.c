@@ -24,6 +24,8 @@ static int find_type(rt_ctx *ctx, uint32_t bits, VkMemoryPropertyFlags want, VkM
     return -1;
 }
 
+static bool force_staged(void);
+
 static void block_free(rt_ctx *ctx, rt_block *b)
 {
     if (b->mapped)
@@ -60,8 +62,11 @@ static int block_create(rt_ctx *ctx, rt_mem kind, VkDeviceSize size, rt_block **
     if (kind == RT_MEM_DEVICE)
         type = ctx->device_mappable ? find_type(ctx, req.memoryTypeBits, DL | HV | HC, DL)
                                     : find_type(ctx, req.memoryTypeBits, DL, 0);
-    else if (kind == RT_MEM_UPLOAD)
-        type = find_type(ctx, req.memoryTypeBits, HV | HC, HV);
+    else if (kind == RT_MEM_UPLOAD) { /* device-local where a type is also host-visible (UMA, ReBAR, BAR) */
+        type = force_staged() ? -1 : find_type(ctx, req.memoryTypeBits, DL | HV | HC, DL | HV | HC);
+        if (type < 0)
+            type = find_type(ctx, req.memoryTypeBits, HV | HC, HV);
+    }
     else if ((type = find_type(ctx, req.memoryTypeBits, HV | HC | CA, HV | HC)) < 0)
         type = find_type(ctx, req.memoryTypeBits, HV, HV);
     if (type < 0) {
@@ -71,6 +76,7 @@ static int block_create(rt_ctx *ctx, rt_mem kind, VkDeviceSize size, rt_block **
                            kind == RT_MEM_DEVICE ? "device" : "host-visible");
     }
     VkMemoryPropertyFlags flags = ctx->memprops.memoryTypes[type].propertyFlags;
+    b->device_local = (flags & DL) && !(kind == RT_MEM_UPLOAD && force_staged());
     VkMemoryAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
                                 .memoryTypeIndex = (uint32_t)type };
     if ((r = vkAllocateMemory(ctx->device, &ai, NULL, &b->memory)) != VK_SUCCESS)
@@ -257,6 +263,8 @@ void rt_ctx_memory_usage(const rt_ctx *ctx, uint64_t *reserved, uint64_t *used)
         *used = ctx->used - staging;
 }
 
+bool rt_buffer_device_local(const rt_buffer *buf) { return buf->block->device_local; }
+
 size_t rt_buffer_size(const rt_buffer *buf) { return buf->size; }
 
 void *rt_buffer_map(rt_buffer *buf)
@@ -374,8 +382,9 @@ static int staged_upload(rt_buffer *buf, size_t offset, const void *host, size_t
     return RT_OK;
 }
 
-/* VKLLM_STAGED_UPLOAD=1: write even host-visible device buffers through the staging buffer (the path a
- * discrete GPU takes), so that a CPU driver tests it. */
+/* VKLLM_STAGED_UPLOAD=1: write even host-visible device buffers through the staging buffer, and take
+ * upload buffers as not device-local (the paths a discrete GPU without resizable BAR takes), so that a
+ * CPU driver tests them. */
 static bool force_staged(void)
 {
     const char *e = getenv("VKLLM_STAGED_UPLOAD");

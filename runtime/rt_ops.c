@@ -308,6 +308,60 @@ int rt_op_kv_write(rt_seq *seq, rt_ref cache, rt_dtype t, rt_ref src, rt_ref pos
     return rt_seq_dispatch(seq, p, bind, 3, &pc, gxx, gx, gy);
 }
 
+int rt_op_rope_kv(rt_seq *seq, rt_ref q, rt_ref kcache, rt_ref vcache, rt_dtype t, rt_ref qkv, rt_ref pos,
+                  int64_t rows, int n_heads, int n_kv_heads, int head_dim, int64_t cap, const rt_rope_desc *r)
+{
+    int64_t q_dim = (int64_t)n_heads * head_dim, kv_dim = (int64_t)n_kv_heads * head_dim, ld = q_dim + 2 * kv_dim;
+    if (too_big(rows) || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || too_big(cap) || too_big(rows * ld) ||
+        too_big(cap * kv_dim) || r->n_rot <= 0 || r->n_rot > head_dim || r->n_rot % 2 ||
+        (t != RT_F32 && t != RT_F16) || (t == RT_F16 && kv_dim % 2))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "rope_kv: bad shape or type (n_rot %d, head_dim %d)", r->n_rot,
+                           head_dim);
+    rt_pc_rope_kv pc = { .rows = (uint32_t)rows, .n_heads = (uint32_t)n_heads, .n_kv_heads = (uint32_t)n_kv_heads,
+                         .head_dim = (uint32_t)head_dim, .n_rot = (uint32_t)r->n_rot, .mode = r->mode,
+                         .has_ff = r->freq_factors.buf != NULL, .ld = (uint32_t)ld, .cap = (uint32_t)cap,
+                         .ctype = t, .base = r->base, .freq_scale = r->freq_scale ? r->freq_scale : 1.0f,
+                         .ext_factor = r->ext_factor, .attn_factor = r->attn_factor ? r->attn_factor : 1.0f,
+                         .beta_fast = r->beta_fast, .beta_slow = r->beta_slow, .n_ctx_orig = (float)r->n_ctx_orig };
+    size_t cs = rt_dtype_size(t);
+    rt_bind bind[6];
+    rt_op_bind(seq, qkv, 4, rows * ld, &bind[0], &pc.off_qkv);
+    rt_op_bind(seq, q, 4, rows * q_dim, &bind[1], &pc.off_q);
+    rt_op_bind(seq, kcache, cs, cap * kv_dim, &bind[2], &pc.off_k);
+    rt_op_bind(seq, vcache, cs, cap * kv_dim, &bind[3], &pc.off_v);
+    rt_op_bind(seq, pos, 4, rows, &bind[4], &pc.off_pos);
+    if (r->freq_factors.buf)
+        rt_op_bind(seq, r->freq_factors, 4, r->n_rot / 2, &bind[5], &pc.off_ff);
+    else
+        bind[5] = bind[4];
+    if (t == RT_F16 && (pc.off_k % 2 || pc.off_v % 2))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "rope_kv: an f16 cache must start at a 4-byte boundary");
+    /* a row's units (rope_kv.comp): with n_rot % 4 == 0, two pairs rotated per unit, the values past n_rot
+     * and V copied (by words of the cache: two values when f16); else a word of Q, K or V per unit */
+    int64_t per = t == RT_F16 ? 2 : 1, units;
+    if (r->n_rot % 4 == 0)
+        units = (int64_t)(n_heads + n_kv_heads) * (r->n_rot / 4) + (int64_t)n_heads * (head_dim - r->n_rot) +
+                (int64_t)n_kv_heads * (head_dim - r->n_rot) / per + kv_dim / per;
+    else
+        units = q_dim + 2 * kv_dim / per;
+    if (too_big(rows * units))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "rope_kv: %lld rows of %lld units", (long long)rows, (long long)units);
+    pc.units = (uint32_t)units;
+    /* one grid-stride loop over all rows' units: a CPU driver pays for every workgroup, so it gets at most
+     * 64 of them (with as many as lavapipe's loop limit needs: 60000 iterations per invocation at most) */
+    uint32_t wg = rt_op_wg(seq, 64), gx = rt_op_groups(seq, rows * units, wg);
+    if (rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU) {
+        int64_t least = (rows * units + (int64_t)wg * 60000 - 1) / ((int64_t)wg * 60000);
+        gx = gx < 64 ? gx : least > 64 ? (uint32_t)least : 64;
+    }
+    rt_pipeline *p;
+    if (rt_op_pipeline(seq, RT_SHADER_rope_kv, &wg, 1, 6, sizeof pc, &p))
+        return rt_seq_status(seq);
+    /* what moves: the rows of QKV read, Q and one row of each cache written per row */
+    rt_seq_cost(seq, (double)rows * (4.0 * (double)(ld + q_dim) + 2.0 * (double)cs * (double)kv_dim + 4.0), 0);
+    return rt_seq_dispatch(seq, p, bind, 6, &pc, gx, 1, 1);
+}
+
 /* ---------------------------------------------------------------- calibration */
 
 int rt_op_copy_kernel(rt_seq *seq, rt_ref dst, rt_ref src, size_t n)

@@ -173,16 +173,16 @@ static int matmul_piece(rt_seq *seq, const rt_matmul_plan *plan, const rt_matmul
                         int64_t n0, int64_t nn, uint32_t flags)
 {
     rt_ctx *ctx = rt_seq_ctx(seq);
-    int64_t n = d->n, k = d->k;
+    int64_t n = d->n, k = d->k, ldy = d->ldy ? d->ldy : n;
     bool norm = flags & RT_MM_NORM, gate = flags & RT_MM_GATE;
     rt_pc_matmul pc = { .m = (uint32_t)mm, .n = (uint32_t)nn, .k = (uint32_t)k, .has_bias = d->bias.buf != NULL,
-                        .ldy = (uint32_t)n, .n0 = (uint32_t)n0, .accumulate = d->accumulate,
+                        .ldy = (uint32_t)ldy, .n0 = (uint32_t)n0, .accumulate = d->accumulate,
                         .row_bytes = (uint32_t)plan->row_bytes, .s_row = (uint32_t)plan->s_row,
                         .eps = d->norm_eps };
     /* 0 Y, 1 X, 2 W (quants), 3 bias, 4 W (scales), 5 gamma, 6 W_up (quants), 7 W_up (scales); what a
      * variant does not read is bound to one of the others */
     rt_bind b[8];
-    rt_op_bind(seq, rt_at(d->y.buf, d->y.off + (size_t)(m0 * n) * 4), 4, mm * n, &b[0], &pc.off_y);
+    rt_op_bind(seq, rt_at(d->y.buf, d->y.off + (size_t)(m0 * ldy) * 4), 4, (mm - 1) * ldy + n, &b[0], &pc.off_y);
     rt_op_bind(seq, rt_at(d->x.buf, d->x.off + (size_t)(m0 * k) * 4), 4, mm * k, &b[1], &pc.off_x);
     rt_op_bind_bytes(seq, rt_at(d->w.buf, rt_plan_w_offset(plan, d->w.off, n0)), (size_t)nn * plan->row_bytes, &b[2],
                      &pc.off_w);
@@ -282,6 +282,8 @@ static int matmul(rt_seq *seq, const rt_matmul_desc *d)
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: a gated product takes no bias and does not accumulate");
     if (gate && !rt_dtype_info((int)d->w_up_type, &(rt_dtype_traits){ 0 }))
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: unknown weight type %d", (int)d->w_up_type);
+    if (d->ldy && (d->ldy < n || m * d->ldy > 0xFFFFFFFFll))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: ldy %lld for rows of %lld", (long long)d->ldy, (long long)n);
     if (norm && !(d->norm_eps >= 0))
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: norm_eps %g", (double)d->norm_eps);
     rt_plan_limits lim = { ctx->info.max_storage_buffer_range, ctx->storage_align, ctx->info.max_workgroup_count[0],
@@ -302,6 +304,16 @@ static int matmul(rt_seq *seq, const rt_matmul_desc *d)
     if (rc)
         return rt_seq_fail(seq, rc, "matmul: bad shape %lld x %lld x %lld for %s weights (rows of whole blocks of %u)",
                            (long long)m, (long long)n, (long long)k, tr.name, tr.block);
+    if (d->ldy > n) { /* wider rows of Y: fewer of them per binding */
+        int64_t per = (int64_t)(lim.binding_range - lim.storage_align - 16) / (4 * d->ldy);
+        if (per < 1)
+            return rt_seq_fail(seq, RT_ERR_LIMIT, "matmul: one row of Y (ldy %lld) exceeds the binding range",
+                               (long long)d->ldy);
+        if (plan.per_m > per)
+            plan.per_m = per;
+    }
+    if (gate && d->ldy && d->ldy != n)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: a gated product writes whole rows (ldy = n)");
     if (tr.block > 1 && !vec)
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: %s weights must start at a 16-byte boundary", tr.name);
     if (tr.block == 1 && d->w.off % tr.block_bytes)

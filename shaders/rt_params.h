@@ -96,6 +96,21 @@ RT_STRUCT(rt_pc_kv_write) {
 } RT_END(rt_pc_kv_write);
 RT_CHECK(rt_pc_kv_write, 8)
 
+/* the projections of a layer's attention into place, shaders/rope_kv.comp: from QKV [rows][ld] (Q at
+ * column 0, K at q_dim, V at q_dim + kv_dim) Q rotated into Q [rows][q_dim], K rotated and V copied into
+ * the caches [cap][kv_dim] at row pos[r]; the rope fields as rt_pc_rope's */
+RT_STRUCT(rt_pc_rope_kv) {
+    uint rows, n_heads, n_kv_heads, head_dim, n_rot;
+    uint mode, has_ff;
+    uint ld;              /* floats per row of QKV */
+    uint cap, ctype;      /* cache rows and element type (RT_DT_F32 / RT_DT_F16) */
+    uint off_qkv, off_q, off_k, off_v, off_pos, off_ff;
+    float base, freq_scale, ext_factor, attn_factor, beta_fast, beta_slow;
+    float n_ctx_orig;
+    uint units;           /* work units per row (rope_kv.comp's two ways count them differently) */
+} RT_END(rt_pc_rope_kv);
+RT_CHECK(rt_pc_rope_kv, 24)
+
 /* argmax per row, shaders/argmax.comp: one workgroup per row */
 RT_STRUCT(rt_pc_argmax) {
     uint rows, cols;

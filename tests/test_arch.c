@@ -324,6 +324,7 @@ typedef struct spec {
     bool bias;           /* llama with the optional Q/K/V biases (qwen2 always has them) */
     bool kv_f16;         /* also a session with an f16 KV cache */
     int wtype;           /* type of the matrices */
+    bool v_f32;          /* attn_v in F32 whatever wtype: Q, K and V not of one type (three products) */
 } spec;
 
 /* what write_model spoils, for the refusals */
@@ -440,7 +441,7 @@ static void build(const spec *sp, uint64_t seed, tset *ts, rmodel *m)
         GEN(attn_norm, "attn_norm.weight", dim, 1, LM_GGML_F32, G_NORM)
         GEN(wq, "attn_q.weight", dim, qd, wt, G_MAT)
         GEN(wk, "attn_k.weight", dim, kvd, wt, G_MAT)
-        GEN(wv, "attn_v.weight", dim, kvd, wt, G_MAT)
+        GEN(wv, "attn_v.weight", dim, kvd, sp->v_f32 ? LM_GGML_F32 : wt, G_MAT)
         if (bias) {
             GEN(bq, "attn_q.bias", qd, 1, LM_GGML_F32, G_BIAS)
             GEN(bk, "attn_k.bias", kvd, 1, LM_GGML_F32, G_BIAS)
@@ -688,37 +689,41 @@ static void synthetic(tu_gpu *g, uint64_t seed)
      * context, original context, freqs, tied, bias, kv_f16, type */
     static const spec variants[] = {
         { "llama-gqa", "llama", 64, 2, 4, 2, 16, 96, 0, 10000, NULL, 1, 0, 2048, 0,
-          false, false, false, true, LM_GGML_F32 },
+          false, false, false, true, LM_GGML_F32, false },
         { "qwen2-bias-neox", "qwen2", 64, 2, 4, 2, 16, 80, 0, 1000000, NULL, 1, 0, 4096, 0,
-          false, true, false, false, LM_GGML_F32 },
+          false, true, false, false, LM_GGML_F32, false },
         { "llama-rot-8-of-16", "llama", 64, 2, 4, 4, 16, 64, 8, 100, NULL, 1, 0, 2048, 0,
-          false, false, false, false, LM_GGML_F32 },
+          false, false, false, false, LM_GGML_F32, false },
         { "qwen2-rot-8-of-32", "qwen2", 64, 1, 2, 1, 32, 64, 8, 10000, NULL, 1, 0, 2048, 0,
-          false, false, false, false, LM_GGML_F32 },
+          false, false, false, false, LM_GGML_F32, false },
         { "llama-bias", "llama", 64, 1, 4, 2, 16, 64, 0, 10000, NULL, 1, 0, 2048, 0,
-          false, false, true, false, LM_GGML_F32 },
+          false, false, true, false, LM_GGML_F32, false },
         { "llama-odd-48x3-37", "llama", 48, 2, 3, 3, 16, 37, 0, 10000, NULL, 1, 0, 2048, 0,
-          false, true, false, false, LM_GGML_F32 },
+          false, true, false, false, LM_GGML_F32, false },
         { "llama-keylen", "llama", 48, 1, 4, 2, 16, 40, 0, 10000, NULL, 1, 0, 2048, 0,
-          false, false, false, false, LM_GGML_F32 },
+          false, false, false, false, LM_GGML_F32, false },
         { "llama-linear", "llama", 64, 2, 4, 2, 16, 64, 0, 10000, "linear", 4, 0, 8192, 0,
-          false, false, false, false, LM_GGML_F32 },
+          false, false, false, false, LM_GGML_F32, false },
         { "llama-scale-linear", "llama", 64, 1, 4, 2, 16, 64, 0, 10000, "scale_linear", 2, 0, 4096, 0,
-          false, false, false, false, LM_GGML_F32 },
+          false, false, false, false, LM_GGML_F32, false },
         { "llama-factor-only", "llama", 64, 1, 4, 2, 16, 64, 0, 10000, "factor-only", 8, 0, 4096, 0,
-          false, false, false, false, LM_GGML_F32 },
+          false, false, false, false, LM_GGML_F32, false },
         { "llama-yarn", "llama", 64, 2, 4, 2, 16, 64, 0, 10000, "yarn", 4, 0, 16384, 4096,
-          false, false, false, false, LM_GGML_F32 },
+          false, false, false, false, LM_GGML_F32, false },
         { "qwen2-yarn", "qwen2", 64, 1, 4, 2, 16, 64, 0, 1000000, "yarn", 8, 0.75f, 32768, 4096,
-          false, true, false, false, LM_GGML_F32 },
+          false, true, false, false, LM_GGML_F32, false },
         { "llama-rope-freqs", "llama", 64, 2, 4, 2, 16, 64, 0, 500000, NULL, 1, 0, 8192, 0,
-          true, false, false, false, LM_GGML_F32 },
+          true, false, false, false, LM_GGML_F32, false },
         { "llama-f16", "llama", 64, 2, 4, 2, 16, 72, 0, 10000, NULL, 1, 0, 2048, 0,
-          false, false, false, true, LM_GGML_F16 },
+          false, false, false, true, LM_GGML_F16, false },
         { "llama-bf16-tied", "llama", 64, 2, 4, 2, 16, 72, 0, 10000, NULL, 1, 0, 2048, 0,
-          false, true, false, false, LM_GGML_BF16 },
+          false, true, false, false, LM_GGML_BF16, false },
         { "qwen2-f16-odd", "qwen2", 48, 1, 3, 1, 16, 37, 0, 10000, NULL, 1, 0, 2048, 0,
-          false, false, false, false, LM_GGML_F16 },
+          false, false, false, false, LM_GGML_F16, false },
+        { "llama-f16-v-f32", "llama", 64, 2, 4, 2, 16, 72, 0, 10000, NULL, 1, 0, 2048, 0,
+          false, false, false, true, LM_GGML_F16, true },
+        { "qwen2-f16-v-f32", "qwen2", 64, 1, 4, 2, 16, 64, 0, 10000, NULL, 1, 0, 2048, 0,
+          false, false, false, false, LM_GGML_F16, true },
     };
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
         variant(g, &variants[i], seed + i);

@@ -13,6 +13,65 @@
 
 #define N_CTX 96
 
+/* Full prefill chunks replay one recording: a second prompt through the same session (after a rewind)
+ * gives what a fresh session gives for it, in one pass and all-logits (perplexity's) alike. And with
+ * VKLLM_STAGED_UPLOAD=1 (upload memory taken as not device-local, as on a discrete GPU without resizable
+ * BAR: each pass copies ids and positions to device memory first) a new context gives the same logits. */
+static void replay_and_staged(lm_model *m, const float *want_logits, const int32_t *ids, int64_t n)
+{
+    char err[512];
+    int32_t nv = lm_model_hparams(m)->n_vocab;
+    lm_session_opts so = { .n_ctx = N_CTX, .n_batch = 8, .kv_f32 = true };
+    lm_session *s = NULL, *fresh = NULL;
+    float *all = malloc(sizeof(float) * (size_t)(nv * n)), *all2 = malloc(sizeof(float) * (size_t)(nv * n)),
+          *last = malloc(sizeof(float) * (size_t)nv);
+    int32_t *other = malloc(sizeof *other * (size_t)n);
+    CHECK(lm_session_create(m, &so, &s, err, sizeof err) == LM_OK, "%s", err);
+    CHECK(lm_session_create(m, &so, &fresh, err, sizeof err) == LM_OK, "%s", err);
+    if (!s || !fresh || !all || !all2 || !last || !other)
+        goto out;
+    for (int64_t i = 0; i < n; i++)
+        other[i] = (ids[i] * 7 + 3) % nv;
+    CHECK(lm_session_eval(s, other, n, all, true, err, sizeof err) == LM_OK, "%s", err);
+    lm_session_rewind(s, 0);
+    CHECK(lm_session_eval(s, ids, n, all, true, err, sizeof err) == LM_OK, "%s", err);
+    CHECK(lm_session_eval(fresh, ids, n, all2, true, err, sizeof err) == LM_OK, "%s", err);
+    double e = tu_nmse_f(all, all2, nv * n);
+    CHECK(e < 1e-12, "all logits of a replayed prefill differ from a fresh session's: nmse %.3g", e);
+    lm_session_rewind(s, 0);
+    CHECK(lm_session_eval(s, other, n, last, false, err, sizeof err) == LM_OK, "%s", err);
+    lm_session_rewind(s, 0);
+    CHECK(lm_session_eval(s, ids, n, last, false, err, sizeof err) == LM_OK, "%s", err);
+    e = tu_nmse_f(last, want_logits, nv);
+    CHECK(e < 1e-9, "the last logits of a replayed prefill differ: nmse %.3g", e);
+    printf("prefill in chunks of 8 replayed for a second prompt: logits nmse %.3g\n", e);
+
+    setenv("VKLLM_STAGED_UPLOAD", "1", 1);
+    tu_gpu g2;
+    lm_model *m2 = NULL;
+    lm_session *s2 = NULL;
+    if (tu_gpu_open(&g2)) {
+        CHECK(lm_model_load(g2.ctx, tu_model_path("gguf/stories260K.gguf"), NULL, &m2, err, sizeof err) == LM_OK,
+              "%s", err);
+        if (m2)
+            CHECK(lm_session_create(m2, &so, &s2, err, sizeof err) == LM_OK, "%s", err);
+        if (s2) {
+            CHECK(lm_session_eval(s2, ids, n, last, false, err, sizeof err) == LM_OK, "%s", err);
+            e = tu_nmse_f(last, want_logits, nv);
+            CHECK(e < 1e-9, "logits with ids and positions copied to device memory differ: nmse %.3g", e);
+            printf("ids and positions through device memory (VKLLM_STAGED_UPLOAD=1): logits nmse %.3g\n", e);
+        }
+        lm_session_free(s2);
+        lm_model_free(m2);
+        tu_gpu_close(&g2);
+    }
+    unsetenv("VKLLM_STAGED_UPLOAD");
+out:
+    lm_session_free(s);
+    lm_session_free(fresh);
+    free(all), free(all2), free(last), free(other);
+}
+
 int main(void)
 {
     tu_gpu g;
@@ -71,6 +130,7 @@ int main(void)
     CHECK(e < 1e-9, "turn 2 logits differ from a fresh session's: nmse %.3g", e);
     printf("turn 2: %lld cached tokens reused, %lld evaluated, logits nmse %.3g against a fresh session\n",
            (long long)reused, (long long)nb, e);
+    replay_and_staged(m, l2, conv, n + nb);
 
     /* regenerate the reply to turn 1: the same tokens, one evaluated for its logits */
     before = lm_session_n_evaluated(s);

@@ -17,6 +17,7 @@ static const struct {
     { "devices", cmd_devices, "list Vulkan devices, their memory and features (--json)" },
     { "run", cmd_run, "generate text from a model: -m FILE -p PROMPT [-n N] [--temp T] ..." },
     { "chat", cmd_chat, "chat with a model: -m FILE [--system TEXT] [--window] (a terminal chat, or the window)" },
+    { "serve", cmd_serve, "an OpenAI-compatible HTTP server: -m FILE [--host ADDR] [--port N] [--parallel N]" },
     { "template", cmd_template, "print a conversation as a chat template renders it: -m FILE -f CONV.json" },
     { "tokenize", cmd_tokenize, "print the tokens of a text: -m FILE -p TEXT [--ids]" },
     { "info", cmd_info, "describe a model file: -m FILE [--json]" },

@@ -93,7 +93,7 @@ static int record_forward(lm_session *s, rt_seq *seq, int64_t n, enum logits_mod
                                                         .norm_eps = hp->norm_eps });
             rt_seq_parallel(seq, false);
         }
-        rt_op_rope_kv(seq, Q, rt_at(s->kc[l], 0), rt_at(s->vc[l], 0), s->kv_type, QKV, POS, n, hp->n_heads,
+        rt_op_rope_kv(seq, Q, rt_at(s->kc[l], 0), rt_at(s->vc[l], 0), s->kv_type, QKV, POS, none, n, hp->n_heads,
                       hp->n_kv_heads, (int)hd, s->n_ctx, &rope);
         rt_op_attention(seq, ATT, Q, rt_at(s->kc[l], 0), rt_at(s->vc[l], 0), POS, n, &attn);
         rt_op_matmul_acc(seq, X, ATT, W(L->wo), none, n, dim, q_dim);

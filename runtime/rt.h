@@ -332,11 +332,13 @@ int rt_op_kv_write(rt_seq *seq, rt_ref cache, rt_dtype t, rt_ref src, rt_ref pos
                    int64_t dim, int64_t cap);
 /* A layer's attention inputs into place, in one dispatch: QKV [rows][(n_heads + 2 n_kv_heads) head_dim]
  * holds each row's Q, K and V (the product with the three projections side by side); Q [rows][n_heads
- * head_dim] = rope(Q part), kcache[pos[r]] = rope(K part), vcache[pos[r]] = V part. The caches are
- * [cap][n_kv_heads head_dim] of type t (RT_F32, or RT_F16 starting at an even element); positions >= cap
- * are not cached. Equals rt_op_rope on Q and K followed by rt_op_kv_write of K and V. */
+ * head_dim] = rope(Q part) at position pos[r], kcache[c] = rope(K part), vcache[c] = V part, in cache row
+ * c = slots[r] (int32; slots.buf NULL: c = pos[r], a cache of one sequence). The caches are [cap][n_kv_heads
+ * head_dim] of type t (RT_F32, or RT_F16 starting at an even element); rows c outside [0, cap) are not
+ * written. Equals rt_op_rope on Q and K followed by rt_op_kv_write of K and V. */
 int rt_op_rope_kv(rt_seq *seq, rt_ref q, rt_ref kcache, rt_ref vcache, rt_dtype t, rt_ref qkv, rt_ref pos,
-                  int64_t rows, int n_heads, int n_kv_heads, int head_dim, int64_t cap, const rt_rope_desc *rope);
+                  rt_ref slots, int64_t rows, int n_heads, int n_kv_heads, int head_dim, int64_t cap,
+                  const rt_rope_desc *rope);
 /* out[r] = index of the largest X[r][c] (first one on ties), int32 */
 int rt_op_argmax(rt_seq *seq, rt_ref out, rt_ref x, int64_t rows, int64_t cols);
 

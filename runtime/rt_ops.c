@@ -309,7 +309,8 @@ int rt_op_kv_write(rt_seq *seq, rt_ref cache, rt_dtype t, rt_ref src, rt_ref pos
 }
 
 int rt_op_rope_kv(rt_seq *seq, rt_ref q, rt_ref kcache, rt_ref vcache, rt_dtype t, rt_ref qkv, rt_ref pos,
-                  int64_t rows, int n_heads, int n_kv_heads, int head_dim, int64_t cap, const rt_rope_desc *r)
+                  rt_ref slots, int64_t rows, int n_heads, int n_kv_heads, int head_dim, int64_t cap,
+                  const rt_rope_desc *r)
 {
     int64_t q_dim = (int64_t)n_heads * head_dim, kv_dim = (int64_t)n_kv_heads * head_dim, ld = q_dim + 2 * kv_dim;
     if (too_big(rows) || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || too_big(cap) || too_big(rows * ld) ||
@@ -324,7 +325,7 @@ int rt_op_rope_kv(rt_seq *seq, rt_ref q, rt_ref kcache, rt_ref vcache, rt_dtype 
                          .ext_factor = r->ext_factor, .attn_factor = r->attn_factor ? r->attn_factor : 1.0f,
                          .beta_fast = r->beta_fast, .beta_slow = r->beta_slow, .n_ctx_orig = (float)r->n_ctx_orig };
     size_t cs = rt_dtype_size(t);
-    rt_bind bind[6];
+    rt_bind bind[7];
     rt_op_bind(seq, qkv, 4, rows * ld, &bind[0], &pc.off_qkv);
     rt_op_bind(seq, q, 4, rows * q_dim, &bind[1], &pc.off_q);
     rt_op_bind(seq, kcache, cs, cap * kv_dim, &bind[2], &pc.off_k);
@@ -334,6 +335,12 @@ int rt_op_rope_kv(rt_seq *seq, rt_ref q, rt_ref kcache, rt_ref vcache, rt_dtype 
         rt_op_bind(seq, r->freq_factors, 4, r->n_rot / 2, &bind[5], &pc.off_ff);
     else
         bind[5] = bind[4];
+    if (slots.buf) {
+        rt_op_bind(seq, slots, 4, rows, &bind[6], &pc.off_slot);
+        pc.has_slots = 1;
+    } else {
+        bind[6] = bind[4];
+    }
     if (t == RT_F16 && (pc.off_k % 2 || pc.off_v % 2))
         return rt_seq_fail(seq, RT_ERR_INVALID, "rope_kv: an f16 cache must start at a 4-byte boundary");
     /* a row's units (rope_kv.comp): with n_rot % 4 == 0, two pairs rotated per unit, the values past n_rot
@@ -355,11 +362,11 @@ int rt_op_rope_kv(rt_seq *seq, rt_ref q, rt_ref kcache, rt_ref vcache, rt_dtype 
         gx = gx < 64 ? gx : least > 64 ? (uint32_t)least : 64;
     }
     rt_pipeline *p;
-    if (rt_op_pipeline(seq, RT_SHADER_rope_kv, &wg, 1, 6, sizeof pc, &p))
+    if (rt_op_pipeline(seq, RT_SHADER_rope_kv, &wg, 1, 7, sizeof pc, &p))
         return rt_seq_status(seq);
     /* what moves: the rows of QKV read, Q and one row of each cache written per row */
     rt_seq_cost(seq, (double)rows * (4.0 * (double)(ld + q_dim) + 2.0 * (double)cs * (double)kv_dim + 4.0), 0);
-    return rt_seq_dispatch(seq, p, bind, 6, &pc, gx, 1, 1);
+    return rt_seq_dispatch(seq, p, bind, 7, &pc, gx, 1, 1);
 }
 
 /* ---------------------------------------------------------------- calibration */

@@ -1,7 +1,8 @@
 #version 450
 // A layer's Q, K and V into place in one dispatch (rt_pc_rope_kv): from the product QKV [rows][ld] (Q,
 // then K, then V in each row), Q rotated into Q [rows][q_dim]; K rotated and V as it is into the caches
-// [cap][kv_dim] at row pos[r] (positions >= cap skipped). Adjacent pairs (2i, 2i+1) in mode 0 (llama),
+// [cap][kv_dim] at row slots[r] (a cache of many sequences' blocks) or pos[r] (one sequence's); rows
+// outside the cache are skipped. Adjacent pairs (2i, 2i+1) in mode 0 (llama),
 // halves (i, i + n_rot/2) in mode 1 (neox, qwen2); dimensions past n_rot are copied; angles: rope.glsl.
 // No invocation depends on another. When n_rot is a multiple of 4, an invocation rotates two pairs at a
 // time, whose four values fall into two f16 words of the cache in either mode (one angle per pair, as
@@ -16,6 +17,7 @@ layout(binding = 2) writeonly buffer K { uint kc[]; };
 layout(binding = 3) writeonly buffer V { uint vc[]; };
 layout(binding = 4) readonly buffer P { int pos[]; };
 layout(binding = 5) readonly buffer F { float ff[]; };
+layout(binding = 6) readonly buffer C { int slots[]; };
 layout(push_constant) uniform PC { rt_pc_rope_kv p; };
 
 // Value d of the head starting at `head` (an index into qkv) at position ps, rotated.
@@ -75,14 +77,14 @@ void store_cache(bool is_k, uint word, uint value)
 // What row r writes, from unit w on: in the fast path rotation units, copies and V words; else words
 void row_units(uint r, uint w)
 {
-    int ps = pos[p.off_pos + r];
+    int ps = pos[p.off_pos + r], cr = p.has_slots != 0u ? slots[p.off_slot + r] : ps;  // position, cache row
     uint hd = p.head_dim, q_dim = p.n_heads * hd, kv_dim = p.n_kv_heads * hd;
     uint per = p.ctype == RT_DT_F16 ? 2u : 1u;  // values per word of the caches
     uint kv_words = kv_dim / per;
     uint row = p.off_qkv + r * p.ld;
-    bool cached = ps >= 0 && uint(ps) < p.cap;
-    uint kb = (per == 2u ? p.off_k / 2u : p.off_k) + uint(ps) * kv_words;  // the row's first word, K cache
-    uint vb = (per == 2u ? p.off_v / 2u : p.off_v) + uint(ps) * kv_words;
+    bool cached = cr >= 0 && uint(cr) < p.cap;
+    uint kb = (per == 2u ? p.off_k / 2u : p.off_k) + uint(cr) * kv_words;  // the row's first word, K cache
+    uint vb = (per == 2u ? p.off_v / 2u : p.off_v) + uint(cr) * kv_words;
     if (p.n_rot % 4u == 0u) {
         // rotations two pairs at a time (one angle per pair, as rope.comp), then the values past n_rot
         // and V as they are; per head: n_rot / 4 rotation units and hd - n_rot copies

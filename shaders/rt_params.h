@@ -108,8 +108,10 @@ RT_STRUCT(rt_pc_rope_kv) {
     float base, freq_scale, ext_factor, attn_factor, beta_fast, beta_slow;
     float n_ctx_orig;
     uint units;           /* work units per row (rope_kv.comp's two ways count them differently) */
+    uint has_slots, off_slot; /* cache rows from slots[] (else the positions) */
+    uint pad[2];
 } RT_END(rt_pc_rope_kv);
-RT_CHECK(rt_pc_rope_kv, 24)
+RT_CHECK(rt_pc_rope_kv, 28)
 
 /* argmax per row, shaders/argmax.comp: one workgroup per row */
 RT_STRUCT(rt_pc_argmax) {

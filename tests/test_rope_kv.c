@@ -2,7 +2,8 @@
  * replaces, rt_op_rope on Q and K and rt_op_kv_write of K and V (both checked against double references
  * in test_kernels), on seeded random data: every rope mode and scaling, partial rotation, freq factors,
  * grouped-query shapes, f32 and f16 caches, caches at an offset, positions past the cache (not written:
- * the cache keeps its earlier contents) and rows of a prefill at random positions.
+ * the cache keeps its earlier contents), rows of a prefill at random positions, and cache rows given
+ * apart from the positions (a paged cache: kv_write at those rows is the reference).
  * Tolerance: the same formula in two kernels, nmse <= 1e-12 for Q and an f32 cache (only a fused
  * multiply-add placed differently may differ), and for an f16 cache at most one unit in the last place of
  * a half per value (a value that lies at a rounding boundary). */
@@ -21,6 +22,7 @@ typedef struct shape {
     rt_rope_desc rd;
     bool ff;
     const char *name;
+    bool slotted;        /* cache rows from a slots buffer (a paged cache), not the positions */
 } shape;
 
 static uint16_t half_bits(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -50,8 +52,11 @@ static void run_case(rt_ctx *ctx, const shape *c)
         qkv[i] = tu_normal(&R);
     for (int i = 0; i < c->rd.n_rot / 2; i++)
         ff[i] = tu_uniform(&R, 1, 8);
-    for (int64_t r = 0; r < c->rows; r++) /* distinct positions, some past the cache */
+    int32_t *slot = malloc((size_t)c->rows * 4);
+    for (int64_t r = 0; r < c->rows; r++) { /* distinct positions, some past the cache; slots a permutation */
         pos[r] = (int32_t)((r * 7 + tu_u32(&R) % 3) % (c->cap + 4));
+        slot[r] = (int32_t)((r * 5 + 3) % c->cap);
+    }
     /* fused: QKV -> Q, caches; apart: Q, K, V copies -> rope, rope, kv_write x2 */
     rt_buffer *bqkv = buf(ctx, RT_MEM_DEVICE, qkv_n * 4, qkv), *bpos = buf(ctx, RT_MEM_UPLOAD, (size_t)c->rows * 4, pos),
               *bff = buf(ctx, RT_MEM_DEVICE, (size_t)c->rd.n_rot / 2 * 4, ff),
@@ -60,10 +65,12 @@ static void run_case(rt_ctx *ctx, const shape *c)
               *aq = buf(ctx, RT_MEM_DEVICE, (size_t)(c->rows * q_dim) * 4, NULL),
               *ak = buf(ctx, RT_MEM_DEVICE, (size_t)(c->rows * kv_dim) * 4, NULL),
               *av = buf(ctx, RT_MEM_DEVICE, (size_t)(c->rows * kv_dim) * 4, NULL),
-              *ck = buf(ctx, RT_MEM_DEVICE, cache_bytes, NULL), *cv = buf(ctx, RT_MEM_DEVICE, cache_bytes, NULL);
+              *ck = buf(ctx, RT_MEM_DEVICE, cache_bytes, NULL), *cv = buf(ctx, RT_MEM_DEVICE, cache_bytes, NULL),
+              *bslot = buf(ctx, RT_MEM_UPLOAD, (size_t)c->rows * 4, slot);
+    rt_ref rows_at = rt_at(c->slotted ? bslot : bpos, 0); /* where the apart ops write the caches */
     rt_seq *seq = NULL;
     CHECK(rt_seq_create(ctx, &seq) == RT_OK, "seq: %s", rt_ctx_errmsg(ctx));
-    if (!bqkv || !bpos || !bff || !fq || !fk || !fv || !aq || !ak || !av || !ck || !cv || !seq)
+    if (!bqkv || !bpos || !bff || !fq || !fk || !fv || !aq || !ak || !av || !ck || !cv || !bslot || !seq)
         goto out;
     float *part = malloc((size_t)(c->rows * q_dim) * 4);
     for (int p = 0; p < 3; p++) { /* the parts of QKV apart, row by row */
@@ -77,12 +84,12 @@ static void run_case(rt_ctx *ctx, const shape *c)
     if (c->ff)
         rd.freq_factors = rt_at(bff, 0);
     rt_seq_begin(seq);
-    rt_op_rope_kv(seq, rt_at(fq, 0), rt_at(fk, coff), rt_at(fv, coff), c->ct, rt_at(bqkv, 0), rt_at(bpos, 0), c->rows,
-                  c->n_heads, c->n_kv, c->hd, c->cap, &rd);
+    rt_op_rope_kv(seq, rt_at(fq, 0), rt_at(fk, coff), rt_at(fv, coff), c->ct, rt_at(bqkv, 0), rt_at(bpos, 0),
+                  c->slotted ? rt_at(bslot, 0) : (rt_ref){ 0 }, c->rows, c->n_heads, c->n_kv, c->hd, c->cap, &rd);
     rt_op_rope(seq, rt_at(aq, 0), rt_at(bpos, 0), c->rows, c->n_heads, c->hd, &rd);
     rt_op_rope(seq, rt_at(ak, 0), rt_at(bpos, 0), c->rows, c->n_kv, c->hd, &rd);
-    rt_op_kv_write(seq, rt_at(ck, coff), c->ct, rt_at(ak, 0), rt_at(bpos, 0), c->rows, kv_dim, c->cap);
-    rt_op_kv_write(seq, rt_at(cv, coff), c->ct, rt_at(av, 0), rt_at(bpos, 0), c->rows, kv_dim, c->cap);
+    rt_op_kv_write(seq, rt_at(ck, coff), c->ct, rt_at(ak, 0), rows_at, c->rows, kv_dim, c->cap);
+    rt_op_kv_write(seq, rt_at(cv, coff), c->ct, rt_at(av, 0), rows_at, c->rows, kv_dim, c->cap);
     int rc = rt_seq_end(seq);
     if (!rc)
         rc = rt_seq_run(seq);
@@ -117,10 +124,10 @@ static void run_case(rt_ctx *ctx, const shape *c)
     free(y), free(yr), free(h), free(hr);
 out:
     rt_seq_destroy(seq);
-    rt_buffer *all[] = { bqkv, bpos, bff, fq, fk, fv, aq, ak, av, ck, cv };
+    rt_buffer *all[] = { bqkv, bpos, bff, fq, fk, fv, aq, ak, av, ck, cv, bslot };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         rt_buffer_destroy(all[i]);
-    free(qkv), free(ff), free(pos);
+    free(qkv), free(ff), free(pos), free(slot);
 }
 
 int main(void)
@@ -134,16 +141,19 @@ int main(void)
     ((rt_rope_desc){ .mode = mode_, .n_rot = n_rot_, .base = 10000, .freq_scale = fs_, .ext_factor = ext_, \
                      .attn_factor = 1, .beta_fast = 32, .beta_slow = 1, .n_ctx_orig = 4096 })
     const shape cases[] = {
-        { 1, 64, 4, 4, 16, RT_F32, RD(ADJ, 16, 1, 0), false, "decode adjacent f32" },
-        { 1, 64, 4, 4, 16, RT_F16, RD(ADJ, 16, 1, 0), false, "decode adjacent f16" },
-        { 1, 64, 8, 2, 64, RT_F16, RD(NEOX, 64, 1, 0), false, "decode neox gqa f16" },
-        { 9, 32, 6, 2, 48, RT_F32, RD(NEOX, 16, 1, 0), false, "prefill neox partial f32" },
-        { 9, 32, 6, 2, 48, RT_F16, RD(ADJ, 24, 0.25f, 0), true, "prefill adj linear ff f16" },
-        { 17, 40, 4, 1, 128, RT_F16, RD(NEOX, 128, 0.25f, 1), false, "prefill yarn mqa f16" },
-        { 5, 16, 3, 3, 8, RT_F32, RD(ADJ, 8, 1, 0), false, "small heads f32" },
-        { 33, 8, 2, 2, 32, RT_F16, RD(NEOX, 32, 1, 0), true, "positions past cap f16" },
-        { 4, 16, 2, 2, 8, RT_F16, RD(NEOX, 6, 1, 0), false, "n_rot 6 of 8 neox f16" },
-        { 4, 16, 3, 1, 12, RT_F32, RD(ADJ, 10, 1, 0), true, "n_rot 10 of 12 adjacent f32" },
+        { 1, 64, 4, 4, 16, RT_F32, RD(ADJ, 16, 1, 0), false, "decode adjacent f32", false },
+        { 1, 64, 4, 4, 16, RT_F16, RD(ADJ, 16, 1, 0), false, "decode adjacent f16", false },
+        { 1, 64, 8, 2, 64, RT_F16, RD(NEOX, 64, 1, 0), false, "decode neox gqa f16", false },
+        { 9, 32, 6, 2, 48, RT_F32, RD(NEOX, 16, 1, 0), false, "prefill neox partial f32", false },
+        { 9, 32, 6, 2, 48, RT_F16, RD(ADJ, 24, 0.25f, 0), true, "prefill adj linear ff f16", false },
+        { 17, 40, 4, 1, 128, RT_F16, RD(NEOX, 128, 0.25f, 1), false, "prefill yarn mqa f16", false },
+        { 5, 16, 3, 3, 8, RT_F32, RD(ADJ, 8, 1, 0), false, "small heads f32", false },
+        { 33, 8, 2, 2, 32, RT_F16, RD(NEOX, 32, 1, 0), true, "positions past cap f16", false },
+        { 4, 16, 2, 2, 8, RT_F16, RD(NEOX, 6, 1, 0), false, "n_rot 6 of 8 neox f16", false },
+        { 4, 16, 3, 1, 12, RT_F32, RD(ADJ, 10, 1, 0), true, "n_rot 10 of 12 adjacent f32", false },
+        { 9, 32, 6, 2, 48, RT_F16, RD(NEOX, 48, 1, 0), false, "slots (paged) neox f16", true },
+        { 5, 16, 4, 4, 16, RT_F32, RD(ADJ, 16, 1, 0), true, "slots (paged) adjacent f32", true },
+        { 4, 16, 2, 2, 8, RT_F16, RD(NEOX, 6, 1, 0), false, "slots n_rot 6 of 8 f16", true },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(g.ctx, &cases[i]);
@@ -154,12 +164,12 @@ int main(void)
     if (rt_seq_create(g.ctx, &seq) == RT_OK && rt_buffer_create(g.ctx, RT_MEM_DEVICE, 4096, &b) == RT_OK) {
         rt_rope_desc odd = RD(ADJ, 7, 1, 0), ok = RD(ADJ, 2, 1, 0);
         rt_seq_begin(seq);
-        CHECK(rt_op_rope_kv(seq, rt_at(b, 0), rt_at(b, 0), rt_at(b, 0), RT_F32, rt_at(b, 0), rt_at(b, 0), 1, 1, 1, 8, 4,
+        CHECK(rt_op_rope_kv(seq, rt_at(b, 0), rt_at(b, 0), rt_at(b, 0), RT_F32, rt_at(b, 0), rt_at(b, 0), (rt_ref){ 0 }, 1, 1, 1, 8, 4,
                             &odd) == RT_ERR_INVALID,
               "odd n_rot accepted");
         rt_seq_end(seq);
         rt_seq_begin(seq);
-        CHECK(rt_op_rope_kv(seq, rt_at(b, 0), rt_at(b, 0), rt_at(b, 0), RT_F16, rt_at(b, 0), rt_at(b, 0), 1, 1, 1, 3, 4,
+        CHECK(rt_op_rope_kv(seq, rt_at(b, 0), rt_at(b, 0), rt_at(b, 0), RT_F16, rt_at(b, 0), rt_at(b, 0), (rt_ref){ 0 }, 1, 1, 1, 3, 4,
                             &ok) == RT_ERR_INVALID,
               "an f16 cache of odd rows accepted");
         rt_seq_end(seq);

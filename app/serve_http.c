@@ -34,6 +34,7 @@ struct srv_http {
     size_t key_len, max_body;
     unsigned timeout_s;
     atomic_int stopping;
+    atomic_int live_streams; /* streams whose last event has not been handed to the connection yet */
     srv_metrics m;
     int port;
     char url[300];
@@ -284,6 +285,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void stream_free(void *cls)
 {
     stream *st = cls;
+    atomic_fetch_sub(&st->h->live_streams, 1);
     if (!st->finished)
         srv_metrics_stream_cancelled(&st->h->m); /* a write failed: the client left */
     srv_job_cancel(st->job);                     /* a no-op when it has ended */
@@ -303,6 +305,7 @@ static enum MHD_Result start_stream(struct MHD_Connection *c, req *q, srv_reques
         return send_json(c, q, 500, NULL);
     }
     st->h = q->h;
+    atomic_fetch_add(&q->h->live_streams, 1);
     st->conn = c;
     st->fd = conn_fd(c);
     st->job = j;
@@ -559,6 +562,7 @@ int srv_http_start(const srv_http_opts *o, srv_engine *e, const srv_api *a, srv_
     h->timeout_s = o->timeout_s;
     h->started = (long long)time(NULL);
     atomic_init(&h->stopping, 0);
+    atomic_init(&h->live_streams, 0);
     if (o->api_key) {
         h->api_key = strdup(o->api_key);
         h->key_len = strlen(o->api_key);
@@ -624,6 +628,10 @@ void srv_http_stop(srv_http *h)
     if (!h)
         return;
     atomic_store(&h->stopping, 1);
+    /* the engine has ended every job: give the streams up to 3 s to deliver their last event before the
+     * connections close */
+    for (int i = 0; i < 300 && atomic_load(&h->live_streams) > 0; i++)
+        usleep(10000);
     MHD_stop_daemon(h->d);
     srv_metrics_destroy(&h->m);
     free(h->api_key);

@@ -342,6 +342,19 @@ void kvb_seq_truncate(kvb_pool *p, int32_t id, int64_t n)
     }
 }
 
+void kvb_seq_rollback(kvb_pool *p, int32_t id, int64_t n)
+{
+    seq *s = get(p, id);
+    if (!s || n < 0 || n >= s->n)
+        return;
+    for (int32_t i = (int32_t)(n / p->bs); i < s->nt; i++)
+        if (p->b[s->table[i]].registered && p->b[s->table[i]].ref == 1)
+            ht_remove(p, s->table[i]);
+    kvb_seq_truncate(p, id, n);
+}
+
+bool kvb_seq_valid(const kvb_pool *p, int32_t id) { return get(p, id) != NULL; }
+
 const int32_t *kvb_seq_tokens(const kvb_pool *p, int32_t id, int64_t *n)
 {
     seq *s = get(p, id);

@@ -45,6 +45,11 @@ void kvb_seq_free(kvb_pool *p, int32_t seq);
 int32_t kvb_seq_fork(kvb_pool *p, int32_t src);
 /* Keeps the first n tokens of the sequence (n <= its length). */
 void kvb_seq_truncate(kvb_pool *p, int32_t seq, int64_t n);
+/* The same after a pass that failed: the rows from n on were never written, so the blocks that hold
+ * them leave the prefix cache too. */
+void kvb_seq_rollback(kvb_pool *p, int32_t seq, int64_t n);
+/* Whether seq is a live sequence. */
+bool kvb_seq_valid(const kvb_pool *p, int32_t seq);
 /* The sequence's tokens (valid until the next call that changes it) and their number. */
 const int32_t *kvb_seq_tokens(const kvb_pool *p, int32_t seq, int64_t *n);
 /* The sequence's block table (physical block of each logical block) and its length. */

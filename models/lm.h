@@ -30,6 +30,8 @@ enum lm_status {
     LM_ERR_NOMEM,       /* host memory exhausted */
     LM_ERR_DEVICE,      /* the runtime failed: the message carries its explanation */
     LM_ERR_CONTEXT_FULL,/* the tokens do not fit the session's context (the caller may drop some and retry) */
+    LM_ERR_KV_FULL,     /* a batched context's pool of KV blocks has too few free for the batch */
+    LM_ERR_ABORTED,     /* lm_ctx_abort stopped an evaluation between two passes */
 };
 const char *lm_status_string(int status);
 
@@ -406,8 +408,88 @@ const char *lm_model_chat_template(const lm_model *m, const char *name);
 const char *lm_chat_builtin(const char *name);
 const char *lm_chat_builtin_name(int i);
 
-/* A session: one conversation's KV cache on the device, activation buffers, and the recorded decode
- * step. Tokens are evaluated at positions n_past, n_past + 1, ...; the cache holds n_ctx positions, and
+/* ======================================================================== batched contexts (models/ctx.c) */
+
+/* A context evaluates batches of tokens of many sequences at once on one model: it owns the device
+ * scratch of a pass of up to n_batch rows, the passes recorded so far (replayed when a batch of the
+ * same shape comes again), and a pool of KV blocks of block_size positions each, shared by the
+ * sequences through their block tables (paged attention): a sequence holds only the blocks its tokens
+ * fill. Sequences are forked (the blocks shared, a shared partial block copied when either writes it)
+ * and truncated; a new sequence whose tokens start like cached ones takes their blocks
+ * (lm_ctx_seq_reuse: a shared system prompt, the earlier turns of a chat), and the blocks of freed
+ * sequences stay cached, least recently used first out, until the pool needs them.
+ *
+ * Threads: one thread at a time calls a context's functions (and no other context on the same rt_ctx
+ * at the same time); lm_ctx_abort may be called from any thread. */
+typedef struct lm_ctx lm_ctx;
+
+typedef struct lm_ctx_opts {
+    int32_t n_ctx;          /* positions per sequence at most; 0: min(n_ctx_train, 4096) */
+    int32_t n_batch;        /* rows per pass (a longer batch takes several passes); 0: 256 */
+    int32_t n_seq_max;      /* sequences in one pass at most (1..256); 0: 1 */
+    int32_t n_kv_blocks;    /* blocks in the pool; 0: room for n_seq_max sequences of n_ctx positions */
+    int32_t block_size;     /* positions per block, a power of 2 up to 256; 0: 16 */
+    bool kv_f32;            /* f32 KV cache (twice the memory) instead of the default f16 */
+} lm_ctx_opts;
+
+int lm_ctx_create(lm_model *m, const lm_ctx_opts *opts, lm_ctx **out, char *err, size_t errlen);
+void lm_ctx_free(lm_ctx *c);
+/* A new empty sequence: its id (>= 0), or -LM_ERR_NOMEM. */
+int32_t lm_ctx_seq_new(lm_ctx *c);
+/* Frees the sequence; its full blocks stay cached for lm_ctx_seq_reuse. */
+void lm_ctx_seq_free(lm_ctx *c, int32_t seq);
+/* A new sequence holding seq's tokens, sharing its blocks: its id, or -LM_ERR_NOMEM. */
+int32_t lm_ctx_seq_fork(lm_ctx *c, int32_t seq);
+/* Keeps the first n tokens of the sequence. */
+void lm_ctx_seq_truncate(lm_ctx *c, int32_t seq, int64_t n);
+/* The sequence's tokens (valid until the next call that changes it) and their number. */
+const int32_t *lm_ctx_seq_tokens(const lm_ctx *c, int32_t seq, int64_t *n);
+/* For an empty sequence about to evaluate tokens[0..n): takes the cached blocks that hold the longest
+ * prefix of them (whole blocks, at most n - 1 tokens) and returns how many tokens it took; the caller
+ * evaluates the rest. */
+int64_t lm_ctx_seq_reuse(lm_ctx *c, int32_t seq, const int32_t *tokens, int64_t n);
+
+/* A batch: row i is token tokens[i] of sequence seq[i], at the next position of that sequence (a
+ * sequence's rows in order); want[i] != 0 for the rows that produce logits (want NULL: the last row of
+ * each sequence in the batch). */
+typedef struct lm_batch {
+    int64_t n;
+    const int32_t *tokens;
+    const int32_t *seq;
+    const int8_t *want;
+} lm_batch;
+/* Evaluates the batch (several passes when it has more than n_batch rows or n_seq_max sequences): the
+ * tokens join their sequences, and logits (if not NULL: [rows wanted][n_vocab], in row order) and
+ * argmax (if not NULL: [rows wanted], the most likely next token, taken on the device) are filled.
+ * Everything is checked before anything changes: LM_ERR_INVALID (a bad token id or sequence),
+ * LM_ERR_CONTEXT_FULL (a sequence would pass n_ctx), LM_ERR_KV_FULL (not blocks enough: free some
+ * sequences and retry). LM_ERR_ABORTED when lm_ctx_abort was called: the passes done are kept (their
+ * tokens are in their sequences), the rest are not. */
+int lm_ctx_eval(lm_ctx *c, const lm_batch *b, float *logits, int32_t *argmax, char *err, size_t errlen);
+/* Asks a running lm_ctx_eval to stop after its current pass (any thread). */
+void lm_ctx_abort(lm_ctx *c);
+
+typedef struct lm_kv_stats {
+    int32_t n_blocks, block_size;
+    int32_t used, cached, free; /* blocks in sequences, kept for reuse, neither */
+    int32_t n_seqs;
+    int64_t prefix_queries, prefix_hits; /* blocks looked up by lm_ctx_seq_reuse, and found */
+} lm_kv_stats;
+void lm_ctx_kv_stats(const lm_ctx *c, lm_kv_stats *st);
+int32_t lm_ctx_n_ctx(const lm_ctx *c);
+int32_t lm_ctx_n_batch(const lm_ctx *c);
+/* Tokens evaluated so far, all calls together. */
+int64_t lm_ctx_n_evaluated(const lm_ctx *c);
+const lm_model *lm_ctx_model(const lm_ctx *c);
+/* Device memory: the KV pool, and the rest (activations, logits, inputs). */
+void lm_ctx_memory(const lm_ctx *c, uint64_t *kv_bytes, uint64_t *scratch_bytes);
+/* As lm_session_profile and lm_session_counts: the last pass of one row (prefill false) or more. */
+int lm_ctx_profile(const lm_ctx *c, bool prefill,
+                   void (*fn)(void *user, const char *kernel, double ns, double bytes, double flops), void *user);
+void lm_ctx_counts(const lm_ctx *c, bool prefill, int *commands, int *barriers);
+
+/* A session: one conversation: a batched context of one sequence (lm_ctx), for callers that run one
+ * conversation at a time. Tokens are evaluated at positions n_past, n_past + 1, ...; the cache holds n_ctx positions, and
  * the session remembers which token is at each (lm_session_tokens), so that a new turn of a chat can
  * reuse what is cached (lm_session_sync). */
 typedef struct lm_session lm_session;

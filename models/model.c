@@ -26,6 +26,8 @@ const char *lm_status_string(int status)
     case LM_ERR_NOMEM: return "out of memory";
     case LM_ERR_DEVICE: return "device error";
     case LM_ERR_CONTEXT_FULL: return "context full";
+    case LM_ERR_KV_FULL: return "KV cache full";
+    case LM_ERR_ABORTED: return "aborted";
     }
     return "unknown status";
 }

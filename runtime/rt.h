@@ -347,10 +347,17 @@ typedef struct rt_attn_desc {
     float scale;                       /* usually 1/sqrt(head_dim) */
     int64_t cap;                       /* rows in the caches */
     rt_dtype cache_type;               /* RT_F32 or RT_F16 */
+    /* paged: pages.buf set, an int32 buffer: pages[r] is where row r's block table starts in it, and
+     * key j of row r is cache row pages[pages[r] + j / block_size] * block_size + j % block_size (rows
+     * of many sequences, each reading its own keys); max_keys bounds pos[r] + 1 (0: cap) */
+    rt_ref pages;
+    int block_size;
+    int64_t max_keys;
 } rt_attn_desc;
 /* Causal attention of query rows against a KV cache, without materialising the score matrix:
  * O[r][h] = sum_{j <= pos[r]} softmax_j(scale * Q[r][h] . K[j][h/g]) V[j][h/g], with g = n_heads/n_kv_heads.
- * Q, O f32 [rows][n_heads*head_dim]; K, V caches [cap][n_kv_heads*head_dim]; pos int32 [rows]. */
+ * Q, O f32 [rows][n_heads*head_dim]; K, V caches [cap][n_kv_heads*head_dim]; pos int32 [rows]; key j at
+ * cache row j, or where the row's block table says (paged). */
 int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref pos, int64_t rows,
                     const rt_attn_desc *attn);
 

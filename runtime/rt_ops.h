@@ -24,4 +24,9 @@ void rt_op_grid_rows(rt_seq *seq, int64_t rows, uint32_t *gx, uint32_t *gy);
 int rt_op_pipeline(rt_seq *seq, enum rt_shader_id shader, const uint32_t *spec, int n_spec, int n_bindings,
                    uint32_t push_size, rt_pipeline **p);
 
+/* Attention on a CPU driver, and of a paged cache (rt_ops_attention_cpu.c), for rt_op_attention once it
+ * has checked the shapes. */
+int rt_attention_cpu(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref pos, int64_t rows,
+                     const rt_attn_desc *a);
+
 #endif

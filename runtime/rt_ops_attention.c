@@ -29,6 +29,12 @@ int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref 
         rows * a->n_heads * a->head_dim > 0xFFFFFFFFll || a->cap * a->n_kv_heads * a->head_dim > 0xFFFFFFFFll)
         return rt_seq_fail(seq, RT_ERR_INVALID, "attention: bad shape (heads %d/%d, head_dim %d)", a->n_heads,
                            a->n_kv_heads, a->head_dim);
+    /* CPU drivers (rt_ops_attention_cpu.c) unless asked (VKLLM_ATTN_TILED) or for head sizes that are no
+     * multiple of 8; a paged cache takes those kernels on every device for now */
+    bool cpu_kernels =
+        rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU && a->head_dim % 8 == 0 && !getenv("VKLLM_ATTN_TILED");
+    if (cpu_kernels || a->pages.buf)
+        return rt_attention_cpu(seq, o, q, k, v, pos, rows, a);
     int64_t kv = a->cap * a->n_kv_heads * a->head_dim, q_elems = rows * a->n_heads * a->head_dim;
     int64_t sk = split_keys(seq, rows, a->cap), n_split = sk ? (a->cap + sk - 1) / sk : 1;
     rt_pc_attn pc = { .rows = (uint32_t)rows, .n_heads = (uint32_t)a->n_heads, .n_kv_heads = (uint32_t)a->n_kv_heads,
@@ -50,22 +56,13 @@ int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref 
         b[5] = b[0]; /* not written without SPLIT */
     }
     uint32_t wg = rt_op_wg(seq, 64);
-    /* CPU drivers: keys per invocation, no barriers in the key loop (attention_cpu.comp); head sizes of
-     * a multiple of 8, as every model's */
-    bool cpu = rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU && a->head_dim % 8 == 0 && !getenv("VKLLM_ATTN_TILED");
-    uint32_t pairs = a->cache_type == RT_F16 && pc.off_k % 2 == 0 && pc.off_v % 2 == 0;
-    /* heads per workgroup: a KV head's, if they fit, and if that leaves workgroups enough to keep a
-     * machine's cores busy (a 3-KV-head decode row would be 3 workgroups: then one per head) */
-    uint32_t group = (uint32_t)(a->n_heads / a->n_kv_heads);
-    if (group * (uint32_t)a->head_dim > 256 || group > 16 || rows * a->n_kv_heads * n_split < 8)
-        group = 1;
-    uint32_t spec[5] = { wg, (uint32_t)a->cache_type, sk ? 1u : 0u, pairs, group };
+    uint32_t spec[3] = { wg, (uint32_t)a->cache_type, sk ? 1u : 0u };
     uint32_t gy, gz;
     rt_op_grid_rows(seq, rows, &gy, &gz);
     rt_pipeline *p;
-    if (rt_op_pipeline(seq, cpu ? RT_SHADER_attention_cpu : RT_SHADER_attention, spec, cpu ? 5 : 3, 6, sizeof pc, &p))
+    if (rt_op_pipeline(seq, RT_SHADER_attention, spec, 3, 6, sizeof pc, &p))
         return rt_seq_status(seq);
-    uint32_t gx = (uint32_t)(a->n_heads / (cpu ? group : 1) * n_split);
+    uint32_t gx = (uint32_t)(a->n_heads * n_split);
     if (rt_seq_dispatch(seq, p, b, 6, &pc, gx, gy, gz) || !sk)
         return rt_seq_status(seq);
     rt_bind cb[2] = { b[0], b[5] };

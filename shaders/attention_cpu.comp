@@ -8,6 +8,8 @@
 // attention.comp (a private output of head_dim floats per invocation does not fit their registers).
 // SPLIT: as attention.comp (the keys of a row in ranges, partials to scratch, attn_combine.comp merges).
 // PAIRS: f16 caches at even offsets are read two values per 32-bit word.
+// PAGED: key j of row r is in cache row table[j / block] * block + j % block, the row's block table in
+// pg (rt_attn_desc.pages): a paged cache of many sequences.
 // Loops are unrolled by hand (llvmpipe stops an invocation's loops after 65535 iterations in all): one
 // invocation runs about keys / nt * (2 D / 8) iterations, so 16K keys of head size 256 stay far below.
 #include "common.glsl"
@@ -16,13 +18,15 @@ layout(constant_id = 1) const uint CTYPE = RT_DT_F32;
 layout(constant_id = 2) const uint SPLIT = 0;
 layout(constant_id = 3) const uint PAIRS = 0;
 layout(constant_id = 4) const uint G = 1;   // query heads per workgroup: all those of one KV head (GQA), or 1
+layout(constant_id = 5) const uint PAGED = 0;  // keys through the row's block table (rt_attn_desc.pages)
 layout(binding = 0) writeonly buffer O { float o[]; };
 layout(binding = 1) readonly buffer Q { float q[]; };
 layout(binding = 2) readonly buffer K { uint kc[]; };
 layout(binding = 3) readonly buffer V { uint vc[]; };
 layout(binding = 4) readonly buffer P { int pos[]; };
 layout(binding = 5) writeonly buffer S { float part[]; };
-layout(push_constant) uniform PC { rt_pc_attn p; };
+layout(binding = 6) readonly buffer PG { int pg[]; };
+layout(push_constant) uniform PC { rt_pc_attn_cpu p; };
 
 const uint MAXD = 256;    // G * head_dim at most
 const uint CHUNK = 16;   // output dimensions merged per round at the end
@@ -68,8 +72,12 @@ void main()
         acc[d] = 0.0;
         acc[d + 1u] = 0.0;
     }
+    uint tab = PAGED != 0u ? uint(pg[p.off_pg + r]) : 0u;  // the row's block table in pg
+    uint bmask = (1u << p.block_shift) - 1u;
     for (int j = first + int(t); j <= last; j += int(nt)) {
-        uint ko = p.off_k + uint(j) * kv_dim + kvh * D, vo = p.off_v + uint(j) * kv_dim + kvh * D;
+        uint kr = PAGED != 0u ? (uint(pg[p.off_pg + tab + (uint(j) >> p.block_shift)]) << p.block_shift) | (uint(j) & bmask)
+                              : uint(j);  // the key's cache row
+        uint ko = p.off_k + kr * kv_dim + kvh * D, vo = p.off_v + kr * kv_dim + kvh * D;
         float s[G], corr[G], pj[G];
         for (uint g = 0; g < G; g++)
             s[g] = 0.0;
@@ -92,15 +100,15 @@ void main()
             vec2 a = load2(1u, vo + d), b = load2(1u, vo + d + 2u), c = load2(1u, vo + d + 4u), e = load2(1u, vo + d + 6u);
             for (uint g = 0; g < G; g++) {
                 uint ad = g * D + d;
-                float cg = corr[g], pg = pj[g];
-                acc[ad] = acc[ad] * cg + pg * a.x;
-                acc[ad + 1u] = acc[ad + 1u] * cg + pg * a.y;
-                acc[ad + 2u] = acc[ad + 2u] * cg + pg * b.x;
-                acc[ad + 3u] = acc[ad + 3u] * cg + pg * b.y;
-                acc[ad + 4u] = acc[ad + 4u] * cg + pg * c.x;
-                acc[ad + 5u] = acc[ad + 5u] * cg + pg * c.y;
-                acc[ad + 6u] = acc[ad + 6u] * cg + pg * e.x;
-                acc[ad + 7u] = acc[ad + 7u] * cg + pg * e.y;
+                float cg = corr[g], pw = pj[g];
+                acc[ad] = acc[ad] * cg + pw * a.x;
+                acc[ad + 1u] = acc[ad + 1u] * cg + pw * a.y;
+                acc[ad + 2u] = acc[ad + 2u] * cg + pw * b.x;
+                acc[ad + 3u] = acc[ad + 3u] * cg + pw * b.y;
+                acc[ad + 4u] = acc[ad + 4u] * cg + pw * c.x;
+                acc[ad + 5u] = acc[ad + 5u] * cg + pw * c.y;
+                acc[ad + 6u] = acc[ad + 6u] * cg + pw * e.x;
+                acc[ad + 7u] = acc[ad + 7u] * cg + pw * e.y;
             }
         }
     }

@@ -10,6 +10,7 @@ vkllm_shader(bench_copy bench_copy.comp)
 vkllm_shader(bench_fma bench_fma.comp)
 vkllm_shader(attention attention.comp)
 vkllm_shader(attention_cpu attention_cpu.comp)
+vkllm_shader(attention_rows attention_rows.comp)
 vkllm_shader(attn_combine attn_combine.comp)
 
 # Weight formats: vkllm_weight_type(NAME ID) with ID the rt_dtype (ggml's type number); the format is

@@ -460,6 +460,38 @@ static void case_attention(bench *b, const char *model, int heads, int kv_heads,
         finish_case(&cb, 0);
 }
 
+/* A prefill chunk of `rows` query rows at positions 0 .. rows - 1 (causal: row r sees r + 1 keys). */
+static void case_attention_rows(bench *b, const char *model, int heads, int kv_heads, int head_dim, int64_t rows,
+                                rt_dtype ct)
+{
+    char name[96], shape[64];
+    snprintf(name, sizeof name, "attention %s m=%lld %s", ct == RT_F16 ? "f16" : "f32", (long long)rows, model);
+    snprintf(shape, sizeof shape, "%d/%dx%d", heads, kv_heads, head_dim);
+    case_bufs cb;
+    result *r = begin_case(b, &cb, name, shape);
+    if (!r)
+        return;
+    size_t cache = (size_t)(rows * kv_heads * head_dim) * rt_dtype_size(ct), qo = (size_t)(rows * heads * head_dim) * 4;
+    r->bytes = 2.0 * (double)cache + 2.0 * (double)qo;
+    r->flops = 4.0 * (double)(rows * (rows + 1) / 2) * heads * head_dim;
+    rt_buffer *q = mk(&cb, qo, FILL_F32), *o = mk(&cb, qo, 0), *kc = mk(&cb, cache, FILL_F32),
+              *vc = mk(&cb, cache, FILL_F32), *pos = mk(&cb, (size_t)rows * 4, 0);
+    int32_t *p = cb.rc ? NULL : malloc((size_t)rows * 4);
+    if (p) {
+        for (int64_t i = 0; i < rows; i++)
+            p[i] = (int32_t)i;
+        cb.rc = rt_buffer_write(pos, 0, p, (size_t)rows * 4);
+        free(p);
+    }
+    rt_attn_desc ad = { .n_heads = heads, .n_kv_heads = kv_heads, .head_dim = head_dim,
+                        .scale = 1.0f / sqrtf((float)head_dim), .cap = rows, .cache_type = ct };
+    if (!cb.rc) {
+        rt_seq_begin(b->seq);
+        rt_op_attention(b->seq, rt_at(o, 0), rt_at(q, 0), rt_at(kc, 0), rt_at(vc, 0), rt_at(pos, 0), rows, &ad);
+    }
+    finish_case(&cb, cb.rc ? 0 : rt_seq_end(b->seq));
+}
+
 static void case_get_rows(bench *b, const char *model, int64_t rows, int64_t vocab, int64_t dim, rt_dtype t)
 {
     char name[96], shape[64];
@@ -584,6 +616,7 @@ static void all_cases(bench *b)
             if (!b->o->quick && c == 1)
                 case_attention(b, s->name, s->heads, s->kv_heads, s->head_dim, ctxs[c], RT_F32);
         }
+        case_attention_rows(b, s->name, s->heads, s->kv_heads, s->head_dim, prefill, RT_F16);
     }
     for (int i = 0; i < n_models; i++) {
         const model_shape *s = &models[i];

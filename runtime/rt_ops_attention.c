@@ -1,24 +1,134 @@
-/* rt_ops_attention.c: causal attention of query rows against a KV cache (shaders/attention.comp), in one
- * pass for many rows (prefill), or with the keys split into ranges merged by a second kernel
- * (shaders/attn_combine.comp) for few rows (decode), where one workgroup per head would leave most of a
- * GPU idle on a long context. */
+/* rt_ops_attention.c: causal attention of query rows against a KV cache: on GPUs shaders/attention.comp
+ * (a workgroup per KV head and tile of query vectors, K/V tiles in shared memory), on CPU drivers
+ * attention_cpu.comp and attention_rows.comp (rt_ops_attention_cpu.c); either in one pass, or with the keys split
+ * into ranges merged by a second kernel (shaders/attn_combine.comp) when the workgroups would be too few
+ * to fill the machine (decode on a long context). */
 #include <stdlib.h>
 
 #include "rt_ops.h"
 
-/* Keys per range when split, 0: do not split. On a GPU, decode rows split long contexts into at most 64
- * ranges of at least 256 keys, so that the work spreads over the compute units. A CPU driver has few
- * cores and pays for every extra workgroup and dispatch: it splits only past 16K keys, in ranges of 16K
- * (lavapipe ends an invocation's loops after 65535 iterations, which a single range would reach on
- * very long contexts). */
-static int64_t split_keys(rt_seq *seq, int64_t rows, int64_t cap)
+/* ---------------------------------------------------------------- GPUs: shaders/attention.comp */
+
+/* The tiled kernel's shape: WG invocations, NQ query vectors (row, head) of one KV head per workgroup,
+ * BC keys per tile, TW invocations across an output row, and the ranges of flash decoding. */
+typedef struct attn_tiles {
+    uint32_t wg, nq, bc, tw;
+    bool sg;             /* subgroupMax / subgroupAdd (attention_sg) */
+    int64_t tiles;       /* workgroups per KV head and range */
+    int64_t n_split;     /* key ranges, fixed here; each workgroup sizes its own from the positions */
+    uint32_t min_keys;   /* keys per range at least */
+} attn_tiles;
+
+/* the kernel's shared memory (as attention.comp declares it) */
+static size_t tiles_shared(const attn_tiles *t, uint32_t hd, uint32_t kvp)
 {
-    if (rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU)
-        return rows <= 4 && cap > 16384 ? 16384 : 0;
-    if (rows > 4 || cap <= 1024)
-        return 0;
-    int64_t keys = (cap + 63) / 64;
-    return keys < 256 ? 256 : keys;
+    uint32_t sr = t->wg / t->bc, ds = sr > t->nq ? sr / t->nq : 1; /* invocations per score */
+    return 4 * ((size_t)t->nq * (hd + 1) + (size_t)t->bc * (hd / kvp + 1) + (size_t)ds * t->nq * (t->bc + 1) +
+                3 * (size_t)t->nq + t->wg);
+}
+
+/* Workgroups of 128 (every Vulkan device runs them). NQ: all query vectors of a KV head's rows up to 64,
+ * and at most 4096 / head_dim (the output block of 32 floats per invocation); BC 32 keys (64 for one
+ * or two query vectors, whose tiles have few scores); both halved until the tiles fit the shared memory
+ * (32 KiB at most, 16 KiB always fits: NQ = 1, BC = 8 at head size 256 is 10 KiB). TW: 32 invocations
+ * across an output row where the row's words allow (a 4 x 4 block of outputs per invocation at NQ 16,
+ * head size 128), more when there are few query vectors. Splits: when the workgroups would be fewer
+ * than 128, enough ranges (at most 64, of 128 keys at least) for about 256 of them; on a CPU driver
+ * (this kernel only with VKLLM_ATTN_TILED, which so tests a GPU's ranges) also no range of more than
+ * 2048 keys: llvmpipe's loop limiter (attention.comp) cuts one range off past about 8K keys at head
+ * size 256 in f32 (measured; 32K and more at head size 128). */
+static attn_tiles tiles_choose(rt_seq *seq, int64_t rows, const rt_attn_desc *a, uint32_t kvp)
+{
+    const rt_device_info *d = &rt_seq_ctx(seq)->info;
+    uint32_t hd = (uint32_t)a->head_dim, cw = hd / kvp;
+    attn_tiles t = { .wg = rt_op_wg(seq, 128), .nq = 1, .n_split = 1 };
+    int64_t nqv = rows * (a->n_heads / a->n_kv_heads);
+    uint32_t nq_max = 4096 / hd < 64 ? 4096 / hd : 64;
+    while (t.nq < nqv && t.nq * 2 <= nq_max && t.nq * 2 <= t.wg)
+        t.nq *= 2;
+    t.bc = t.nq <= 2 ? 64 : 32;
+    if (t.bc > t.wg)
+        t.bc = t.wg;
+    size_t budget = d->max_shared_memory < 32768 ? d->max_shared_memory : 32768;
+    while (tiles_shared(&t, hd, kvp) > budget) {
+        if (t.bc > 16)
+            t.bc /= 2;
+        else if (t.nq > 1)
+            t.nq /= 2;
+        else if (t.bc > 8)
+            t.bc /= 2;
+        else
+            break;
+    }
+    t.tw = cw & (~cw + 1); /* the largest power of two dividing cw */
+    if (t.tw > t.wg)
+        t.tw = t.wg;
+    while (t.tw > 32 && t.wg / (t.tw / 2) <= t.nq)
+        t.tw /= 2;
+    t.sg = d->use_subgroup_arithmetic && d->subgroup_size && d->subgroup_size <= t.wg && t.wg % d->subgroup_size == 0;
+    t.tiles = (nqv + t.nq - 1) / t.nq;
+    int64_t groups = a->n_kv_heads * t.tiles;
+    t.min_keys = 128;
+    if (groups < 128 && a->cap >= 2 * t.min_keys) {
+        int64_t want = (256 + groups - 1) / groups, most = (a->cap + t.min_keys - 1) / t.min_keys;
+        t.n_split = want < most ? want : most;
+        if (t.n_split > 64)
+            t.n_split = 64;
+    }
+    if (d->type == RT_DEVICE_CPU && (a->cap + t.n_split - 1) / t.n_split > 2048)
+        t.n_split = (a->cap + 2047) / 2048;
+    /* the partials must fit one binding: fewer ranges, down to none */
+    int64_t per_range = rows * a->n_heads * (a->head_dim + 2) * 4;
+    if (t.n_split > 1 && t.n_split * per_range > (int64_t)d->max_storage_buffer_range)
+        t.n_split = (int64_t)d->max_storage_buffer_range / per_range;
+    if (t.n_split < 1)
+        t.n_split = 1;
+    return t;
+}
+
+/* One dispatch of attention.comp over (KV head x range, tile of query vectors), then attn_combine.comp
+ * when split. */
+static int attention_tiled(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref pos, int64_t rows,
+                           const rt_attn_desc *a)
+{
+    uint32_t hd = (uint32_t)a->head_dim, kvp = a->cache_type == RT_F16 && hd % 2 == 0 ? 2 : 1;
+    attn_tiles t = tiles_choose(seq, rows, a, kvp);
+    int64_t kv = a->cap * a->n_kv_heads * hd, q_elems = rows * a->n_heads * hd;
+    int64_t part_elems = rows * a->n_heads * t.n_split * (hd + 2);
+    rt_pc_attn pc = { .rows = (uint32_t)rows, .n_heads = (uint32_t)a->n_heads, .n_kv_heads = (uint32_t)a->n_kv_heads,
+                      .head_dim = hd, .cap = (uint32_t)a->cap, .scale = a->scale, .n_split = (uint32_t)t.n_split,
+                      .split_keys = (uint32_t)a->cap, .min_keys = t.min_keys };
+    rt_bind b[6];
+    size_t cs = rt_dtype_size(a->cache_type);
+    rt_op_bind(seq, o, 4, q_elems, &b[0], &pc.off_o);
+    rt_op_bind(seq, q, 4, q_elems, &b[1], &pc.off_q);
+    rt_op_bind(seq, k, cs, kv, &b[2], &pc.off_k);
+    rt_op_bind(seq, v, cs, kv, &b[3], &pc.off_v);
+    rt_op_bind(seq, pos, 4, rows, &b[4], &pc.off_pos);
+    if (t.n_split > 1) {
+        rt_ref scratch;
+        if (rt_seq_scratch(seq, (size_t)part_elems * 4, &scratch) == RT_OK)
+            rt_op_bind(seq, scratch, 4, part_elems, &b[5], &pc.off_s);
+    } else {
+        b[5] = b[0]; /* not written without SPLIT */
+    }
+    if (rt_seq_status(seq))
+        return rt_seq_status(seq);
+    uint32_t pairs = a->cache_type == RT_F16 && kvp == 2 && pc.off_k % 2 == 0 && pc.off_v % 2 == 0;
+    uint32_t spec[8] = { t.wg, (uint32_t)a->cache_type, t.n_split > 1, pairs, hd, t.nq, t.bc, t.tw };
+    uint32_t gy, gz;
+    rt_op_grid_rows(seq, t.tiles, &gy, &gz);
+    rt_pipeline *p;
+    if (rt_op_pipeline(seq, t.sg ? RT_SHADER_attention_sg : RT_SHADER_attention, spec, 8, 6, sizeof pc, &p))
+        return rt_seq_status(seq);
+    if (rt_seq_dispatch(seq, p, b, 6, &pc, (uint32_t)(a->n_kv_heads * t.n_split), gy, gz) || t.n_split == 1)
+        return rt_seq_status(seq);
+    rt_bind cb[2] = { b[0], b[5] };
+    uint32_t wg = rt_op_wg(seq, 64);
+    if (rt_op_pipeline(seq, RT_SHADER_attn_combine, &wg, 1, 2, sizeof pc, &p))
+        return rt_seq_status(seq);
+    rt_op_grid_rows(seq, rows, &gy, &gz);
+    return rt_seq_dispatch(seq, p, cb, 2, &pc, (uint32_t)a->n_heads, gy, gz);
 }
 
 int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref pos, int64_t rows,
@@ -31,42 +141,8 @@ int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref 
                            a->n_kv_heads, a->head_dim);
     /* CPU drivers (rt_ops_attention_cpu.c) unless asked (VKLLM_ATTN_TILED) or for head sizes that are no
      * multiple of 8; a paged cache takes those kernels on every device for now */
-    bool cpu_kernels =
-        rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU && a->head_dim % 8 == 0 && !getenv("VKLLM_ATTN_TILED");
-    if (cpu_kernels || a->pages.buf)
+    bool cpu = rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU && a->head_dim % 8 == 0 && !getenv("VKLLM_ATTN_TILED");
+    if (cpu || a->pages.buf)
         return rt_attention_cpu(seq, o, q, k, v, pos, rows, a);
-    int64_t kv = a->cap * a->n_kv_heads * a->head_dim, q_elems = rows * a->n_heads * a->head_dim;
-    int64_t sk = split_keys(seq, rows, a->cap), n_split = sk ? (a->cap + sk - 1) / sk : 1;
-    rt_pc_attn pc = { .rows = (uint32_t)rows, .n_heads = (uint32_t)a->n_heads, .n_kv_heads = (uint32_t)a->n_kv_heads,
-                      .head_dim = (uint32_t)a->head_dim, .cap = (uint32_t)a->cap, .scale = a->scale,
-                      .n_split = (uint32_t)n_split, .split_keys = (uint32_t)(sk ? sk : a->cap) };
-    rt_bind b[6];
-    size_t cs = rt_dtype_size(a->cache_type);
-    rt_op_bind(seq, o, 4, q_elems, &b[0], &pc.off_o);
-    rt_op_bind(seq, q, 4, q_elems, &b[1], &pc.off_q);
-    rt_op_bind(seq, k, cs, kv, &b[2], &pc.off_k);
-    rt_op_bind(seq, v, cs, kv, &b[3], &pc.off_v);
-    rt_op_bind(seq, pos, 4, rows, &b[4], &pc.off_pos);
-    int64_t part_elems = rows * a->n_heads * n_split * (a->head_dim + 2);
-    if (sk) {
-        rt_ref scratch;
-        if (rt_seq_scratch(seq, (size_t)part_elems * 4, &scratch) == RT_OK)
-            rt_op_bind(seq, scratch, 4, part_elems, &b[5], &pc.off_s);
-    } else {
-        b[5] = b[0]; /* not written without SPLIT */
-    }
-    uint32_t wg = rt_op_wg(seq, 64);
-    uint32_t spec[3] = { wg, (uint32_t)a->cache_type, sk ? 1u : 0u };
-    uint32_t gy, gz;
-    rt_op_grid_rows(seq, rows, &gy, &gz);
-    rt_pipeline *p;
-    if (rt_op_pipeline(seq, RT_SHADER_attention, spec, 3, 6, sizeof pc, &p))
-        return rt_seq_status(seq);
-    uint32_t gx = (uint32_t)(a->n_heads * n_split);
-    if (rt_seq_dispatch(seq, p, b, 6, &pc, gx, gy, gz) || !sk)
-        return rt_seq_status(seq);
-    rt_bind cb[2] = { b[0], b[5] };
-    if (rt_op_pipeline(seq, RT_SHADER_attn_combine, &wg, 1, 2, sizeof pc, &p))
-        return rt_seq_status(seq);
-    return rt_seq_dispatch(seq, p, cb, 2, &pc, (uint32_t)a->n_heads, gy, gz);
+    return attention_tiled(seq, o, q, k, v, pos, rows, a);
 }

@@ -145,16 +145,18 @@ RT_STRUCT(rt_pc_matmul) {
 } RT_END(rt_pc_matmul);
 RT_CHECK(rt_pc_matmul, 20)
 
-/* causal attention against a KV cache, shaders/attention.comp */
+/* causal attention against a KV cache, shaders/attention.comp (GPUs), attention_cpu.comp (CPU drivers)
+ * and attn_combine.comp */
 RT_STRUCT(rt_pc_attn) {
     uint rows, n_heads, n_kv_heads, head_dim;
     uint cap;
     uint off_o, off_q, off_k, off_v, off_pos;
     float scale;
     uint n_split;         /* key ranges per (row, head): 1, or several when SPLIT (partials to scratch) */
-    uint split_keys;      /* keys per range */
+    uint split_keys;      /* attention_cpu.comp: keys per range, fixed */
     uint off_s;           /* scratch: [rows][n_heads][n_split][head_dim + 2] (max, sum, unnormalised out) */
-    uint pad[2];
+    uint min_keys;        /* attention.comp: keys per range at least (a range is sized from the positions) */
+    uint pad;
 } RT_END(rt_pc_attn);
 RT_CHECK(rt_pc_attn, 16)
 

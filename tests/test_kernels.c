@@ -938,6 +938,9 @@ static void case_argmax(int64_t rows, int64_t cols)
 
 /* ---------------------------------------------------------------- attention */
 
+/* Set: an f16 K cache starts at an odd element (the kernels' unpaired loads); kv_write takes even ones. */
+static bool attn_odd_f16;
+
 /* Causal attention of `rows` query rows at positions pos0 .. pos0+rows-1 against K, V caches of cap rows.
  * Cache rows past the last position hold NaN: they must not be read. With via_kv_write the cache is
  * filled as a model does it: rows 0..pos0-1 by an earlier kv_write, this chunk's rows by kv_write in the
@@ -946,9 +949,11 @@ static void case_attention(int n_heads, int n_kv_heads, int head_dim, rt_dtype c
                            int64_t cap, bool via_kv_write)
 {
     char cs[200];
-    snprintf(cs, sizeof cs, "heads=%d/%d head_dim=%d cache=%s rows=%lld pos=%lld..%lld cap=%lld kv_write=%d",
+    bool odd = attn_odd_f16 && ct == RT_F16 && !via_kv_write;
+    snprintf(cs, sizeof cs, "heads=%d/%d head_dim=%d cache=%s rows=%lld pos=%lld..%lld cap=%lld kv_write=%d%s%s",
              n_heads, n_kv_heads, head_dim, dtype_name(ct), (long long)rows, (long long)pos0,
-             (long long)(pos0 + rows - 1), (long long)cap, via_kv_write);
+             (long long)(pos0 + rows - 1), (long long)cap, via_kv_write, odd ? " k_off=odd" : "",
+             getenv("VKLLM_ATTN_TILED") ? " tiled" : "");
     int64_t qd = (int64_t)n_heads * head_dim, kvd = (int64_t)n_kv_heads * head_dim, n_keys = pos0 + rows;
     size_t es = rt_dtype_size(ct);
     float *q = rnd_normal(rows * qd, 0, 1), *k = rnd_normal(n_keys * kvd, 0, 1), *v = rnd_normal(n_keys * kvd, 0, 1);
@@ -984,7 +989,7 @@ static void case_attention(int n_heads, int n_kv_heads, int head_dim, rt_dtype c
     uint32_t *nan_fill = tk_alloc((cbytes + 3) / 4 * 4);
     for (size_t i = 0; i < (cbytes + 3) / 4; i++)
         nan_fill[i] = ct == RT_F32 ? 0x7FC00000u : 0x7E007E00u;
-    tk_t tk = tk_new(ct == RT_F32 ? 4 * 9 : 4 * 2, cbytes, nan_fill), tv = tk_new(4 * 4, cbytes, nan_fill);
+    tk_t tk = tk_new(ct == RT_F32 ? 4 * 9 : odd ? 4 * 2 + 2 : 4 * 2, cbytes, nan_fill), tv = tk_new(4 * 4, cbytes, nan_fill);
     tk_t tq = tk_new(4 * 5, (size_t)(rows * qd) * 4, q), tp = tk_new_in(RT_MEM_UPLOAD, 4 * 3, (size_t)rows * 4, pos);
     tk_t to = tk_new(OFF, (size_t)(rows * qd) * 4, NULL);
     tk_t tks = { 0 }, tvs = { 0 }; /* f32 source rows for kv_write */
@@ -1016,6 +1021,45 @@ static void case_attention(int n_heads, int n_kv_heads, int head_dim, rt_dtype c
     if (via_kv_write)
         tk_free(&tks), tk_free(&tvs);
     free(q), free(k), free(v), free(kenc), free(venc), free(pos), free(ref), free(sc), free(nan_fill);
+}
+
+/* Reopens the device and the sequence with subgroup operations as the device has them, or without
+ * (VKLLM_NO_SUBGROUP: the kernels' shared-memory reductions); exits when the device cannot be opened. */
+static void tk_reopen(bool no_subgroup)
+{
+    rt_seq_destroy(S);
+    tu_gpu_close(&G);
+    if (no_subgroup)
+        setenv("VKLLM_NO_SUBGROUP", "1", 1);
+    else
+        unsetenv("VKLLM_NO_SUBGROUP");
+    bool ok = tu_gpu_open(&G) && rt_seq_create(G.ctx, &S) == RT_OK;
+    unsetenv("VKLLM_NO_SUBGROUP");
+    if (!ok) {
+        fprintf(stderr, "test_kernels: cannot reopen the device\n");
+        exit(1);
+    }
+}
+
+/* Runs `cases` with the attention kernel meant for GPUs (attention.comp), with subgroup operations where
+ * the device has them, then `shared_cases` (if any) with its shared-memory reductions instead: a CPU
+ * driver runs that kernel when VKLLM_ATTN_TILED is set (else attention_cpu.comp), a GPU always. The
+ * device is left open with subgroup operations on. */
+static void attention_gpu_pass(void (*cases)(void), void (*shared_cases)(void))
+{
+    const char *was = getenv("VKLLM_ATTN_TILED");
+    bool tiled = was != NULL, sg = rt_ctx_device(G.ctx)->subgroup_arithmetic;
+    setenv("VKLLM_ATTN_TILED", "1", 1);
+    if (sg && !rt_ctx_device(G.ctx)->use_subgroup_arithmetic)
+        tk_reopen(false);
+    cases();
+    if (sg && shared_cases) {
+        tk_reopen(true);
+        shared_cases();
+        tk_reopen(false);
+    }
+    if (!tiled)
+        unsetenv("VKLLM_ATTN_TILED");
 }
 
 /* ---------------------------------------------------------------- calibration kernels */
@@ -1143,6 +1187,83 @@ static double now_s(void)
 }
 
 #ifndef TK_NO_MAIN
+/* attention's cases for every kernel */
+static void attention_cases(void)
+{
+    /* every head size and GQA ratio and cache type: decode at one position, prefill 0..n-1, and a later chunk
+     * (across the 64-key tile boundary) after an earlier one filled the cache */
+    static const int hds[] = { 8, 64, 80, 128, 256 }, gqa[][2] = { { 8, 4 }, { 8, 1 }, { 4, 4 } };
+    for (int h = 0; h < 5; h++)
+        for (int g = 0; g < 3; g++)
+            for (int t = 0; t < 2; t++) {
+                rt_dtype ct = (rt_dtype)t;
+                case_attention(gqa[g][0], gqa[g][1], hds[h], ct, 1, 37 + 31 * g + h, 39 + 31 * g + h + 30 * t, false);
+                case_attention(gqa[g][0], gqa[g][1], hds[h], ct, 11 + g, 0, 11 + g + 2 * t + 1, false);
+                case_attention(gqa[g][0], gqa[g][1], hds[h], ct, 9, 60 + h, 80, true);
+            }
+    /* deep in the context: lavapipe ends an invocation's loops after 65535 iterations in all (see
+     * attention.comp), which once cut these off at 7.5K and 15K keys */
+    case_attention(2, 1, 256, RT_F16, 1, 16383, 16384, false);
+    case_attention(1, 1, 128, RT_F32, 1, 32767, 32768, false);
+    /* decode with the keys split into ranges (the GPU kernel when its workgroups are few, from 256 keys,
+     * on a CPU driver also past 2K; attention_cpu.comp past 16K): ranges full, partly filled and empty,
+     * merged by attn_combine */
+    case_attention(4, 2, 64, RT_F16, 1, 20000, 40000, false);
+    case_attention(2, 2, 64, RT_F32, 2, 1500, 3000, false);
+    case_attention(8, 4, 64, RT_F32, 1, 37, 64, false);
+    case_attention(8, 1, 128, RT_F16, 1, 200, 257, false);
+    case_attention(4, 4, 256, RT_F32, 1, 70, 100, false);
+    case_attention(4, 4, 80, RT_F32, 17, 0, 32, false);
+    case_attention(8, 4, 256, RT_F16, 13, 0, 16, false);
+    case_attention(8, 1, 8, RT_F32, 9, 23, 40, true);
+    case_attention(8, 4, 128, RT_F16, 7, 100, 131, true);
+    case_attention(4, 4, 64, RT_F16, 70, 0, 80, false);
+    case_attention(8, 8, 8, RT_F16, 1, 0, 1, false);
+    case_attention(8, 1, 80, RT_F16, 5, 61, 67, true);
+}
+
+/* the GPU kernel's own shapes (attention.comp): GQA ratios 1, 4 and 8 at head sizes 64, 128 and 256,
+ * f16 and f32 caches; decode at a small and a large position of a long cache (ranges sized from the
+ * position: at 12 one range has keys and the others are empty, near 4000 every range has keys, the
+ * last one partly), prefill chunks whose query vectors are no multiple of a tile, from the start and
+ * after earlier rows (via kv_write) */
+static void attention_gpu_cases(void)
+{
+    static const int ratio[][2] = { { 2, 2 }, { 8, 2 }, { 8, 1 } }, hds[] = { 64, 128, 256 };
+    for (int g = 0; g < 3; g++)
+        for (int h = 0; h < 3; h++) {
+            rt_dtype ct = (g + h) % 2 ? RT_F16 : RT_F32; /* each ratio and head size sees both */
+            case_attention(ratio[g][0], ratio[g][1], hds[h], ct, 1, 12, 4096, false);
+            case_attention(ratio[g][0], ratio[g][1], hds[h], ct, 1, 4000 + 7 * h + g, 4096, false);
+            case_attention(ratio[g][0], ratio[g][1], hds[h], ct, 37, 0, 40, false);
+            case_attention(ratio[g][0], ratio[g][1], hds[h], ct, 45, 500 + 7 * g, 600, true);
+        }
+    /* few rows, split: their limits in different ranges, a range ending inside a tile */
+    case_attention(4, 1, 128, RT_F16, 3, 1000, 1030, false);
+    case_attention(16, 2, 64, RT_F32, 2, 300, 2500, true);
+    /* 6 and 3 query heads per KV head (tiles partly empty), an odd head size (f16 values one per word),
+     * 32 query heads of one KV head (more than a tile) */
+    case_attention(6, 1, 64, RT_F16, 5, 20, 64, false);
+    case_attention(12, 4, 7, RT_F16, 3, 9, 300, false);
+    case_attention(12, 4, 7, RT_F32, 3, 9, 300, false);
+    case_attention(32, 1, 128, RT_F16, 1, 700, 800, false);
+    /* an f16 K cache at an odd element: values loaded one by one and packed */
+    attn_odd_f16 = true;
+    case_attention(8, 2, 128, RT_F16, 1, 900, 1000, false);
+    case_attention(8, 2, 64, RT_F16, 19, 30, 64, false);
+    attn_odd_f16 = false;
+}
+
+/* a few of them for the GPU kernel's shared-memory reductions */
+static void attention_gpu_few(void)
+{
+    case_attention(8, 2, 128, RT_F16, 1, 12, 4096, false);
+    case_attention(8, 1, 256, RT_F32, 1, 4001, 4096, false);
+    case_attention(2, 2, 64, RT_F16, 37, 0, 40, false);
+    case_attention(8, 2, 128, RT_F32, 45, 507, 600, true);
+    case_attention(6, 1, 64, RT_F16, 5, 20, 64, false);
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -1282,35 +1403,18 @@ int main(void)
     case_argmax(4, 32000);
     case_argmax(3, 4099);
 
-    /* every head size and GQA ratio and cache type: decode at one position, prefill 0..n-1, and a later chunk
-     * (across the 64-key tile boundary) after an earlier one filled the cache */
-    static const int hds[] = { 8, 64, 80, 128, 256 }, gqa[][2] = { { 8, 4 }, { 8, 1 }, { 4, 4 } };
-    for (int h = 0; h < 5; h++)
-        for (int g = 0; g < 3; g++)
-            for (int t = 0; t < 2; t++) {
-                rt_dtype ct = (rt_dtype)t;
-                case_attention(gqa[g][0], gqa[g][1], hds[h], ct, 1, 37 + 31 * g + h, 39 + 31 * g + h + 30 * t, false);
-                case_attention(gqa[g][0], gqa[g][1], hds[h], ct, 11 + g, 0, 11 + g + 2 * t + 1, false);
-                case_attention(gqa[g][0], gqa[g][1], hds[h], ct, 9, 60 + h, 80, true);
-            }
-    /* deep in the context: lavapipe ends an invocation's loops after 65535 iterations in all (see
-     * attention.comp), which once cut these off at 7.5K and 15K keys */
-    case_attention(2, 1, 256, RT_F16, 1, 16383, 16384, false);
-    case_attention(1, 1, 128, RT_F32, 1, 32767, 32768, false);
-    /* decode with the keys split into ranges (GPUs from 1K positions, CPU drivers from 16K): ranges
-     * full, partly filled and empty, merged by attn_combine */
-    case_attention(4, 2, 64, RT_F16, 1, 20000, 40000, false);
-    case_attention(2, 2, 64, RT_F32, 2, 1500, 3000, false);
-    case_attention(8, 4, 64, RT_F32, 1, 37, 64, false);
-    case_attention(8, 1, 128, RT_F16, 1, 200, 257, false);
-    case_attention(4, 4, 256, RT_F32, 1, 70, 100, false);
-    case_attention(4, 4, 80, RT_F32, 17, 0, 32, false);
-    case_attention(8, 4, 256, RT_F16, 13, 0, 16, false);
-    case_attention(8, 1, 8, RT_F32, 9, 23, 40, true);
-    case_attention(8, 4, 128, RT_F16, 7, 100, 131, true);
-    case_attention(4, 4, 64, RT_F16, 70, 0, 80, false);
-    case_attention(8, 8, 8, RT_F16, 1, 0, 1, false);
-    case_attention(8, 1, 80, RT_F16, 5, 61, 67, true);
+    /* attention: the device's kernel (on a CPU driver attention_cpu.comp; here without subgroup
+     * operations, see above), then the kernel for GPUs (attention.comp) with the same cases if it is
+     * another, then its own cases with subgroup operations and a few without */
+    double t_attn = now_s();
+    attention_cases();
+    if (rt_ctx_device(G.ctx)->type == RT_DEVICE_CPU && !getenv("VKLLM_ATTN_TILED")) {
+        setenv("VKLLM_ATTN_TILED", "1", 1);
+        attention_cases();
+        unsetenv("VKLLM_ATTN_TILED");
+    }
+    attention_gpu_pass(attention_gpu_cases, attention_gpu_few);
+    printf("attention: %.1f s\n", now_s() - t_attn);
 
     case_copy(16, 0);
     case_copy(16 * 7, 256);

@@ -8,6 +8,20 @@
 #define TK_NO_MAIN
 #include "test_kernels.c"
 
+/* decode deep into the context, a 512-row prefill, a later chunk; Llama 2 (32/32), Llama 3 (32/8),
+ * Gemma-like head size 256 */
+static void attention_cases(void)
+{
+    case_attention(32, 8, 128, RT_F16, 1, 4095, 4096, false);
+    case_attention(32, 32, 128, RT_F32, 1, 2047, 2048, false);
+    case_attention(8, 1, 256, RT_F16, 1, 8191, 8192, false);
+    case_attention(8, 1, 128, RT_F16, 1, 65535, 65536, false);
+    case_attention(4, 1, 256, RT_F32, 2, 40000, 40002, false);
+    case_attention(32, 8, 128, RT_F16, 512, 0, 512, false);
+    case_attention(32, 8, 128, RT_F16, 64, 2000, 4096, true);
+    case_attention(32, 32, 80, RT_F32, 128, 384, 1024, true);
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -70,16 +84,9 @@ int main(void)
     case_argmax(16, 32000);
     case_argmax(2, 152064);
 
-    /* decode deep into the context, a 512-row prefill, a later chunk; Llama 2 (32/32), Llama 3 (32/8),
-     * Gemma-like head size 256 */
-    case_attention(32, 8, 128, RT_F16, 1, 4095, 4096, false);
-    case_attention(32, 32, 128, RT_F32, 1, 2047, 2048, false);
-    case_attention(8, 1, 256, RT_F16, 1, 8191, 8192, false);
-    case_attention(8, 1, 128, RT_F16, 1, 65535, 65536, false);
-    case_attention(4, 1, 256, RT_F32, 2, 40000, 40002, false);
-    case_attention(32, 8, 128, RT_F16, 512, 0, 512, false);
-    case_attention(32, 8, 128, RT_F16, 64, 2000, 4096, true);
-    case_attention(32, 32, 80, RT_F32, 128, 384, 1024, true);
+    /* attention: the device's kernel, then the GPU kernel (attention.comp) with and without subgroups */
+    attention_cases();
+    attention_gpu_pass(attention_cases, attention_cases);
 
     case_copy((size_t)64 << 20, 0);
     case_fma(1 << 20, 64, 256);

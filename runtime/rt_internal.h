@@ -53,7 +53,7 @@ struct rt_buffer {
 };
 
 /* A pipeline, keyed by shader and specialization constants. */
-#define RT_MAX_SPEC 8
+#define RT_MAX_SPEC 12
 #define RT_MAX_BINDINGS 8
 #define RT_MAX_PIPELINES 1024
 typedef struct rt_pipeline {

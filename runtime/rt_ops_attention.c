@@ -42,8 +42,10 @@ static attn_tiles tiles_choose(rt_seq *seq, int64_t rows, const rt_attn_desc *a,
     const rt_device_info *d = &rt_seq_ctx(seq)->info;
     uint32_t hd = (uint32_t)a->head_dim, cw = hd / kvp;
     attn_tiles t = { .wg = rt_op_wg(seq, 128), .nq = 1, .n_split = 1 };
-    int64_t nqv = rows * (a->n_heads / a->n_kv_heads);
+    int64_t G = a->n_heads / a->n_kv_heads, nqv = rows * G;
     uint32_t nq_max = 4096 / hd < 64 ? 4096 / hd : 64;
+    if (a->pages.buf && nq_max > (uint32_t)(G & -G)) /* paged: one row per tile (rows may be of other sequences) */
+        nq_max = (uint32_t)(G & -G);
     while (t.nq < nqv && t.nq * 2 <= nq_max && t.nq * 2 <= t.wg)
         t.nq *= 2;
     t.bc = t.nq <= 2 ? 64 : 32;
@@ -69,14 +71,15 @@ static attn_tiles tiles_choose(rt_seq *seq, int64_t rows, const rt_attn_desc *a,
     t.tiles = (nqv + t.nq - 1) / t.nq;
     int64_t groups = a->n_kv_heads * t.tiles;
     t.min_keys = 128;
-    if (groups < 128 && a->cap >= 2 * t.min_keys) {
-        int64_t want = (256 + groups - 1) / groups, most = (a->cap + t.min_keys - 1) / t.min_keys;
+    int64_t keys = a->max_keys > 0 && a->max_keys < a->cap ? a->max_keys : a->cap; /* a row's at most */
+    if (groups < 128 && keys >= 2 * t.min_keys) {
+        int64_t want = (256 + groups - 1) / groups, most = (keys + t.min_keys - 1) / t.min_keys;
         t.n_split = want < most ? want : most;
         if (t.n_split > 64)
             t.n_split = 64;
     }
-    if (d->type == RT_DEVICE_CPU && (a->cap + t.n_split - 1) / t.n_split > 2048)
-        t.n_split = (a->cap + 2047) / 2048;
+    if (d->type == RT_DEVICE_CPU && (keys + t.n_split - 1) / t.n_split > 2048)
+        t.n_split = (keys + 2047) / 2048;
     /* the partials must fit one binding: fewer ranges, down to none */
     int64_t per_range = rows * a->n_heads * (a->head_dim + 2) * 4;
     if (t.n_split > 1 && t.n_split * per_range > (int64_t)d->max_storage_buffer_range)
@@ -98,13 +101,23 @@ static int attention_tiled(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, 
     rt_pc_attn pc = { .rows = (uint32_t)rows, .n_heads = (uint32_t)a->n_heads, .n_kv_heads = (uint32_t)a->n_kv_heads,
                       .head_dim = hd, .cap = (uint32_t)a->cap, .scale = a->scale, .n_split = (uint32_t)t.n_split,
                       .split_keys = (uint32_t)a->cap, .min_keys = t.min_keys };
-    rt_bind b[6];
+    rt_bind b[7];
     size_t cs = rt_dtype_size(a->cache_type);
     rt_op_bind(seq, o, 4, q_elems, &b[0], &pc.off_o);
     rt_op_bind(seq, q, 4, q_elems, &b[1], &pc.off_q);
     rt_op_bind(seq, k, cs, kv, &b[2], &pc.off_k);
     rt_op_bind(seq, v, cs, kv, &b[3], &pc.off_v);
     rt_op_bind(seq, pos, 4, rows, &b[4], &pc.off_pos);
+    uint32_t paged = a->pages.buf != NULL;
+    if (paged) { /* the rows' table offsets, then the tables: the rest of the buffer */
+        while (pc.block_shift < 16 && (1 << pc.block_shift) < a->block_size)
+            pc.block_shift++;
+        if (a->block_size <= 0 || (1 << pc.block_shift) != a->block_size)
+            return rt_seq_fail(seq, RT_ERR_INVALID, "attention: block size %d is no power of 2", a->block_size);
+        rt_op_bind(seq, a->pages, 4, (int64_t)((rt_buffer_size(a->pages.buf) - a->pages.off) / 4), &b[6], &pc.off_pg);
+    } else {
+        b[6] = b[4];
+    }
     if (t.n_split > 1) {
         rt_ref scratch;
         if (rt_seq_scratch(seq, (size_t)part_elems * 4, &scratch) == RT_OK)
@@ -115,13 +128,13 @@ static int attention_tiled(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, 
     if (rt_seq_status(seq))
         return rt_seq_status(seq);
     uint32_t pairs = a->cache_type == RT_F16 && kvp == 2 && pc.off_k % 2 == 0 && pc.off_v % 2 == 0;
-    uint32_t spec[8] = { t.wg, (uint32_t)a->cache_type, t.n_split > 1, pairs, hd, t.nq, t.bc, t.tw };
+    uint32_t spec[9] = { t.wg, (uint32_t)a->cache_type, t.n_split > 1, pairs, hd, t.nq, t.bc, t.tw, paged };
     uint32_t gy, gz;
     rt_op_grid_rows(seq, t.tiles, &gy, &gz);
     rt_pipeline *p;
-    if (rt_op_pipeline(seq, t.sg ? RT_SHADER_attention_sg : RT_SHADER_attention, spec, 8, 6, sizeof pc, &p))
+    if (rt_op_pipeline(seq, t.sg ? RT_SHADER_attention_sg : RT_SHADER_attention, spec, 9, 7, sizeof pc, &p))
         return rt_seq_status(seq);
-    if (rt_seq_dispatch(seq, p, b, 6, &pc, (uint32_t)(a->n_kv_heads * t.n_split), gy, gz) || t.n_split == 1)
+    if (rt_seq_dispatch(seq, p, b, 7, &pc, (uint32_t)(a->n_kv_heads * t.n_split), gy, gz) || t.n_split == 1)
         return rt_seq_status(seq);
     rt_bind cb[2] = { b[0], b[5] };
     uint32_t wg = rt_op_wg(seq, 64);
@@ -140,9 +153,9 @@ int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref 
         return rt_seq_fail(seq, RT_ERR_INVALID, "attention: bad shape (heads %d/%d, head_dim %d)", a->n_heads,
                            a->n_kv_heads, a->head_dim);
     /* CPU drivers (rt_ops_attention_cpu.c) unless asked (VKLLM_ATTN_TILED) or for head sizes that are no
-     * multiple of 8; a paged cache takes those kernels on every device for now */
+     * multiple of 8 */
     bool cpu = rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU && a->head_dim % 8 == 0 && !getenv("VKLLM_ATTN_TILED");
-    if (cpu || a->pages.buf)
+    if (cpu)
         return rt_attention_cpu(seq, o, q, k, v, pos, rows, a);
     return attention_tiled(seq, o, q, k, v, pos, rows, a);
 }

@@ -50,12 +50,14 @@ layout(constant_id = 4) const uint HD = 64;    // head size, <= 256
 layout(constant_id = 5) const uint NQ = 4;     // query vectors per workgroup: a power of two <= WG
 layout(constant_id = 6) const uint BC = 32;    // keys per tile: a power of two <= WG
 layout(constant_id = 7) const uint TW = 32;    // invocations across an output row: a power of two dividing CW
+layout(constant_id = 8) const uint PAGED = 0;  // keys through the row's block table (NQ then divides G: one row)
 layout(binding = 0) writeonly buffer O { float o[]; };
 layout(binding = 1) readonly buffer Q { float q[]; };
 layout(binding = 2) readonly buffer K { uint kc[]; };
 layout(binding = 3) readonly buffer V { uint vc[]; };
 layout(binding = 4) readonly buffer P { int pos[]; };
 layout(binding = 5) writeonly buffer S { float part[]; };
+layout(binding = 6) readonly buffer PG { int pg[]; };
 layout(push_constant) uniform PC { rt_pc_attn p; };
 
 const uint WG = gl_WorkGroupSize.x;                                      // a power of two
@@ -81,6 +83,7 @@ shared int lim[NQ];         // its last key (causal limit), -1 for vectors past 
 shared float red[WG];       // reductions
 
 uint kvh, tr, ru;           // KV head; the invocation's index in the softmax phase and its lane in its vector
+uint tab;                   // PAGED: the tile's row's block table in pg
 
 // where query vector qi (row qi / G, head kvh G + qi % G) starts in Q and O
 uint qoff(uint qi, uint G)
@@ -93,13 +96,19 @@ vec2 kvval(uint w)
     return KVP == 2u ? unpackHalf2x16(w) : vec2(uintBitsToFloat(w), 0.0);
 }
 
-// word e of the tile (key e / CW, word e % CW) from the cache at element base (key j0's row); 0 past nk
-uint tile_word(uint which, uint base, uint nk, uint e)
+// word e of the tile (key e / CW, word e % CW) from the cache at element base (key j0's row; PAGED: the
+// KV head's start, key j0 + j's row from the block table); 0 past nk
+uint tile_word(uint which, uint base, uint j0, uint nk, uint e)
 {
     uint j = e / CW, w = e - j * CW;
     if (j >= nk)
         return 0u;
-    uint el = base + j * (p.n_kv_heads * HD) + w * KVP;
+    uint kr = j;
+    if (PAGED != 0u) {
+        uint key = j0 + j;
+        kr = (uint(pg[p.off_pg + tab + (key >> p.block_shift)]) << p.block_shift) | (key & ((1u << p.block_shift) - 1u));
+    }
+    uint el = base + kr * (p.n_kv_heads * HD) + w * KVP;
     if (CTYPE == RT_DT_F32)
         return which == 0u ? kc[el] : vc[el];
     if (PAIRS != 0u)
@@ -113,19 +122,19 @@ uint tile_word(uint which, uint base, uint nk, uint e)
 // keys j0 .. j0 + nk - 1 of K (which 0) or V (1) into kvs, zeros after them (so that 0 x stale is 0)
 void load_tile(uint which, uint j0, uint nk)
 {
-    uint base = (which == 0u ? p.off_k : p.off_v) + j0 * (p.n_kv_heads * HD) + kvh * HD;
+    uint base = (which == 0u ? p.off_k : p.off_v) + (PAGED != 0u ? 0u : j0 * (p.n_kv_heads * HD)) + kvh * HD;
     const uint N = BC * CW;
     uint e = gl_LocalInvocationID.x;
     for (; e + 3u * WG < N; e += 4u * WG) {
-        uint a = tile_word(which, base, nk, e), b = tile_word(which, base, nk, e + WG);
-        uint c = tile_word(which, base, nk, e + 2u * WG), d = tile_word(which, base, nk, e + 3u * WG);
+        uint a = tile_word(which, base, j0, nk, e), b = tile_word(which, base, j0, nk, e + WG);
+        uint c = tile_word(which, base, j0, nk, e + 2u * WG), d = tile_word(which, base, j0, nk, e + 3u * WG);
         kvs[(e / CW) * KS + e % CW] = a;
         kvs[((e + WG) / CW) * KS + (e + WG) % CW] = b;
         kvs[((e + 2u * WG) / CW) * KS + (e + 2u * WG) % CW] = c;
         kvs[((e + 3u * WG) / CW) * KS + (e + 3u * WG) % CW] = d;
     }
     for (; e < N; e += WG)
-        kvs[(e / CW) * KS + e % CW] = tile_word(which, base, nk, e);
+        kvs[(e / CW) * KS + e % CW] = tile_word(which, base, j0, nk, e);
 }
 
 float comb(bool mx, float a, float b)
@@ -204,6 +213,8 @@ void main()
     uint G = p.n_heads / p.n_kv_heads, nqv = p.rows * G, q0 = tile * NQ;
     if (q0 >= nqv)
         return;
+    if (PAGED != 0u)  // NQ divides G: the tile's query vectors are of one row
+        tab = uint(pg[p.off_pg + q0 / G]);
 
     for (uint e = t; e < NQ * HD; e += WG) {  // consecutive heads of a row are consecutive in Q
         uint i = e / HD, d = e - i * HD;

@@ -153,12 +153,14 @@ RT_STRUCT(rt_pc_attn) {
     uint off_o, off_q, off_k, off_v, off_pos;
     float scale;
     uint n_split;         /* key ranges per (row, head): 1, or several when SPLIT (partials to scratch) */
-    uint split_keys;      /* attention_cpu.comp: keys per range, fixed */
+    uint split_keys;      /* keys per range (attention.comp sizes them from the positions instead) */
     uint off_s;           /* scratch: [rows][n_heads][n_split][head_dim + 2] (max, sum, unnormalised out) */
     uint min_keys;        /* attention.comp: keys per range at least (a range is sized from the positions) */
+    uint block_shift;     /* paged: log2 of the block size */
+    uint off_pg;          /* paged: where the pages binding's data starts */
     uint pad;
 } RT_END(rt_pc_attn);
-RT_CHECK(rt_pc_attn, 16)
+RT_CHECK(rt_pc_attn, 18)
 
 /* causal attention on CPU drivers, shaders/attention_cpu.comp (decode) and attention_rows.comp (many
  * rows); a paged cache through pages (rt_attn_desc) */

@@ -4,7 +4,8 @@
  * between sequences as after a fork), and evaluates rows of those sequences at random positions: decode
  * rows of different sequences, a prefill tile of one sequence (the kernels' shared-table path), a tile
  * mixing sequences, grouped-query heads, f32 and f16 caches, block sizes 1, 16 and 32, and key ranges
- * split and merged (long sequences). Tolerance: nmse 1e-8 (f32 arithmetic against double). */
+ * split and merged (long sequences); with the CPU drivers' kernels and with the GPU kernel (attention.comp,
+ * VKLLM_ATTN_TILED=1), which alone takes head sizes that are no multiple of 8. Tolerance: nmse 1e-8 (f32 arithmetic against double). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,9 +189,19 @@ int main(void)
         { "mixed tile, f32, bs 1", 2, 2, 32, 1, 3, 9, 50, RT_F32, 0 },
         { "prefill split into ranges, f16", 4, 4, 128, 16, 2, 24, 2100, RT_F16, 1 },
         { "mixed rows split into ranges, f32", 4, 1, 64, 32, 3, 10, 3000, RT_F32, 0 },
+        { "head size 20 (GPU kernel only), f16", 6, 2, 20, 16, 3, 7, 100, RT_F16, 0 },
+        { "decode, gqa 3, f16, bs 16", 6, 2, 64, 16, 2, 2, 700, RT_F16, 0 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(g.ctx, &cases[i]);
+    /* the CPU drivers' kernels, then the GPU kernel (attention.comp: one row per workgroup when paged) */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass)
+            setenv("VKLLM_ATTN_TILED", "1", 1);
+        printf("%s\n", pass ? "GPU kernel (VKLLM_ATTN_TILED=1):" : "default kernels:");
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            if (cases[i].hd % 8 == 0 || pass)
+                run_case(g.ctx, &cases[i]);
+    }
+    unsetenv("VKLLM_ATTN_TILED");
     tu_gpu_close(&g);
     return tu_finish("test_paged_attention");
 }

@@ -53,6 +53,15 @@ struct lm_ctx {
     const rt_seq *last_step, *last_pass;
     int64_t n_evaluated;
     atomic_bool abort;
+    /* the pass submitted and not waited for yet (lm_ctx_submit): where its outputs go, and how to undo it */
+    struct pending {
+        rt_seq *seq;
+        int64_t n, n_sel, n_out;
+        float *logits;
+        int32_t *argmax;
+        int32_t n_seqs, seqs[256];
+        int64_t before[256];
+    } pend;
 };
 enum { IN_IDS, IN_POS, IN_ROW, IN_PAGES, IN_SEL };
 
@@ -170,10 +179,13 @@ static rt_seq *pass_for(lm_ctx *c, int64_t n, int64_t n_sel, int out, char *err,
 
 /* ---------------------------------------------------------------- creation */
 
+static int finish_pass(lm_ctx *c, char *err, size_t errlen);
+
 void lm_ctx_free(lm_ctx *c)
 {
     if (!c)
         return;
+    finish_pass(c, NULL, 0); /* a pass in flight ends first */
     for (int i = 0; i < N_RECORDED; i++)
         rt_seq_destroy(c->rec[i].seq);
     rt_seq_destroy(c->copies);
@@ -457,20 +469,15 @@ static int eval_pass(lm_ctx *c, const lm_batch *b, int64_t r0, int64_t n, const 
     for (int i = 0; i < 5 && !rc; i++)
         if (sizes[i] && rt_buffer_write(c->in[i], 0, c->h_in[i], sizes[i] * 4))
             rc = lm_fail(err, errlen, LM_ERR_DEVICE, "writing inputs: %s", rt_ctx_errmsg(c->m->ctx));
-    if (!rc && rt_seq_run(seq))
+    if (!rc && rt_seq_submit(seq))
         rc = lm_fail(err, errlen, LM_ERR_DEVICE, "forward pass: %s", rt_seq_errmsg(seq));
     if (rc)
         goto fail;
-    if (n == 1)
-        c->last_step = seq;
-    else
-        c->last_pass = seq;
-    c->n_evaluated += n;
-    int32_t n_vocab = c->m->hp.n_vocab;
-    if (n_sel && logits && rt_buffer_read(c->logits_host, 0, logits + *n_out * n_vocab, (size_t)n_sel * n_vocab * 4))
-        return lm_fail(err, errlen, LM_ERR_DEVICE, "reading logits: %s", rt_ctx_errmsg(c->m->ctx));
-    if (n_sel && argmax && rt_buffer_read(c->next, 0, argmax + *n_out, (size_t)n_sel * 4))
-        return lm_fail(err, errlen, LM_ERR_DEVICE, "reading tokens: %s", rt_ctx_errmsg(c->m->ctx));
+    struct pending *pd = &c->pend;
+    *pd = (struct pending){ .seq = seq, .n = n, .n_sel = n_sel, .n_out = *n_out, .logits = logits, .argmax = argmax,
+                            .n_seqs = n_seqs };
+    memcpy(pd->seqs, seqs, (size_t)n_seqs * sizeof *seqs);
+    memcpy(pd->before, before, (size_t)n_seqs * sizeof *before);
     *n_out += n_sel;
     return LM_OK;
 fail: /* the pass's rows were not written: the sequences go back to where they were */
@@ -479,8 +486,50 @@ fail: /* the pass's rows were not written: the sequences go back to where they w
     return rc;
 }
 
+/* Waits for the pass submitted last and reads its outputs (on failure its rows are undone). */
+static int finish_pass(lm_ctx *c, char *err, size_t errlen)
+{
+    struct pending *pd = &c->pend;
+    rt_seq *seq = pd->seq;
+    if (!seq)
+        return LM_OK;
+    pd->seq = NULL;
+    int32_t n_vocab = c->m->hp.n_vocab;
+    int rc = LM_OK;
+    if (rt_seq_wait(seq))
+        rc = lm_fail(err, errlen, LM_ERR_DEVICE, "forward pass: %s", rt_seq_errmsg(seq));
+    else if (pd->n_sel && pd->logits &&
+             rt_buffer_read(c->logits_host, 0, pd->logits + pd->n_out * n_vocab, (size_t)pd->n_sel * n_vocab * 4))
+        rc = lm_fail(err, errlen, LM_ERR_DEVICE, "reading logits: %s", rt_ctx_errmsg(c->m->ctx));
+    else if (pd->n_sel && pd->argmax && rt_buffer_read(c->next, 0, pd->argmax + pd->n_out, (size_t)pd->n_sel * 4))
+        rc = lm_fail(err, errlen, LM_ERR_DEVICE, "reading tokens: %s", rt_ctx_errmsg(c->m->ctx));
+    if (rc) {
+        for (int32_t k = 0; k < pd->n_seqs; k++)
+            kvb_seq_rollback(c->kv, pd->seqs[k], pd->before[k]);
+        return rc;
+    }
+    if (pd->n == 1)
+        c->last_step = seq;
+    else
+        c->last_pass = seq;
+    c->n_evaluated += pd->n;
+    return LM_OK;
+}
+
+int lm_ctx_wait(lm_ctx *c, char *err, size_t errlen) { return finish_pass(c, err, errlen); }
+bool lm_ctx_pending(const lm_ctx *c) { return c->pend.seq != NULL; }
+
 int lm_ctx_eval(lm_ctx *c, const lm_batch *b, float *logits, int32_t *argmax, char *err, size_t errlen)
 {
+    int rc = lm_ctx_submit(c, b, logits, argmax, err, errlen);
+    return rc ? rc : finish_pass(c, err, errlen);
+}
+
+int lm_ctx_submit(lm_ctx *c, const lm_batch *b, float *logits, int32_t *argmax, char *err, size_t errlen)
+{
+    int rc0 = finish_pass(c, err, errlen); /* one pass in flight at most */
+    if (rc0)
+        return rc0;
     atomic_store(&c->abort, false);
     if (!b || b->n <= 0 || !b->tokens || !b->seq)
         return lm_fail(err, errlen, LM_ERR_INVALID, "no tokens to evaluate");
@@ -547,9 +596,9 @@ int lm_ctx_eval(lm_ctx *c, const lm_batch *b, float *logits, int32_t *argmax, ch
             sel += want[r0 + n];
             n++;
         }
-        if (atomic_load(&c->abort))
+        if (r0 > 0 && !(rc = finish_pass(c, err, errlen)) && atomic_load(&c->abort))
             rc = lm_fail(err, errlen, LM_ERR_ABORTED, "aborted after %lld of %lld tokens", (long long)r0, (long long)b->n);
-        else
+        if (!rc)
             rc = eval_pass(c, b, r0, n, want, logits, argmax, &n_out, err, errlen);
         r0 += n;
     }

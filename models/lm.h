@@ -466,6 +466,14 @@ typedef struct lm_batch {
  * sequences and retry). LM_ERR_ABORTED when lm_ctx_abort was called: the passes done are kept (their
  * tokens are in their sequences), the rest are not. */
 int lm_ctx_eval(lm_ctx *c, const lm_batch *b, float *logits, int32_t *argmax, char *err, size_t errlen);
+/* The same without waiting for the last pass: it returns once that pass is submitted (the earlier ones of
+ * a long batch are done), so that the caller can work while the device does; lm_ctx_wait then waits and
+ * fills logits and argmax, which must stay valid until then (the batch's arrays need not). Another call
+ * that evaluates waits for a pending pass first. A pass that fails is undone in its sequences. */
+int lm_ctx_submit(lm_ctx *c, const lm_batch *b, float *logits, int32_t *argmax, char *err, size_t errlen);
+int lm_ctx_wait(lm_ctx *c, char *err, size_t errlen);
+/* Whether a submitted pass is waiting for lm_ctx_wait. */
+bool lm_ctx_pending(const lm_ctx *c);
 /* Asks a running lm_ctx_eval to stop after its current pass (any thread). */
 void lm_ctx_abort(lm_ctx *c);
 

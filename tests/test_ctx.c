@@ -6,6 +6,7 @@
  *   a fresh evaluation's (nmse < 1e-9);
  * - a pool too small: LM_ERR_KV_FULL with nothing changed, and it works after a sequence is freed;
  * - bad rows (an unknown sequence, a token out of range) and a sequence past n_ctx are refused;
+ * - lm_ctx_submit + lm_ctx_wait give what lm_ctx_eval gives;
  * - lm_ctx_abort from another thread stops a long prefill between passes, keeping the passes done. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -117,6 +118,25 @@ int main(void)
         memcpy(cur, next, sizeof cur);
     }
     CHECK(bad == 0, "batched decoding: %d of %d tokens differ from decoding each sequence alone", bad, 4 * N_GEN);
+    /* the same step submitted, then waited for: the same tokens as lm_ctx_eval gives */
+    {
+        int64_t len[4];
+        for (int i = 0; i < 4; i++) {
+            lm_ctx_seq_tokens(c, seq[i], &len[i]);
+            rows_seq[i] = seq[i];
+            rows_tok[i] = cur[i];
+        }
+        int32_t via_eval[4], via_submit[4] = { -1, -1, -1, -1 };
+        lm_batch d = { .n = 4, .tokens = rows_tok, .seq = rows_seq };
+        CHECK(lm_ctx_eval(c, &d, NULL, via_eval, err, sizeof err) == LM_OK, "%s", err);
+        for (int i = 0; i < 4; i++)
+            lm_ctx_seq_truncate(c, seq[i], len[i]);
+        CHECK(lm_ctx_submit(c, &d, NULL, via_submit, err, sizeof err) == LM_OK && lm_ctx_pending(c), "submit: %s", err);
+        CHECK(lm_ctx_wait(c, err, sizeof err) == LM_OK && !lm_ctx_pending(c), "wait: %s", err);
+        CHECK(!memcmp(via_eval, via_submit, sizeof via_eval), "submit + wait gave other tokens than eval");
+        for (int i = 0; i < 4; i++)
+            lm_ctx_seq_truncate(c, seq[i], len[i]);
+    }
     printf("4 sequences prefilled in one batch and decoded together: %d tokens each, %s\n", N_GEN,
            bad ? "DIFFERENT" : "the same as alone");
 

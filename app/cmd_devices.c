@@ -6,28 +6,82 @@
 #include "app.h"
 #include "rt.h"
 
+/* The features `devices` reports: whether the device has each, whether a context enables it (where a
+ * feature has to be enabled: subgroup arithmetic need not be) and whether vkllm's kernels use it. */
+typedef struct feature {
+    const char *name, *json;
+    bool has, enablable, enabled, used;
+} feature;
+
+enum { N_FEATURES = 7 };
+
+static int features(const rt_device_info *d, feature f[N_FEATURES])
+{
+    feature all[] = {
+        { "fp16 arithmetic", "fp16", d->fp16, true, d->en_fp16, d->use_fp16 },
+        { "16-bit storage", "storage16", d->storage16, true, d->en_storage16, d->use_storage16 },
+        { "8-bit storage", "storage8", d->storage8, true, d->en_storage8, d->use_storage8 },
+        { "integer dot product", "integer_dot_product", d->int_dot, true, d->en_int_dot, d->use_int_dot },
+        { "subgroup size control", "subgroup_size_control", d->subgroup_size_control, true,
+          d->en_subgroup_size_control, d->use_subgroup_size_control },
+        { "cooperative matrix", "cooperative_matrix", d->coopmat, true, d->en_coopmat, d->use_coopmat },
+        { "subgroup arithmetic", "subgroup_arithmetic", d->subgroup_arithmetic, false, false,
+          d->use_subgroup_arithmetic },
+    };
+    _Static_assert(sizeof all / sizeof all[0] == N_FEATURES, "N_FEATURES is the length of the list");
+    memcpy(f, all, sizeof all);
+    return N_FEATURES;
+}
+
+static void print_version(uint32_t v, bool patch)
+{
+    printf("%u.%u", (v >> 22) & 0x7F, (v >> 12) & 0x3FF);
+    if (patch)
+        printf(".%u", v & 0xFFF);
+}
+
+/* One feature's line: "yes  (enabled, used)", "yes  (not enabled)", "no" ... */
+static void print_feature(const feature *f)
+{
+    printf("   %-21s %s", f->name, f->has ? "yes" : "no");
+    if (f->has && (f->enablable || f->used)) {
+        printf("  (");
+        if (f->enablable)
+            printf("%s", f->enabled ? "enabled" : "not enabled");
+        if (f->used)
+            printf("%sused", f->enablable ? ", " : "");
+        printf(")");
+    }
+}
+
 static void print_text(const rt_device_info *d, bool chosen)
 {
     printf("%d%s %s\n", d->index, chosen ? "*" : " ", d->name);
     printf("   vendor     %s (0x%04x), device 0x%04x, %s\n", d->vendor, d->vendor_id, d->device_id, d->type_name);
-    printf("   api        %u.%u.%u   driver %s %s (0x%x)\n", (d->api_version >> 22) & 0x7F,
-           (d->api_version >> 12) & 0x3FF, d->api_version & 0xFFF, d->driver_name, d->driver_info, d->driver_version);
+    printf("   api        ");
+    print_version(d->api_version, true);
+    printf(" (vkllm: ");
+    print_version(d->api_used, false);
+    printf(")   driver %s %s (0x%x)\n", d->driver_name, d->driver_info, d->driver_version);
     for (int h = 0; h < d->n_heaps; h++)
         printf("   heap %d     %.2f GiB%s\n", h, d->heaps[h].size / 1073741824.0, d->heaps[h].device_local ? ", device-local" : "");
-    printf("   subgroup   %u%s\n", d->subgroup_size, d->subgroup_arithmetic ? " (arithmetic)" : "");
+    printf("   subgroup   %u%s", d->subgroup_size, d->subgroup_arithmetic ? " (arithmetic)" : "");
+    if (d->subgroup_size_control)
+        printf(", size control %u..%u", d->subgroup_min_size, d->subgroup_max_size);
+    printf("\n");
     printf("   limits     binding %.0f MiB, allocation %.0f MiB, shared %u KiB, workgroup %u\n",
            d->max_storage_buffer_range / 1048576.0, d->max_allocation_size / 1048576.0, d->max_shared_memory / 1024,
            d->max_workgroup_invocations);
-    struct { const char *name; bool has, used; } f[] = {
-        { "fp16 arithmetic", d->fp16, d->use_fp16 },
-        { "16-bit storage", d->storage16, d->use_storage16 },
-        { "8-bit storage", d->storage8, d->use_storage8 },
-        { "integer dot product", d->int_dot, d->use_int_dot },
-        { "cooperative matrix", d->coopmat, d->use_coopmat },
-        { "subgroup arithmetic", d->subgroup_arithmetic, d->use_subgroup_arithmetic },
-    };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        printf("   %-21s %-3s%s\n", f[i].name, f[i].has ? "yes" : "no", f[i].used ? "  (used)" : "");
+    feature f[N_FEATURES];
+    int n = features(d, f);
+    for (int i = 0; i < n; i++) {
+        print_feature(&f[i]);
+        if (f[i].has && !strcmp(f[i].json, "cooperative_matrix"))
+            for (int s = 0; s < d->n_coopmat_f16; s++)
+                printf("%s%ux%ux%u -> %s", s ? ", " : "  f16 MxNxK ", d->coopmat_f16[s].m, d->coopmat_f16[s].n,
+                       d->coopmat_f16[s].k, d->coopmat_f16[s].acc_f32 ? "f32" : "f16");
+        printf("\n");
+    }
     if (!d->usable)
         printf("   not usable: vkllm needs Vulkan 1.2 and a compute queue\n");
 }
@@ -59,22 +113,32 @@ static bool add_json(cJSON *list, const rt_device_info *d, bool chosen)
         ok &= app_json_add(heaps, NULL, heap);
     }
     ok &= app_json_add(o, "heaps", heaps);
+    snprintf(api, sizeof api, "%u.%u", (d->api_used >> 22) & 0x7F, (d->api_used >> 12) & 0x3FF);
+    ok &= app_json_add(o, "api_used", cJSON_CreateString(api));
     ok &= app_json_add(o, "subgroup_size", cJSON_CreateNumber(d->subgroup_size));
+    ok &= app_json_add(o, "subgroup_min_size", cJSON_CreateNumber(d->subgroup_min_size));
+    ok &= app_json_add(o, "subgroup_max_size", cJSON_CreateNumber(d->subgroup_max_size));
+    cJSON *shapes = cJSON_CreateArray();
+    for (int s = 0; s < d->n_coopmat_f16; s++) {
+        cJSON *shape = cJSON_CreateObject();
+        ok &= app_json_add(shape, "m", cJSON_CreateNumber(d->coopmat_f16[s].m));
+        ok &= app_json_add(shape, "n", cJSON_CreateNumber(d->coopmat_f16[s].n));
+        ok &= app_json_add(shape, "k", cJSON_CreateNumber(d->coopmat_f16[s].k));
+        ok &= app_json_add(shape, "accumulator", cJSON_CreateString(d->coopmat_f16[s].acc_f32 ? "f32" : "f16"));
+        ok &= app_json_add(shapes, NULL, shape);
+    }
+    ok &= app_json_add(o, "cooperative_matrix_f16", shapes);
     ok &= app_json_add(o, "usable", cJSON_CreateBool(d->usable));
-    struct { const char *name; bool has, used; } f[] = {
-        { "fp16", d->fp16, d->use_fp16 },
-        { "storage16", d->storage16, d->use_storage16 },
-        { "storage8", d->storage8, d->use_storage8 },
-        { "integer_dot_product", d->int_dot, d->use_int_dot },
-        { "cooperative_matrix", d->coopmat, d->use_coopmat },
-        { "subgroup_arithmetic", d->subgroup_arithmetic, d->use_subgroup_arithmetic },
-    };
+    feature f[N_FEATURES];
+    int n_f = features(d, f);
     cJSON *features = cJSON_CreateObject();
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    for (int i = 0; i < n_f; i++) {
         cJSON *feat = cJSON_CreateObject();
         ok &= app_json_add(feat, "supported", cJSON_CreateBool(f[i].has));
+        if (f[i].enablable)
+            ok &= app_json_add(feat, "enabled", cJSON_CreateBool(f[i].enabled));
         ok &= app_json_add(feat, "used", cJSON_CreateBool(f[i].used));
-        ok &= app_json_add(features, f[i].name, feat);
+        ok &= app_json_add(features, f[i].json, feat);
     }
     ok &= app_json_add(o, "features", features);
     cJSON *lim = cJSON_CreateObject();
@@ -132,5 +196,5 @@ int cmd_devices(int argc, char **argv)
     if (chosen < 0 && n > 0)
         fprintf(stderr, "vkllm: %s\n", rt_instance_errmsg(inst));
     rt_instance_destroy(inst);
-    return status;
+    return app_stdout_status("devices", status);
 }

@@ -71,16 +71,33 @@ typedef struct rt_device_info {
     char driver_info[256];
     int n_heaps;
     struct { uint64_t size; bool device_local; } heaps[RT_MAX_HEAPS];
+    uint32_t api_used;           /* the version vkllm runs the device at: the lower of api_version and
+                                    the instance's (1.3, or 1.2 where the loader lacks 1.3) */
     uint32_t subgroup_size;
     bool subgroup_arithmetic;    /* subgroupAdd and friends in compute shaders */
+    /* the subgroup sizes a compute pipeline may ask for (requiredSubgroupSize), min..max; both
+     * subgroup_size without subgroup_size_control */
+    uint32_t subgroup_min_size, subgroup_max_size;
     /* what the device supports */
     bool fp16;                   /* shaderFloat16 */
     bool storage16;              /* storageBuffer16BitAccess */
     bool storage8;               /* storageBuffer8BitAccess */
     bool int_dot;                /* shaderIntegerDotProduct */
+    bool subgroup_size_control;  /* subgroupSizeControl + computeFullSubgroups, and requiredSubgroupSize
+                                    in compute shaders (VK_EXT_subgroup_size_control or Vulkan 1.3) */
     bool coopmat;                /* VK_KHR_cooperative_matrix */
-    /* which of them vkllm uses */
-    bool use_fp16, use_storage16, use_storage8, use_int_dot, use_coopmat, use_subgroup_arithmetic;
+    /* its f16 x f16 shapes at subgroup scope (vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR), those
+     * that accumulate in f32 first: M x K times K x N, into a C and result of f32 (acc_f32) or f16 */
+    int n_coopmat_f16;
+    struct { uint32_t m, n, k; bool acc_f32; } coopmat_f16[8];
+    /* which of them a context enables on its device (rt_ctx_create): each one the device has, for
+     * users' kernels (rt_kernel_create), except cooperative matrices, which stay off until a kernel
+     * uses them */
+    bool en_fp16, en_storage16, en_storage8, en_int_dot, en_subgroup_size_control, en_coopmat;
+    /* which of them vkllm's own kernels use (subgroup size control: the GPU matrix-vector kernel asks
+     * for full subgroups; it runs on every device but a CPU one, unless VKLLM_MATMUL says otherwise) */
+    bool use_fp16, use_storage16, use_storage8, use_int_dot, use_subgroup_size_control, use_coopmat,
+        use_subgroup_arithmetic;
     /* limits */
     uint64_t max_storage_buffer_range;
     uint64_t max_allocation_size;
@@ -92,8 +109,9 @@ typedef struct rt_device_info {
     bool usable;                 /* meets vkllm's minimum (Vulkan 1.2, a compute queue) */
 } rt_device_info;
 
-/* CONSTRUCTOR: creates a Vulkan 1.2 instance and enumerates its devices. *out is set even on failure
- * (when possible) so that rt_instance_errmsg() can explain; destroy it either way. */
+/* CONSTRUCTOR: creates a Vulkan 1.3 instance (1.2 where the loader lacks 1.3) and enumerates its devices.
+ * *out is set even on failure (when possible) so that rt_instance_errmsg() can explain; destroy it
+ * either way. */
 int rt_instance_create(const rt_instance_desc *desc, rt_instance **out);
 /* DESTRUCTOR */
 void rt_instance_destroy(rt_instance *inst);

@@ -54,15 +54,47 @@ static int create_device(rt_ctx *ctx)
     VkDeviceQueueCreateInfo qci = { .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                     .queueFamilyIndex = ctx->queue_family, .queueCount = 1,
                                     .pQueuePriorities = &prio };
+    /* The features rt_instance_create decided on (info.en_*): at Vulkan 1.3 through its feature struct
+     * (the extensions' structs may not be chained beside it), below 1.3 through the extensions. */
+    const rt_device_info *d = &ctx->info;
+    bool v13 = d->api_used >= VK_API_VERSION_1_3;
+    const char *exts[2];
+    uint32_t n_exts = 0;
+    VkPhysicalDeviceSubgroupSizeControlFeatures fsize = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES,
+        .subgroupSizeControl = VK_TRUE, .computeFullSubgroups = VK_TRUE };
+    VkPhysicalDeviceShaderIntegerDotProductFeatures fdot = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES,
+        .shaderIntegerDotProduct = VK_TRUE };
+    VkPhysicalDeviceVulkan13Features f13 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES,
+                                             .subgroupSizeControl = d->en_subgroup_size_control,
+                                             .computeFullSubgroups = d->en_subgroup_size_control,
+                                             .shaderIntegerDotProduct = d->en_int_dot };
+    void *chain = NULL;
+    if (v13) {
+        chain = &f13;
+    } else {
+        if (d->en_subgroup_size_control) {
+            exts[n_exts++] = VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME;
+            chain = &fsize;
+        }
+        if (d->en_int_dot) {
+            exts[n_exts++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
+            fdot.pNext = chain;
+            chain = &fdot;
+        }
+    }
     VkPhysicalDeviceVulkan12Features f12 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
-                                             .shaderFloat16 = ctx->info.fp16,
-                                             .storageBuffer8BitAccess = ctx->info.storage8 };
+                                             .pNext = chain,
+                                             .shaderFloat16 = d->en_fp16,
+                                             .storageBuffer8BitAccess = d->en_storage8 };
     VkPhysicalDeviceVulkan11Features f11 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
                                              .pNext = &f12,
-                                             .storageBuffer16BitAccess = ctx->info.storage16 };
+                                             .storageBuffer16BitAccess = d->en_storage16 };
     VkPhysicalDeviceFeatures2 f = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11 };
     VkDeviceCreateInfo dci = { .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &f,
-                               .queueCreateInfoCount = 1, .pQueueCreateInfos = &qci };
+                               .queueCreateInfoCount = 1, .pQueueCreateInfos = &qci,
+                               .enabledExtensionCount = n_exts, .ppEnabledExtensionNames = exts };
     VkResult r = vkCreateDevice(ctx->phys, &dci, NULL, &ctx->device);
     if (r != VK_SUCCESS)
         return rt_ctx_vk_fail(ctx, r, "vkCreateDevice");
@@ -399,13 +431,27 @@ void rt_ctx_pipeline_stats(const rt_ctx *ctx, int *created, int64_t *cache_bytes
 int rt_pipeline_get(rt_ctx *ctx, enum rt_shader_id shader, const uint32_t *spec, int n_spec, int n_bindings,
                     uint32_t push_size, rt_pipeline **out)
 {
+    return rt_pipeline_get_ex(ctx, shader, spec, n_spec, n_bindings, push_size, false, out);
+}
+
+int rt_pipeline_get_ex(rt_ctx *ctx, enum rt_shader_id shader, const uint32_t *spec, int n_spec, int n_bindings,
+                       uint32_t push_size, bool full_subgroups, rt_pipeline **out)
+{
     if (n_spec > RT_MAX_SPEC || n_bindings > RT_MAX_BINDINGS || push_size > ctx->info.max_push_constants)
         return rt_ctx_fail(ctx, RT_ERR_INVALID, "pipeline %s: too many constants or bindings",
                            rt_shader_table[shader].name);
+    /* without a required subgroup size the driver may pick any size up to the largest: the workgroup
+     * must be a whole number of the largest (VUID-VkPipelineShaderStageCreateInfo-flags-02759) */
+    if (full_subgroups && !ctx->info.en_subgroup_size_control)
+        return rt_ctx_fail(ctx, RT_ERR_UNSUPPORTED, "pipeline %s: the device has no subgroup size control",
+                           rt_shader_table[shader].name);
+    if (full_subgroups && (n_spec < 1 || !ctx->info.subgroup_max_size || spec[0] % ctx->info.subgroup_max_size))
+        return rt_ctx_fail(ctx, RT_ERR_INVALID, "pipeline %s: full subgroups need a workgroup of a multiple of %u",
+                           rt_shader_table[shader].name, ctx->info.subgroup_max_size);
     for (int i = 0; i < ctx->n_pipelines; i++) {
         rt_pipeline *p = &ctx->pipelines[i];
         if (p->shader == shader && p->n_spec == n_spec && p->n_bindings == n_bindings && p->push_size == push_size &&
-            !memcmp(p->spec, spec, sizeof(uint32_t) * (size_t)n_spec)) {
+            p->full_subgroups == full_subgroups && !memcmp(p->spec, spec, sizeof(uint32_t) * (size_t)n_spec)) {
             *out = p;
             return RT_OK;
         }
@@ -425,6 +471,7 @@ int rt_pipeline_get(rt_ctx *ctx, enum rt_shader_id shader, const uint32_t *spec,
     memcpy(p->spec, spec, sizeof(uint32_t) * (size_t)n_spec);
     p->n_bindings = n_bindings;
     p->push_size = push_size;
+    p->full_subgroups = full_subgroups;
 
     VkDescriptorSetLayoutBinding b[RT_MAX_BINDINGS];
     for (int i = 0; i < n_bindings; i++)
@@ -458,6 +505,7 @@ int rt_pipeline_get(rt_ctx *ctx, enum rt_shader_id shader, const uint32_t *spec,
     VkComputePipelineCreateInfo pci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = { .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                   .flags = full_subgroups ? VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT : 0,
                    .module = module, .pName = "main", .pSpecializationInfo = n_spec ? &si : NULL },
         .layout = p->layout,
     };

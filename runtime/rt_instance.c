@@ -89,15 +89,108 @@ static bool has_extension(const VkExtensionProperties *ext, uint32_t n, const ch
     return false;
 }
 
-/* Fills what vkllm reports and decides for one physical device. */
-static void describe_device(VkPhysicalDevice pd, int index, rt_device_info *d)
+/* VK_KHR_cooperative_matrix, for Vulkan headers older than 1.3.255 (Debian 12 has 1.3.239): the values
+ * and layouts of the registry's. */
+#ifndef VK_KHR_cooperative_matrix
+#define VK_KHR_cooperative_matrix 1
+typedef enum VkComponentTypeKHR {
+    VK_COMPONENT_TYPE_FLOAT16_KHR = 0, VK_COMPONENT_TYPE_FLOAT32_KHR = 1, VK_COMPONENT_TYPE_MAX_ENUM_KHR = 0x7FFFFFFF
+} VkComponentTypeKHR;
+typedef enum VkScopeKHR { VK_SCOPE_SUBGROUP_KHR = 3, VK_SCOPE_MAX_ENUM_KHR = 0x7FFFFFFF } VkScopeKHR;
+#define VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR ((VkStructureType)1000506000)
+#define VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType)1000506001)
+typedef struct VkPhysicalDeviceCooperativeMatrixFeaturesKHR {
+    VkStructureType sType;
+    void *pNext;
+    VkBool32 cooperativeMatrix, cooperativeMatrixRobustBufferAccess;
+} VkPhysicalDeviceCooperativeMatrixFeaturesKHR;
+typedef struct VkCooperativeMatrixPropertiesKHR {
+    VkStructureType sType;
+    void *pNext;
+    uint32_t MSize, NSize, KSize;
+    VkComponentTypeKHR AType, BType, CType, ResultType;
+    VkBool32 saturatingAccumulation;
+    VkScopeKHR scope;
+} VkCooperativeMatrixPropertiesKHR;
+typedef VkResult(VKAPI_PTR *PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)(VkPhysicalDevice, uint32_t *,
+                                                                                    VkCooperativeMatrixPropertiesKHR *);
+#endif
+
+/* The f16 x f16 cooperative-matrix shapes of a device with VK_KHR_cooperative_matrix into d (those that
+ * accumulate in f32 first); false when the query fails. */
+static bool coopmat_shapes(VkInstance instance, VkPhysicalDevice pd, rt_device_info *d)
+{
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get =
+        (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vkGetInstanceProcAddr(
+            instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+    uint32_t n = 0;
+    if (!get || get(pd, &n, NULL) != VK_SUCCESS)
+        return false;
+    VkCooperativeMatrixPropertiesKHR *cm = calloc(n ? n : 1, sizeof *cm);
+    if (!cm)
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        cm[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+    VkResult r = get(pd, &n, cm);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
+        free(cm);
+        return false;
+    }
+    const int cap = (int)(sizeof d->coopmat_f16 / sizeof d->coopmat_f16[0]);
+    for (int pass = 0; pass < 2; pass++) { /* the f32 accumulators first, then the f16 ones */
+        VkComponentTypeKHR acc = pass == 0 ? VK_COMPONENT_TYPE_FLOAT32_KHR : VK_COMPONENT_TYPE_FLOAT16_KHR;
+        for (uint32_t i = 0; i < n && d->n_coopmat_f16 < cap; i++)
+            if (cm[i].AType == VK_COMPONENT_TYPE_FLOAT16_KHR && cm[i].BType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
+                cm[i].CType == acc && cm[i].ResultType == acc && !cm[i].saturatingAccumulation &&
+                cm[i].scope == VK_SCOPE_SUBGROUP_KHR) {
+                d->coopmat_f16[d->n_coopmat_f16].m = cm[i].MSize;
+                d->coopmat_f16[d->n_coopmat_f16].n = cm[i].NSize;
+                d->coopmat_f16[d->n_coopmat_f16].k = cm[i].KSize;
+                d->coopmat_f16[d->n_coopmat_f16].acc_f32 = pass == 0;
+                d->n_coopmat_f16++;
+            }
+    }
+    free(cm);
+    return true;
+}
+
+/* Fills what vkllm reports and decides for one physical device; inst_api is the instance's version.
+ * coopmat_query: the cooperative-matrix feature struct may be chained (no validation layer older than
+ * the extension is on, which would report the structure type as unknown). */
+static void describe_device(VkInstance instance, VkPhysicalDevice pd, int index, uint32_t inst_api,
+                            bool coopmat_query, rt_device_info *d)
 {
     memset(d, 0, sizeof *d);
     d->index = index;
 
-    VkPhysicalDeviceDriverProperties drv = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES };
+    VkPhysicalDeviceProperties base;
+    vkGetPhysicalDeviceProperties(pd, &base);
+    uint32_t dev_api = VK_MAKE_API_VERSION(0, VK_API_VERSION_MAJOR(base.apiVersion),
+                                           VK_API_VERSION_MINOR(base.apiVersion), 0);
+    d->api_used = dev_api < inst_api ? dev_api : inst_api;
+    bool v12 = d->api_used >= VK_API_VERSION_1_2, v13 = d->api_used >= VK_API_VERSION_1_3;
+
+    uint32_t n_ext = 0;
+    VkExtensionProperties *ext = NULL;
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, NULL) != VK_SUCCESS ||
+        !(ext = calloc(n_ext ? n_ext : 1, sizeof *ext)) ||
+        vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, ext) != VK_SUCCESS)
+        n_ext = 0;
+    /* below 1.3, integer dot product and subgroup size control come from their extensions (the same
+     * structs); a feature struct of a version above the one the device runs at may not be chained */
+    bool ext_dot = !v13 && ext && has_extension(ext, n_ext, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
+    bool ext_size = !v13 && ext && has_extension(ext, n_ext, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    bool ext_coopmat = ext && has_extension(ext, n_ext, "VK_KHR_cooperative_matrix");
+    free(ext);
+
+    VkPhysicalDeviceSubgroupSizeControlProperties sizep = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES };
+    VkPhysicalDeviceMaintenance3Properties m3 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES,
+                                                  .pNext = (v13 || ext_size) ? &sizep : NULL };
+    VkPhysicalDeviceDriverProperties drv = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES,
+                                             .pNext = &m3 };
     VkPhysicalDeviceSubgroupProperties sub = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
-                                               .pNext = &drv };
+                                               .pNext = v12 ? (void *)&drv : (void *)&m3 };
     VkPhysicalDeviceProperties2 props = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sub };
     vkGetPhysicalDeviceProperties2(pd, &props);
     const VkPhysicalDeviceProperties *p = &props.properties;
@@ -115,7 +208,7 @@ static void describe_device(VkPhysicalDevice pd, int index, rt_device_info *d)
     }
     d->api_version = p->apiVersion;
     d->driver_version = p->driverVersion;
-    if (p->apiVersion >= VK_API_VERSION_1_2) {
+    if (v12) {
         snprintf(d->driver_name, sizeof d->driver_name, "%s", drv.driverName);
         snprintf(d->driver_info, sizeof d->driver_info, "%s", drv.driverInfo);
     }
@@ -132,45 +225,64 @@ static void describe_device(VkPhysicalDevice pd, int index, rt_device_info *d)
     d->subgroup_arithmetic = (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                              (sub.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
 
-    uint32_t n_ext = 0;
-    VkExtensionProperties *ext = NULL;
-    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, NULL) == VK_SUCCESS &&
-        (ext = calloc(n_ext ? n_ext : 1, sizeof *ext)) != NULL &&
-        vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, ext) != VK_SUCCESS)
-        n_ext = 0;
-
-    /* The instance is Vulkan 1.2, so 1.3 feature structs may not be chained: integer dot product is
-     * asked through its extension's struct (present on 1.3 drivers as well). */
-    bool has_int_dot = ext && has_extension(ext, n_ext, "VK_KHR_shader_integer_dot_product");
-    VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR fdot = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR };
+    VkPhysicalDeviceSubgroupSizeControlFeatures fsize = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES };
+    VkPhysicalDeviceShaderIntegerDotProductFeatures fdot = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES,
+        .pNext = ext_size ? &fsize : NULL };
+    VkPhysicalDeviceVulkan13Features f13 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES };
     VkPhysicalDeviceVulkan12Features f12 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
-                                             .pNext = has_int_dot ? &fdot : NULL };
+                                             .pNext = v13 ? (void *)&f13 : ext_dot ? (void *)&fdot
+                                                                  : ext_size ? (void *)&fsize : NULL };
     VkPhysicalDeviceVulkan11Features f11 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
                                              .pNext = &f12 };
-    VkPhysicalDeviceFeatures2 f = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11 };
-    if (p->apiVersion >= VK_API_VERSION_1_2)
+    coopmat_query = coopmat_query && ext_coopmat;
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR fcm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR, .pNext = &f11 };
+    VkPhysicalDeviceFeatures2 f = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                    .pNext = coopmat_query ? (void *)&fcm : (void *)&f11 };
+    if (v12)
         vkGetPhysicalDeviceFeatures2(pd, &f);
+    if (v13) {
+        fdot.shaderIntegerDotProduct = f13.shaderIntegerDotProduct;
+        fsize.subgroupSizeControl = f13.subgroupSizeControl;
+        fsize.computeFullSubgroups = f13.computeFullSubgroups;
+    }
     d->fp16 = f12.shaderFloat16;
     d->storage16 = f11.storageBuffer16BitAccess;
     d->storage8 = f12.storageBuffer8BitAccess;
-    d->int_dot = has_int_dot && fdot.shaderIntegerDotProduct;
-    d->coopmat = ext && has_extension(ext, n_ext, "VK_KHR_cooperative_matrix");
-    free(ext);
+    d->int_dot = (v13 || ext_dot) && fdot.shaderIntegerDotProduct;
+    d->subgroup_size_control = (v13 || ext_size) && fsize.subgroupSizeControl && fsize.computeFullSubgroups &&
+                               (sizep.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                               sizep.minSubgroupSize && sizep.minSubgroupSize <= sizep.maxSubgroupSize;
+    d->subgroup_min_size = d->subgroup_size_control ? sizep.minSubgroupSize : d->subgroup_size;
+    d->subgroup_max_size = d->subgroup_size_control ? sizep.maxSubgroupSize : d->subgroup_size;
+    /* Under a validation layer too old to know the extension (Debian 12's), its feature is taken from
+     * the extension's presence and a working shape query alone. */
+    d->coopmat = v12 && ext_coopmat && (!coopmat_query || fcm.cooperativeMatrix) && coopmat_shapes(instance, pd, d);
 
-    /* What the kernels use today: subgroup reductions where the device has them (VKLLM_NO_SUBGROUP=1
-     * turns them off, for tests of the shared-memory path and for drivers that get them wrong). Weights in
-     * f16/bf16 are read as packed 32-bit words and unpacked in the shader, which needs no 16-bit storage
-     * feature and so runs everywhere; the other features are reported for the benchmarks and future
-     * kernels. */
+    /* What a context enables: every feature above that the device has (users' kernels may use them),
+     * except cooperative matrices (no kernel of ours has them yet). What the kernels use today:
+     * subgroup reductions where the device has them (VKLLM_NO_SUBGROUP=1 turns them off, for tests of
+     * the shared-memory path and for drivers that get them wrong). Weights in f16/bf16 are read as
+     * packed 32-bit words and unpacked in the shader, which needs no 16-bit storage feature and so runs
+     * everywhere; the other features are reported for the benchmarks and future kernels. */
+    d->en_fp16 = d->fp16;
+    d->en_storage16 = d->storage16;
+    d->en_storage8 = d->storage8;
+    d->en_int_dot = d->int_dot;
+    d->en_subgroup_size_control = d->subgroup_size_control;
+    d->en_coopmat = false;
     const char *no_sg = getenv("VKLLM_NO_SUBGROUP");
     bool no_subgroup = no_sg && *no_sg && strcmp(no_sg, "0");
     d->use_subgroup_arithmetic = d->subgroup_arithmetic && d->subgroup_size >= 4 && !no_subgroup;
+    /* the GPU matrix-vector kernel with subgroup reductions asks for full subgroups (rt_ops_matmul.c):
+     * used where that kernel runs, on every device but a CPU one unless VKLLM_MATMUL says otherwise */
+    const char *mm = getenv("VKLLM_MATMUL");
+    bool gpu_matmul = mm && !strcmp(mm, "gpu") ? true : mm && !strcmp(mm, "cpu") ? false : d->type != RT_DEVICE_CPU;
+    d->use_subgroup_size_control = d->en_subgroup_size_control && d->use_subgroup_arithmetic && gpu_matmul;
 
     d->max_storage_buffer_range = p->limits.maxStorageBufferRange;
-    VkPhysicalDeviceMaintenance3Properties m3 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES };
-    VkPhysicalDeviceProperties2 props2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m3 };
-    vkGetPhysicalDeviceProperties2(pd, &props2);
     d->max_allocation_size = m3.maxMemoryAllocationSize;
     d->max_shared_memory = p->limits.maxComputeSharedMemorySize;
     d->max_workgroup_invocations = p->limits.maxComputeWorkGroupInvocations;
@@ -196,7 +308,8 @@ static void describe_device(VkPhysicalDevice pd, int index, rt_device_info *d)
     d->usable = compute && p->apiVersion >= VK_API_VERSION_1_2 && d->max_push_constants >= 128;
 }
 
-static bool layer_available(const char *name)
+/* Whether the instance layer is installed, and its Vulkan header version (*spec). */
+static bool layer_available(const char *name, uint32_t *spec)
 {
     uint32_t n = 0;
     if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || n == 0)
@@ -205,8 +318,10 @@ static bool layer_available(const char *name)
     bool found = false;
     if (l && vkEnumerateInstanceLayerProperties(&n, l) == VK_SUCCESS)
         for (uint32_t i = 0; i < n; i++)
-            if (!strcmp(l[i].layerName, name))
+            if (!strcmp(l[i].layerName, name)) {
                 found = true;
+                *spec = l[i].specVersion;
+            }
     free(l);
     return found;
 }
@@ -230,7 +345,10 @@ int rt_instance_create(const rt_instance_desc *desc, rt_instance **out)
         return rt_set_err(inst->err, RT_ERR_UNSUPPORTED,
                           "the Vulkan loader supports only version %u.%u; vkllm needs 1.2",
                           VK_API_VERSION_MAJOR(loader_version), VK_API_VERSION_MINOR(loader_version));
-    if (inst->validation && !layer_available(validation_layer))
+    /* 1.3 where the loader has it: a device then runs at the lower of 1.3 and its own version */
+    inst->api_version = loader_version >= VK_API_VERSION_1_3 ? VK_API_VERSION_1_3 : VK_API_VERSION_1_2;
+    uint32_t layer_spec = 0;
+    if (inst->validation && !layer_available(validation_layer, &layer_spec))
         return rt_set_err(inst->err, RT_ERR_UNSUPPORTED,
                           "the validation layer %s is not installed (Debian: vulkan-validationlayers)",
                           validation_layer);
@@ -242,7 +360,7 @@ int rt_instance_create(const rt_instance_desc *desc, rt_instance **out)
 
     VkApplicationInfo app = { .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "vkllm",
                               .applicationVersion = 1, .pEngineName = "vkllm", .engineVersion = 1,
-                              .apiVersion = VK_API_VERSION_1_2 };
+                              .apiVersion = inst->api_version };
     VkDebugUtilsMessengerCreateInfoEXT dbg = {
         .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
         .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
@@ -295,7 +413,8 @@ int rt_instance_create(const rt_instance_desc *desc, rt_instance **out)
     }
     inst->n_devices = (int)n;
     for (int i = 0; i < inst->n_devices; i++)
-        describe_device(inst->phys[i], i, &inst->info[i]);
+        describe_device(inst->instance, inst->phys[i], i, inst->api_version,
+                        !inst->validation || layer_spec >= VK_MAKE_API_VERSION(0, 1, 3, 255), &inst->info[i]);
     return RT_OK;
 }
 

@@ -17,6 +17,7 @@ const char *rt_vk_result_string(VkResult r);
 
 struct rt_instance {
     VkInstance instance;
+    uint32_t api_version;          /* asked for: VK_API_VERSION_1_3, or 1_2 where the loader lacks 1.3 */
     VkDebugUtilsMessengerEXT messenger;
     bool validation;
     void (*on_message)(void *user, const char *message);
@@ -62,6 +63,7 @@ typedef struct rt_pipeline {
     uint32_t spec[RT_MAX_SPEC];
     int n_bindings;
     uint32_t push_size;
+    bool full_subgroups;   /* created with VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT */
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkPipeline pipeline;
@@ -108,6 +110,11 @@ int rt_ctx_vk_fail(rt_ctx *ctx, VkResult r, const char *what);
 /* Returns a pipeline for shader with the given specialization constants (created on first use). */
 int rt_pipeline_get(rt_ctx *ctx, enum rt_shader_id shader, const uint32_t *spec, int n_spec,
                     int n_bindings, uint32_t push_size, rt_pipeline **out);
+/* The same, and with full_subgroups every subgroup of a workgroup full (REQUIRE_FULL_SUBGROUPS): only on
+ * a device with info.en_subgroup_size_control, and the workgroup size (x, the first constant) a multiple
+ * of info.subgroup_max_size; RT_ERR_UNSUPPORTED / RT_ERR_INVALID otherwise. A pipeline of each kind. */
+int rt_pipeline_get_ex(rt_ctx *ctx, enum rt_shader_id shader, const uint32_t *spec, int n_spec, int n_bindings,
+                       uint32_t push_size, bool full_subgroups, rt_pipeline **out);
 void rt_pipelines_destroy(rt_ctx *ctx);
 int rt_pipeline_cache_open(rt_ctx *ctx, const char *path);
 

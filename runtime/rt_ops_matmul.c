@@ -119,7 +119,10 @@ static gemv_cfg gemv_choose(rt_ctx *ctx, int64_t m, int64_t n, bool cpu, bool no
         return c;
     }
     c = (gemv_cfg){ 128, 4, (uint32_t)m };
-    while (d->subgroup_size && c.wg < 2 * d->subgroup_size && c.wg * 2 <= d->max_workgroup_invocations)
+    /* with subgroup size control the pipeline asks for full subgroups (matmul_piece), of any size the
+     * driver picks up to the largest: then the workgroup is a whole number of the largest */
+    uint32_t sg = d->en_subgroup_size_control ? d->subgroup_max_size : d->subgroup_size;
+    while (sg && c.wg < 2 * sg && c.wg * 2 <= d->max_workgroup_invocations)
         c.wg *= 2;
     /* the reduction needs wg * (nr * mr + mr for the norm's sums) floats of shared memory */
     size_t sums = (size_t)c.nr * c.mr + (norm ? c.mr : 0);
@@ -225,7 +228,15 @@ static int matmul_piece(rt_seq *seq, const rt_matmul_plan *plan, const rt_matmul
                                                               : rt_shader_gemv;
         if ((id = rt_op_typed(table, d->wt)) < 0)
             return rt_seq_fail(seq, RT_ERR_UNSUPPORTED, "matmul: no kernel for weight type %d", (int)d->wt);
-        if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, plan->cpu ? 5 : 4, 8, sizeof pc, &p))
+        /* the subgroup kernel's sums are then over full subgroups (where the device can promise it): a
+         * workgroup of wg / size of them, none with idle invocations */
+        bool full = !plan->cpu && dev->use_subgroup_arithmetic && dev->en_subgroup_size_control &&
+                    dev->subgroup_max_size && c.wg % dev->subgroup_max_size == 0;
+        if (full && !rt_seq_status(seq)) {
+            int rc = rt_pipeline_get_ex(ctx, (enum rt_shader_id)id, spec, 4, 8, sizeof pc, true, &p);
+            if (rc)
+                return rt_seq_fail(seq, rc, "%s", rt_ctx_errmsg(ctx));
+        } else if (rt_op_pipeline(seq, (enum rt_shader_id)id, spec, plan->cpu ? 5 : 4, 8, sizeof pc, &p))
             return rt_seq_status(seq);
         int64_t rows = (plan->cpu ? (int64_t)c.nr * c.wg : c.nr) / (gate ? 2 : 1); /* outputs per workgroup */
         uint32_t gx, gy;

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <vulkan/vulkan.h>
+
 #include "util.h"
 
 static void test_devices(tu_gpu *g)
@@ -22,6 +24,100 @@ static void test_devices(tu_gpu *g)
     setenv("VKLLM_DEVICE", "0", 1);
     CHECK(rt_instance_default_device(g->inst) == 0, "VKLLM_DEVICE=0 not honoured");
     unsetenv("VKLLM_DEVICE");
+}
+
+/* The line of `vkllm devices` output `out` for device i that starts with "   " key (NULL if none): the
+ * device's block runs from its header line ("I* name" or "I name") to the next line that does not start
+ * with a space. Copied into line. */
+static const char *device_line(const char *out, int i, const char *key, char *line, size_t cap)
+{
+    int block = -1;
+    for (const char *p = out; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (*p != ' ')
+            block++;
+        else if (block == i && len >= 3 + strlen(key) && !strncmp(p + 3, key, strlen(key))) {
+            snprintf(line, cap, "%.*s", (int)len, p);
+            return line;
+        }
+        p += len + (e != NULL);
+    }
+    return NULL;
+}
+
+/* `vkllm devices` says for every device what rt_device_info holds: each feature's yes / no, whether it
+ * is enabled and used, the version vkllm runs it at, the subgroup size range and the cooperative-matrix
+ * shapes; and VKLLM_NO_SUBGROUP=1 shows as subgroup arithmetic not used. */
+static void devices_output(tu_gpu *g)
+{
+    const char *bin = getenv("VKLLM_BIN");
+    static char out[1 << 16], no_sg[1 << 16];
+    char cmd[1024], line[512];
+    snprintf(cmd, sizeof cmd, "%s devices %s", bin ? bin : "build/vkllm", tu_validation_flag());
+    int rc = tu_run(cmd, out, sizeof out);
+    CHECK(rc == 0, "`%s` exited %d", cmd, rc);
+    snprintf(cmd, sizeof cmd, "VKLLM_NO_SUBGROUP=1 %s devices %s", bin ? bin : "build/vkllm", tu_validation_flag());
+    rc = tu_run(cmd, no_sg, sizeof no_sg);
+    CHECK(rc == 0, "`%s` exited %d", cmd, rc);
+    for (int i = 0; i < rt_instance_device_count(g->inst); i++) {
+        rt_device_info d;
+        if (rt_instance_device_info(g->inst, i, &d))
+            continue;
+        CHECK(d.api_used >= VK_API_VERSION_1_2 || !d.usable, "device %d: usable at version %#x", i, d.api_used);
+        CHECK(d.api_used <= d.api_version && (d.api_used & 0xFFF) == 0, "device %d: api_used %#x, api %#x", i,
+              d.api_used, d.api_version);
+        CHECK(d.subgroup_min_size <= d.subgroup_max_size && d.subgroup_min_size > 0, "device %d: subgroups %u..%u", i,
+              d.subgroup_min_size, d.subgroup_max_size);
+        CHECK(d.n_coopmat_f16 >= 0 && d.n_coopmat_f16 <= 8 && (d.coopmat || d.n_coopmat_f16 == 0),
+              "device %d: %d cooperative-matrix shapes", i, d.n_coopmat_f16);
+        char want[256];
+        snprintf(want, sizeof want, "(vkllm: %u.%u)", VK_API_VERSION_MAJOR(d.api_used),
+                 VK_API_VERSION_MINOR(d.api_used));
+        CHECK(device_line(out, i, "api", line, sizeof line) && strstr(line, want), "device %d: no \"%s\" in\n%s", i,
+              want, out);
+        snprintf(want, sizeof want, "size control %u..%u", d.subgroup_min_size, d.subgroup_max_size);
+        CHECK(device_line(out, i, "subgroup   ", line, sizeof line) && !strstr(line, want) == !d.subgroup_size_control,
+              "device %d: subgroup size control %d, \"%s\" expected or not in\n%s", i, d.subgroup_size_control, want,
+              out);
+        struct { const char *name; bool has, enablable, en, used; } f[] = {
+            { "fp16 arithmetic", d.fp16, true, d.en_fp16, d.use_fp16 },
+            { "16-bit storage", d.storage16, true, d.en_storage16, d.use_storage16 },
+            { "8-bit storage", d.storage8, true, d.en_storage8, d.use_storage8 },
+            { "integer dot product", d.int_dot, true, d.en_int_dot, d.use_int_dot },
+            { "subgroup size control", d.subgroup_size_control, true, d.en_subgroup_size_control,
+              d.use_subgroup_size_control },
+            { "cooperative matrix", d.coopmat, true, d.en_coopmat, d.use_coopmat },
+            { "subgroup arithmetic", d.subgroup_arithmetic, false, false, d.use_subgroup_arithmetic },
+        };
+        for (size_t j = 0; j < sizeof f / sizeof f[0]; j++) {
+            /* what is enabled or used must be there; the runtime enables all but cooperative matrices */
+            CHECK((!f[j].en && !f[j].used) || f[j].has, "device %d: %s enabled or used but absent", i, f[j].name);
+            CHECK(f[j].en == (f[j].has && f[j].enablable && strcmp(f[j].name, "cooperative matrix")),
+                  "device %d: %s has %d, enabled %d", i, f[j].name, f[j].has, f[j].en);
+            if (!device_line(out, i, f[j].name, line, sizeof line)) {
+                CHECK(0, "device %d: no line for %s in\n%s", i, f[j].name, out);
+                continue;
+            }
+            const char *v = line + 3 + strlen(f[j].name);
+            while (*v == ' ')
+                v++;
+            bool said_used = strstr(v, "used") != NULL, said_enabled = strstr(v, "(enabled") != NULL;
+            bool said_not = strstr(v, "not enabled") != NULL;
+            CHECK(!strncmp(v, f[j].has ? "yes" : "no", f[j].has ? 3 : 2) && said_used == f[j].used &&
+                      said_enabled == f[j].en && said_not == (f[j].has && f[j].enablable && !f[j].en),
+                  "device %d: %s: has %d, enabled %d, used %d, but `devices` says \"%s\"", i, f[j].name, f[j].has,
+                  f[j].en, f[j].used, line);
+        }
+        if (device_line(out, i, "cooperative matrix", line, sizeof line))
+            for (int s = 0; s < d.n_coopmat_f16; s++) {
+                snprintf(want, sizeof want, "%ux%ux%u -> %s", d.coopmat_f16[s].m, d.coopmat_f16[s].n,
+                         d.coopmat_f16[s].k, d.coopmat_f16[s].acc_f32 ? "f32" : "f16");
+                CHECK(strstr(line, want), "device %d: shape %s missing from \"%s\"", i, want, line);
+            }
+        CHECK(device_line(no_sg, i, "subgroup arithmetic", line, sizeof line) && !strstr(line, "used"),
+              "device %d: subgroup arithmetic used with VKLLM_NO_SUBGROUP=1: \"%s\"", i, line);
+    }
 }
 
 /* Writes a pattern to a buffer of `size` bytes in one call, reads it back, compares. */
@@ -201,6 +297,7 @@ int main(void)
     if (!tu_gpu_open(&g))
         return tu_finish("test_runtime");
     test_devices(&g);
+    devices_output(&g);
     round_trip(&g, RT_MEM_DEVICE, 4096);
     round_trip(&g, RT_MEM_READBACK, 1 << 20);
     round_trip(&g, RT_MEM_DEVICE, rt_ctx_device(g.ctx)->max_storage_buffer_range + (1 << 20));

@@ -21,40 +21,42 @@ bool app_sampling_flag(const char *cmd, int argc, char **argv, int *i, lm_sample
     const char *a = argv[*i];
     double d;
     long l;
-    if (!strcmp(a, "--temp")) {
+    if (app_opt(a, NULL, "--temp")) {
         if (!app_arg_float(argc, argv, i, &d, 0, 100))
             *bad = true;
         else
             p->temp = (float)d;
-    } else if (!strcmp(a, "--top-k")) {
+    } else if (app_opt(a, NULL, "--top-k")) {
         if (!app_arg_int(argc, argv, i, &l, 0, 1 << 24))
             *bad = true;
         else
             p->top_k = (int32_t)l;
-    } else if (!strcmp(a, "--top-p")) {
+    } else if (app_opt(a, NULL, "--top-p")) {
         if (!app_arg_float(argc, argv, i, &d, 0, 1))
             *bad = true;
         else
             p->top_p = (float)d;
-    } else if (!strcmp(a, "--min-p")) {
+    } else if (app_opt(a, NULL, "--min-p")) {
         if (!app_arg_float(argc, argv, i, &d, 0, 1))
             *bad = true;
         else
             p->min_p = (float)d;
-    } else if (!strcmp(a, "--repeat-penalty")) {
+    } else if (app_opt(a, NULL, "--repeat-penalty")) {
         if (!app_arg_float(argc, argv, i, &d, 0, 100))
             *bad = true;
         else
             p->repeat_penalty = (float)d;
-    } else if (!strcmp(a, "--repeat-last-n")) {
+    } else if (app_opt(a, NULL, "--repeat-last-n")) {
         if (!app_arg_int(argc, argv, i, &l, 0, 1 << 20))
             *bad = true;
         else
             p->repeat_last_n = (int32_t)l;
-    } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+    } else if (app_opt(a, "-s", "--seed")) {
         /* any 64-bit seed (a printed random seed must replay), or -1 for a random one */
-        const char *t = *i + 1 < argc ? argv[++*i] : "";
-        if (!strcmp(t, "-1")) {
+        const char *t;
+        if (!app_arg_str(argc, argv, i, &t)) {
+            *bad = true;
+        } else if (!strcmp(t, "-1")) {
             p->seed = LM_SAMPLER_SEED_RANDOM;
         } else {
             char *end;
@@ -67,9 +69,11 @@ bool app_sampling_flag(const char *cmd, int argc, char **argv, int *i, lm_sample
                 p->seed = (uint64_t)x;
             }
         }
-    } else if (!strcmp(a, "--sampler")) {
-        const char *name = *i + 1 < argc ? argv[++*i] : "";
-        if (!strcmp(name, "llama2c")) {
+    } else if (app_opt(a, NULL, "--sampler")) {
+        const char *name;
+        if (!app_arg_str(argc, argv, i, &name)) {
+            *bad = true;
+        } else if (!strcmp(name, "llama2c")) {
             p->llama2c = true;
         } else if (!strcmp(name, "llama.cpp") || !strcmp(name, "default")) {
             p->llama2c = false;

@@ -64,27 +64,31 @@ static int parse_flags(int argc, char **argv, app_chat_opts *o)
     lm_sampler_defaults(&o->sampling);
     int n_stop = 0;
     bool bad = false;
-    for (int i = 1; i < argc && !bad; i++) {
+    int i = 1;
+    for (; i < argc && !bad; i++) {
         const char *a = argv[i];
         long v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        } else if (!strcmp(a, "--")) {
+            i++;
+            break;
+        } else if (app_opt(a, "-m", "--model")) {
             bad = !app_arg_str(argc, argv, &i, &o->model);
-        } else if (!strcmp(a, "-z") || !strcmp(a, "--tokenizer")) {
+        } else if (app_opt(a, "-z", "--tokenizer")) {
             bad = !app_arg_str(argc, argv, &i, &o->tokenizer);
-        } else if (!strcmp(a, "--system")) {
+        } else if (app_opt(a, NULL, "--system")) {
             bad = !app_arg_str(argc, argv, &i, &o->system);
-        } else if (!strcmp(a, "--chat-template")) {
+        } else if (app_opt(a, NULL, "--chat-template")) {
             bad = !app_arg_str(argc, argv, &i, &o->chat_template);
-        } else if (!strcmp(a, "--template-file")) {
+        } else if (app_opt(a, NULL, "--template-file")) {
             bad = !app_arg_str(argc, argv, &i, &o->template_file);
-        } else if (!strcmp(a, "--script")) {
+        } else if (app_opt(a, NULL, "--script")) {
             bad = !app_arg_str(argc, argv, &i, &o->script);
-        } else if (!strcmp(a, "--screenshot")) {
+        } else if (app_opt(a, NULL, "--screenshot")) {
             bad = !app_arg_str(argc, argv, &i, &o->screenshot);
-        } else if (!strcmp(a, "--stop")) {
+        } else if (app_opt_multi(a, NULL, "--stop")) {
             const char *s;
             if (!(bad = !app_arg_str(argc, argv, &i, &s))) {
                 if (!*s)
@@ -93,13 +97,13 @@ static int parse_flags(int argc, char **argv, app_chat_opts *o)
                     return app_fail("chat: at most %d --stop texts", APP_CHAT_MAX_STOP);
                 o->stop[n_stop++] = s;
             }
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+        } else if (app_opt(a, "-n", "--n-predict")) {
             if (!(bad = !app_arg_int(argc, argv, &i, &v, -1, 1 << 30)))
                 o->n_predict = (int32_t)v;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+        } else if (app_opt(a, "-c", "--ctx-size")) {
             if (!(bad = !app_arg_int(argc, argv, &i, &v, 0, 1 << 24)))
                 o->n_ctx = (int32_t)v;
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+        } else if (app_opt(a, "-b", "--batch-size")) {
             if (!(bad = !app_arg_int(argc, argv, &i, &v, 1, 1 << 16)))
                 o->n_batch = (int32_t)v;
         } else if (app_sampling_flag("chat", argc, argv, &i, &o->sampling, &bad)) {
@@ -111,14 +115,16 @@ static int parse_flags(int argc, char **argv, app_chat_opts *o)
         } else if (!strcmp(a, "--window")) {
             o->window = true;
         } else if (!app_device_flag(argc, argv, &i, &o->dev, &bad)) {
-            usage(stderr);
-            return app_fail("chat: unknown option '%s'", a);
+            return app_usage_fail(usage, a[0] == '-' && a[1] ? "chat: unknown option '%s'"
+                                                              : "chat: unexpected argument '%s'", a);
         }
     }
     if (bad)
-        return 1;
+        return app_bad_args(usage);
+    if (i < argc)
+        return app_usage_fail(usage, "chat: unexpected argument '%s'", argv[i]);
     if (o->chat_template && o->template_file)
-        return app_fail("chat: --chat-template and --template-file are two templates; give one");
+        return app_usage_fail(usage, "chat: --chat-template and --template-file are two templates; give one");
     if (o->chat_template && !lm_chat_builtin(o->chat_template)) {
         app_fail("chat: no built-in template '%s'; there are:", o->chat_template);
         for (int i = 0; lm_chat_builtin_name(i); i++)
@@ -127,14 +133,12 @@ static int parse_flags(int argc, char **argv, app_chat_opts *o)
         return 1;
     }
     if (!o->window && (o->script || o->screenshot))
-        return app_fail("chat: --script and --screenshot are for the window (--window)");
+        return app_usage_fail(usage, "chat: --script and --screenshot are for the window (--window)");
     char msg[256];
     if (lm_sampler_params_check(&o->sampling, msg, sizeof msg))
         return app_fail("chat: %s", msg);
-    if (!o->window && !o->model) {
-        usage(stderr);
-        return app_fail("chat: -m FILE is required");
-    }
+    if (!o->window && !o->model)
+        return app_usage_fail(usage, "chat: -m FILE is required");
     return -1;
 }
 
@@ -405,7 +409,7 @@ static int terminal_chat(const app_chat_opts *o)
     char err[1024];
     const char *tmpl = NULL;
     if (o->template_file) {
-        if (!(tmpl_text = app_read_file(o->template_file, NULL)))
+        if (!(tmpl_text = app_read_text(o->template_file, NULL)))
             return 1;
         tmpl = tmpl_text;
     } else if (o->chat_template) {

@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
-#include "lm.h"
+#include "app_model.h"
 
 static void usage(FILE *f)
 {
@@ -31,12 +30,16 @@ static void put(out *o, const char *jkey, cJSON *v)
     o->ok &= app_json_add(o->obj, jkey, v);
 }
 
+/* A string from the file (or the command line): valid UTF-8 in JSON, escaped for the terminal in text. */
 static void field_str(out *o, const char *label, const char *jkey, const char *v)
 {
     if (o->json)
-        put(o, jkey, cJSON_CreateString(v));
-    else
-        printf("%-15s %s\n", label, v);
+        put(o, jkey, app_json_str(v, strlen(v)));
+    else {
+        printf("%-15s ", label);
+        app_put_safe(stdout, v, strlen(v), false);
+        putchar('\n');
+    }
 }
 
 static void field_u64(out *o, const char *label, const char *jkey, uint64_t v)
@@ -47,22 +50,10 @@ static void field_u64(out *o, const char *label, const char *jkey, uint64_t v)
         printf("%-15s %" PRIu64 "\n", label, v);
 }
 
-/* Token text for a terminal: control bytes, quotes and backslashes escaped. */
+/* Token text for a terminal, between quotes: control bytes, quotes and backslashes escaped. */
 static void print_escaped(const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\n')
-            fputs("\\n", stdout);
-        else if (c == '\t')
-            fputs("\\t", stdout);
-        else if (c < 0x20 || c == 0x7f)
-            printf("\\x%02x", c);
-        else if (c == '\'' || c == '\\')
-            printf("\\%c", c);
-        else
-            putchar(c);
-    }
+    app_put_safe(stdout, s, len, true);
 }
 
 /* Element j of a numeric array: printed as text, or returned as JSON (NULL in text, or out of memory). */
@@ -108,10 +99,11 @@ static cJSON *value(bool json, const lm_gguf *g, const char *key)
     double d;
     bool b;
     const char *s;
-    if (k.type == LM_GGUF_STR && lm_gguf_get_str(g, key, &s, NULL) == LM_OK) {
+    size_t slen;
+    if (k.type == LM_GGUF_STR && lm_gguf_get_str(g, key, &s, &slen) == LM_OK) {
         if (json)
-            return cJSON_CreateString(s);
-        fputs(s, stdout);
+            return app_json_str(s, slen);
+        app_put_safe(stdout, s, slen, false);
     } else if (lm_gguf_get_bool(g, key, &b) == LM_OK) {
         if (json)
             return cJSON_CreateBool(b);
@@ -282,14 +274,12 @@ static void special_tokens(out *o, const lm_gguf *g, uint64_t n_vocab)
             cJSON *t = cJSON_CreateObject();
             o->ok &= app_json_add(t, "id", app_json_uint(id));
             if (have) {
-                char text[1024];
-                if (len >= sizeof text) { /* cut at a character boundary, to stay UTF-8 */
-                    len = sizeof text - 1;
+                if (len >= 1024) { /* cut at a character boundary, to stay UTF-8 */
+                    len = 1023;
                     while (len && ((unsigned char)s[len] & 0xC0) == 0x80)
                         len--;
                 }
-                snprintf(text, sizeof text, "%.*s", (int)len, s);
-                o->ok &= app_json_add(t, "text", cJSON_CreateString(text));
+                o->ok &= app_json_add(t, "text", app_json_str(s, len));
             } else
                 o->ok &= app_json_add(t, "text", cJSON_CreateNull());
             o->ok &= app_json_add(toks, specials[i].name, t);
@@ -340,28 +330,33 @@ static void tokenizer(out *o, const lm_gguf *g)
 int cmd_info(int argc, char **argv)
 {
     const char *path = NULL;
-    bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    bool json = false, bad = false;
+    int i = 1;
+    for (; i < argc && !bad; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--json"))
+        } else if (!strcmp(a, "--")) {
+            i++;
+            break;
+        } else if (!strcmp(a, "--json"))
             json = true;
-        else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
-            if (!app_arg_str(argc, argv, &i, &path))
-                return 1;
-        } else {
-            app_fail("info: unknown option '%s'", argv[i]);
-            usage(stderr);
-            return 1;
-        }
+        else if (app_opt(a, "-m", "--model"))
+            bad = !app_arg_str(argc, argv, &i, &path);
+        else
+            return app_usage_fail(usage, a[0] == '-' && a[1] ? "info: unknown option '%s'"
+                                                              : "info: unexpected argument '%s'", a);
     }
-    if (!path) {
-        app_fail("info: no model file (-m FILE)");
-        usage(stderr);
-        return 1;
-    }
+    if (bad)
+        return app_bad_args(usage);
+    if (i < argc)
+        return app_usage_fail(usage, "info: unexpected argument '%s'", argv[i]);
+    if (!path)
+        return app_usage_fail(usage, "info: no model file (-m FILE)");
 
+    if (app_file_expect(path, APP_FILE_GGUF, "-m"))
+        return 1;
     lm_gguf *g;
     char err[512];
     if (lm_gguf_open(path, &g, err, sizeof err) != LM_OK)
@@ -390,5 +385,5 @@ int cmd_info(int argc, char **argv)
     tokenizer(&o, g);
     field_u64(&o, "metadata keys", "n_kv", (uint64_t)lm_gguf_n_kv(g));
     lm_gguf_close(g);
-    return json ? app_json_print(o.obj, o.ok) : 0;
+    return app_stdout_status("info", json ? app_json_print(o.obj, o.ok) : 0);
 }

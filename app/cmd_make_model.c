@@ -33,28 +33,32 @@ int cmd_make_model(int argc, char **argv)
 {
     const char *shape = NULL, *type = NULL, *out = NULL;
     long seed = APP_SYNTHETIC_SEED;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+    bool operands = false, bad = false; /* operands: after "--" */
+    for (int i = 1; i < argc && !bad; i++) {
+        const char *a = argv[i];
+        if (!operands && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
-            if (!app_arg_str(argc, argv, &i, &out)) return 1;
-        } else if (!strcmp(argv[i], "--seed")) {
-            if (!app_arg_int(argc, argv, &i, &seed, 0, 0x7fffffffL)) return 1;
-        } else if (argv[i][0] == '-') {
-            usage(stderr);
-            return app_fail("make-model: unknown option '%s'", argv[i]);
-        } else if (!shape) shape = argv[i];
-        else if (!type) type = argv[i];
-        else {
-            usage(stderr);
-            return app_fail("make-model: unexpected '%s'", argv[i]);
+        } else if (!operands && !strcmp(a, "--")) {
+            operands = true;
+        } else if (!operands && app_opt(a, "-o", "--output")) {
+            bad = !app_arg_str(argc, argv, &i, &out);
+        } else if (!operands && app_opt(a, NULL, "--seed")) {
+            bad = !app_arg_int(argc, argv, &i, &seed, 0, 0x7fffffffL);
+        } else if (!operands && a[0] == '-' && a[1]) {
+            return app_usage_fail(usage, "make-model: unknown option '%s'", a);
+        } else if (!shape) {
+            shape = a;
+        } else if (!type) {
+            type = a;
+        } else {
+            return app_usage_fail(usage, "make-model: unexpected '%s'", a);
         }
     }
-    if (!shape || !type || !out) {
-        usage(stderr);
-        return app_fail("make-model: give SHAPE, TYPE and -o FILE");
-    }
+    if (bad)
+        return app_bad_args(usage);
+    if (!shape || !type || !out)
+        return app_usage_fail(usage, "make-model: give SHAPE, TYPE and -o FILE");
     char spec[256], err[1024];
     snprintf(spec, sizeof spec, "synthetic:%s:%s", shape, type);
     const lm_synthetic_shape *sh;

@@ -40,42 +40,43 @@ int cmd_perplexity(int argc, char **argv)
     long n_ctx = 0, n_batch = 0, max_chunks = -1;
     bool bad = false, kld_mode = false;
     app_device_opts dev = { .device = -1 };
-    for (int i = 1; i < argc && !bad; i++) {
+    int i = 1;
+    for (; i < argc && !bad; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(a, "--")) {
+            i++;
+            break;
         } else if (app_input_flag(argc, argv, &i, &model, &tokenizer, NULL, &file, &bad))
             continue;
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size"))
+        else if (app_opt(a, "-c", "--ctx-size"))
             bad = !app_arg_int(argc, argv, &i, &n_ctx, 4, 1 << 20);
-        else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size"))
+        else if (app_opt(a, "-b", "--batch-size"))
             bad = !app_arg_int(argc, argv, &i, &n_batch, 1, 1 << 16);
-        else if (!strcmp(a, "--chunks"))
+        else if (app_opt(a, NULL, "--chunks"))
             bad = !app_arg_int(argc, argv, &i, &max_chunks, 1, 1 << 30);
-        else if (!strcmp(a, "--kl-divergence-base"))
+        else if (app_opt(a, NULL, "--kl-divergence-base"))
             bad = !app_arg_str(argc, argv, &i, &base_path);
         else if (!strcmp(a, "--kl-divergence"))
             kld_mode = true;
-        else if (!app_device_flag(argc, argv, &i, &dev, &bad)) {
-            usage(stderr);
-            return app_fail("perplexity: unknown option '%s'", a);
-        }
+        else if (!app_device_flag(argc, argv, &i, &dev, &bad))
+            return app_usage_fail(usage, a[0] == '-' && a[1] ? "perplexity: unknown option '%s'"
+                                                              : "perplexity: unexpected argument '%s'", a);
     }
     if (bad)
-        return 1;
-    if (kld_mode && !base_path) {
-        usage(stderr);
-        return app_fail("perplexity: --kl-divergence needs --kl-divergence-base FILE (the base model's "
-                        "log-probabilities, written by a run without --kl-divergence)");
-    }
-    if (!model || (!file && !kld_mode)) {
-        usage(stderr);
-        return app_fail("perplexity: -m FILE and -f TEXT are required");
-    }
+        return app_bad_args(usage);
+    if (i < argc)
+        return app_usage_fail(usage, "perplexity: unexpected argument '%s'", argv[i]);
+    if (kld_mode && !base_path)
+        return app_usage_fail(usage, "perplexity: --kl-divergence needs --kl-divergence-base FILE (the base model's "
+                                     "log-probabilities, written by a run without --kl-divergence)");
+    if (!model || (!file && !kld_mode))
+        return app_usage_fail(usage, "perplexity: -m FILE and -f TEXT are required");
     size_t len = 0;
     char *text = NULL;
-    if (file && !(text = app_read_file(file, &len)))
+    if (file && !(text = app_read_text(file, &len)))
         return 1;
 
     int status = 1;
@@ -211,7 +212,10 @@ int cmd_perplexity(int argc, char **argv)
         }
         chunk[0] = saved;
         printf("[%lld]%.4f,", (long long)(c + 1), exp(nll / count));
-        fflush(stdout);
+        if (fflush(stdout) || ferror(stdout)) {
+            app_stdout_status("perplexity", 1);
+            goto out;
+        }
         if (c == 0)
             fprintf(stderr, "vkllm: %.2f s per chunk\n", app_now() - t0);
     }
@@ -227,7 +231,7 @@ int cmd_perplexity(int argc, char **argv)
         fprintf(stderr, "vkllm: wrote %s: %lld positions of %d log-probabilities\n", base_path, (long long)count,
                 n_vocab);
     }
-    status = 0;
+    status = app_stdout_status("perplexity", 0);
 out:
     kld_writer_abort(&w);
     kld_base_close(&base);

@@ -6,8 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "lm.h"
+#include "app_model.h"
 
 static const char *const type_names[] = { "F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0",
                                           "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S",
@@ -90,35 +89,33 @@ int cmd_quantize(int argc, char **argv)
     const char *pos[3] = { NULL, NULL, NULL };
     int n_pos = 0;
     bool requant = false;
+    bool operands = false; /* after "--" */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        if (!operands && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--allow-requantize")) {
+        } else if (!operands && !strcmp(a, "--")) {
+            operands = true;
+        } else if (!operands && !strcmp(a, "--allow-requantize")) {
             requant = true;
-        } else if (a[0] == '-' && a[1]) {
-            app_fail("quantize: unknown option '%s'", a);
-            usage(stderr);
-            return 1;
+        } else if (!operands && a[0] == '-' && a[1]) {
+            return app_usage_fail(usage, "quantize: unknown option '%s'", a);
         } else if (n_pos < 3) {
             pos[n_pos++] = a;
         } else {
-            usage(stderr);
-            return app_fail("quantize: too many arguments ('%s')", a);
+            return app_usage_fail(usage, "quantize: too many arguments ('%s')", a);
         }
     }
-    if (n_pos < 3) {
-        usage(stderr);
-        return app_fail("quantize: give the input file, the output file and the type");
-    }
+    if (n_pos < 3)
+        return app_usage_fail(usage, "quantize: give the input file, the output file and the type");
     const char *in = pos[0], *out = pos[1], *type = pos[2];
     int ftype = lm_ftype_from_name(type);
-    if (ftype < 0) {
-        usage(stderr);
-        return app_fail("quantize: unknown type '%s'", type);
-    }
+    if (ftype < 0)
+        return app_fail("quantize: unknown type '%s' (`vkllm quantize --help` lists them)", type);
 
+    if (app_file_expect(in, APP_FILE_GGUF, "the input")) /* also: a FIFO would block the reader's open */
+        return 1;
     progress p = { .tty = isatty(2) };
     lm_quantize_opts o = { .ftype = ftype, .allow_requantize = requant, .progress = on_tensor, .user = &p };
     char err[1024] = "";

@@ -27,36 +27,55 @@ static void usage(FILE *f)
             "      --validation       enable the Khronos validation layer\n");
 }
 
-/* Writes what the detokeniser has ready, flushing so the text streams. */
-static void emit(const char *s, size_t n)
+static int write_errno; /* why the last write to stdout failed */
+
+/* Writes what the detokeniser has ready, flushing so the text streams; false once a write failed (a full
+ * disk, a closed pipe): generation stops there. */
+static bool emit(const char *s, size_t n)
 {
-    if (n) {
-        fwrite(s, 1, n, stdout);
-        fflush(stdout);
+    if (n && (fwrite(s, 1, n, stdout) != n || fflush(stdout))) {
+        write_errno = errno;
+        return false;
     }
+    return !ferror(stdout);
+}
+
+/* NaN or infinite logits (a damaged model file, an overflow in the forward pass) would be sampled as if
+ * they meant something: checked on the first step's logits, and on every step's when they are copied
+ * out anyway (sampling), before the sampler sees them. */
+static bool logits_finite(const float *l, int32_t n)
+{
+    float acc = 0;
+    for (int32_t i = 0; i < n; i++)
+        acc += l[i] * 0.0f; /* NaN when any is NaN or infinite */
+    return acc == 0;
 }
 
 int cmd_run(int argc, char **argv)
 {
-    const char *model = NULL, *tokenizer = NULL, *prompt = "", *prompt_file = NULL;
+    const char *model = NULL, *tokenizer = NULL, *prompt = NULL, *prompt_file = NULL;
     long n_predict = 128, n_ctx = 0, n_batch = 0;
     bool kv_f32 = false, no_bos = false, parse_special = false, bad = false;
     app_device_opts dev = { .device = -1 };
     lm_sampler_params sp;
     lm_sampler_defaults(&sp);
 
-    for (int i = 1; i < argc && !bad; i++) {
+    int i = 1;
+    for (; i < argc && !bad; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(a, "--")) {
+            i++;
+            break;
         } else if (app_input_flag(argc, argv, &i, &model, &tokenizer, &prompt, &prompt_file, &bad))
             continue;
-        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
+        else if (app_opt(a, "-n", "--n-predict"))
             bad = !app_arg_int(argc, argv, &i, &n_predict, -1, 1 << 30);
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size"))
+        else if (app_opt(a, "-c", "--ctx-size"))
             bad = !app_arg_int(argc, argv, &i, &n_ctx, 0, 1 << 24);
-        else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size"))
+        else if (app_opt(a, "-b", "--batch-size"))
             bad = !app_arg_int(argc, argv, &i, &n_batch, 1, 1 << 16);
         else if (app_sampling_flag("run", argc, argv, &i, &sp, &bad))
             continue;
@@ -70,23 +89,29 @@ int cmd_run(int argc, char **argv)
             no_bos = true;
         else if (!strcmp(a, "--parse-special"))
             parse_special = true;
-        else if (!app_device_flag(argc, argv, &i, &dev, &bad)) {
-            usage(stderr);
-            return app_fail("run: unknown option '%s'", a);
-        }
+        else if (!app_device_flag(argc, argv, &i, &dev, &bad))
+            return app_usage_fail(usage, a[0] == '-' && a[1] ? "run: unknown option '%s'"
+                                                              : "run: unexpected argument '%s'", a);
     }
     if (bad)
-        return 1;
-    if (!model) {
-        usage(stderr);
-        return app_fail("run: -m FILE is required");
-    }
+        return app_bad_args(usage);
+    if (i < argc)
+        return app_usage_fail(usage, "run: unexpected argument '%s'", argv[i]);
+    if (!model)
+        return app_usage_fail(usage, "run: -m FILE is required");
+    if (prompt && prompt_file)
+        return app_usage_fail(usage, "run: give the prompt with one of -p TEXT or -f FILE, not both");
+    char msg[256];
+    if (lm_sampler_params_check(&sp, msg, sizeof msg))
+        return app_fail("run: %s", msg);
     char *file_text = NULL;
     if (prompt_file) {
-        if (!(file_text = app_read_file(prompt_file, NULL)))
+        if (!(file_text = app_read_text(prompt_file, NULL)))
             return 1;
         prompt = file_text;
     }
+    if (!prompt)
+        prompt = "";
 
     int status = 1;
     app_model am = { 0 };
@@ -146,13 +171,13 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "vkllm: seed %llu (pass --seed %llu to replay this run)\n",
                 (unsigned long long)lm_sampler_seed(smp), (unsigned long long)lm_sampler_seed(smp));
     bool greedy = lm_sampler_is_greedy(&sp);
-    if (!greedy && !(logits = malloc(sizeof *logits * (size_t)hp->n_vocab))) {
+    if (!(logits = malloc(sizeof *logits * (size_t)hp->n_vocab))) {
         app_fail("out of memory");
         goto out;
     }
 
     /* the prompt as given, then the generated text as it comes */
-    emit(prompt, strlen(prompt));
+    bool wrote = emit(prompt, strlen(prompt));
     for (int64_t i = 0; i < n_ids; i++)
         lm_sampler_accept(smp, ids[i]);
     double t0 = app_now();
@@ -169,14 +194,22 @@ int cmd_run(int argc, char **argv)
     const char *piece;
     size_t plen;
     lm_detok_push(dt, cur, &piece, &plen);
-    while (n_predict < 0 || n_gen < n_predict) {
+    while (wrote && (n_predict < 0 || n_gen < n_predict)) {
         if (lm_session_n_past(s) >= lm_session_n_ctx(s)) {
             fprintf(stderr, "\nvkllm: the context is full (%d positions)\n", lm_session_n_ctx(s));
             break;
         }
         int32_t next;
-        if (lm_session_step(s, cur, logits, &next, err, sizeof err)) {
+        /* greedy: the argmax comes from the device, the logits only on the first step, to be checked */
+        float *want = !greedy || n_gen == 0 ? logits : NULL;
+        if (lm_session_step(s, cur, want, &next, err, sizeof err)) {
             app_fail("%s", err);
+            goto out;
+        }
+        if (want && !logits_finite(logits, hp->n_vocab)) {
+            app_fail("the model's logits are not finite (NaN or infinite) at position %d: the model file is damaged "
+                     "or its weights overflow",
+                     lm_session_n_past(s) - 1);
             goto out;
         }
         if (!greedy)
@@ -189,13 +222,16 @@ int cmd_run(int argc, char **argv)
         if (lm_vocab_is_eog(v, next) || (tokenizer && next == lm_vocab_bos(v)))
             break;
         if (lm_detok_push(dt, next, &piece, &plen) == LM_OK)
-            emit(piece, plen);
+            wrote = emit(piece, plen);
         cur = next;
     }
-    if (lm_detok_flush(dt, &piece, &plen) == LM_OK)
-        emit(piece, plen);
+    if (wrote && lm_detok_flush(dt, &piece, &plen) == LM_OK)
+        wrote = emit(piece, plen);
     double t_gen = app_now() - t1;
-    printf("\n");
+    if (!wrote || !emit("\n", 1)) {
+        app_fail("run: cannot write the output%s%s", write_errno ? ": " : "", write_errno ? strerror(write_errno) : "");
+        goto out;
+    }
     fprintf(stderr, "\nvkllm: load %.2f s | prompt %lld tokens, %.1f tokens/s | first token after %.0f ms | generation "
                     "%lld tokens, %.1f tokens/s\n",
             am.load_s, (long long)n_ids, n_ids > 1 && t_prompt > 0 ? (n_ids - 1) / t_prompt : 0.0,

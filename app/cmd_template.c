@@ -6,8 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "app.h"
-#include "lm.h"
+#include "app_model.h"
 
 static void usage(FILE *f)
 {
@@ -31,35 +30,36 @@ int cmd_template(int argc, char **argv)
 {
     const char *model = NULL, *conv = NULL, *tmpl_file = NULL, *builtin = NULL, *tools = NULL, *bos = NULL,
                *eos = NULL;
-    bool gen = false;
-    for (int i = 1; i < argc; i++) {
+    bool gen = false, bad = false;
+    int i = 1;
+    for (; i < argc && !bad; i++) {
         const char *a = argv[i];
-        bool ok = true;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) ok = app_arg_str(argc, argv, &i, &model);
-        else if (!strcmp(a, "-f") || !strcmp(a, "--file")) ok = app_arg_str(argc, argv, &i, &conv);
-        else if (!strcmp(a, "--template-file")) ok = app_arg_str(argc, argv, &i, &tmpl_file);
-        else if (!strcmp(a, "--chat-template")) ok = app_arg_str(argc, argv, &i, &builtin);
-        else if (!strcmp(a, "--tools")) ok = app_arg_str(argc, argv, &i, &tools);
-        else if (!strcmp(a, "--bos")) ok = app_arg_str(argc, argv, &i, &bos);
-        else if (!strcmp(a, "--eos")) ok = app_arg_str(argc, argv, &i, &eos);
+        } else if (!strcmp(a, "--")) {
+            i++;
+            break;
+        } else if (app_opt(a, "-m", "--model")) bad = !app_arg_str(argc, argv, &i, &model);
+        else if (app_opt(a, "-f", "--file")) bad = !app_arg_str(argc, argv, &i, &conv);
+        else if (app_opt(a, NULL, "--template-file")) bad = !app_arg_str(argc, argv, &i, &tmpl_file);
+        else if (app_opt(a, NULL, "--chat-template")) bad = !app_arg_str(argc, argv, &i, &builtin);
+        else if (app_opt(a, NULL, "--tools")) bad = !app_arg_str(argc, argv, &i, &tools);
+        else if (app_opt(a, NULL, "--bos")) bad = !app_arg_str(argc, argv, &i, &bos);
+        else if (app_opt(a, NULL, "--eos")) bad = !app_arg_str(argc, argv, &i, &eos);
         else if (!strcmp(a, "--add-generation-prompt")) gen = true;
-        else {
-            usage(stderr);
-            return app_fail("template: unknown option '%s'", a);
-        }
-        if (!ok) return 1;
+        else
+            return app_usage_fail(usage, a[0] == '-' && a[1] ? "template: unknown option '%s'"
+                                                              : "template: unexpected argument '%s'", a);
     }
-    if (!conv) {
-        usage(stderr);
-        return app_fail("template: give the conversation with -f FILE");
-    }
-    if (!model && !tmpl_file && !builtin) {
-        usage(stderr);
-        return app_fail("template: give a model (-m), a template file (--template-file) or --chat-template NAME");
-    }
+    if (bad) return app_bad_args(usage);
+    if (i < argc) return app_usage_fail(usage, "template: unexpected argument '%s'", argv[i]);
+    if (!conv) return app_usage_fail(usage, "template: give the conversation with -f FILE");
+    if (!model && !tmpl_file && !builtin)
+        return app_usage_fail(usage,
+                              "template: give a model (-m), a template file (--template-file) or --chat-template NAME");
+    if (tmpl_file && builtin)
+        return app_usage_fail(usage, "template: --template-file and --chat-template are two templates; give one");
 
     int rc = 1;
     char err[1024] = "";
@@ -71,6 +71,7 @@ int cmd_template(int argc, char **argv)
     const char *src = NULL, *src_name = NULL;
 
     if (model) {
+        if (app_file_expect(model, APP_FILE_GGUF, "-m")) goto done;
         if (lm_gguf_open(model, &g, err, sizeof err) != LM_OK) {
             app_fail("%s", err);
             goto done;
@@ -79,7 +80,7 @@ int cmd_template(int argc, char **argv)
     }
     if (tmpl_file) {
         size_t n;
-        src_owned = app_read_file(tmpl_file, &n);
+        src_owned = app_read_text(tmpl_file, &n);
         if (!src_owned) goto done;
         src = src_owned;
         src_name = tmpl_file;
@@ -118,7 +119,7 @@ int cmd_template(int argc, char **argv)
      * written), with the tokens' texts before it and the flags after it: a later key wins. cJSON checks
      * the shape first. */
     size_t conv_len;
-    char *conv_text = app_read_file(conv, &conv_len);
+    char *conv_text = app_read_text(conv, &conv_len);
     if (!conv_text) goto done;
     const char *end = NULL;
     conv_json = cJSON_ParseWithOpts(conv_text, &end, true);
@@ -148,7 +149,7 @@ int cmd_template(int argc, char **argv)
     char *tools_text = NULL;
     if (tools) {
         size_t tn;
-        tools_text = app_read_file(tools, &tn);
+        tools_text = app_read_text(tools, &tn);
         tools_json = tools_text ? cJSON_ParseWithLength(tools_text, tn) : NULL;
         if (!tools_json || !cJSON_IsArray(tools_json)) {
             if (tools_text) app_fail("%s: expected a JSON list of tools", tools);

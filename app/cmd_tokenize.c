@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
-#include "lm.h"
+#include "app_model.h"
 
 static void usage(FILE *f)
 {
@@ -22,28 +21,6 @@ static void usage(FILE *f)
             "(\\n, \\t, \\\", \\\\ and \\xNN for control bytes and bytes of incomplete characters).\n");
 }
 
-/* Reads a whole file (or stdin for "-"); NULL after printing why. */
-
-/* Length of the valid UTF-8 character at s (n bytes left), 0 if there is none. */
-static int utf8_char(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    int k = c < 0x80                  ? 1
-            : (c >= 0xC2 && c <= 0xDF) ? 2
-            : (c >= 0xE0 && c <= 0xEF) ? 3
-            : (c >= 0xF0 && c <= 0xF4) ? 4
-                                       : 0;
-    if (!k || (size_t)k > n)
-        return 0;
-    for (int i = 1; i < k; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
-        (c == 0xF4 && s[1] > 0x8F))
-        return 0;
-    return k;
-}
-
 /* A piece as a quoted, escaped string: whatever its bytes, the line stays readable. */
 static void print_piece(const char *s, size_t len)
 {
@@ -51,7 +28,7 @@ static void print_piece(const char *s, size_t len)
     putchar('"');
     for (size_t i = 0; i < len;) {
         unsigned char c = p[i];
-        int k = utf8_char(p + i, len - i);
+        int k = app_utf8_char(s + i, len - i);
         if (c == '"' || c == '\\')
             printf("\\%c", c);
         else if (c == '\n')
@@ -60,7 +37,7 @@ static void print_piece(const char *s, size_t len)
             fputs("\\t", stdout);
         else if (c == '\r')
             fputs("\\r", stdout);
-        else if (c < 0x20 || c == 0x7f || k == 0)
+        else if (c < 0x20 || c == 0x7f || k == 0 || (k == 2 && c == 0xC2 && p[i + 1] < 0xA0)) /* C1: escaped too */
             printf("\\x%02x", c);
         else {
             fwrite(p + i, 1, (size_t)k, stdout);
@@ -76,11 +53,15 @@ int cmd_tokenize(int argc, char **argv)
 {
     const char *model = NULL, *tokenizer = NULL, *prompt = NULL, *file = NULL;
     bool ids_only = false, no_bos = false, parse_special = false, bad = false;
-    for (int i = 1; i < argc && !bad; i++) {
+    int i = 1;
+    for (; i < argc && !bad; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(a, "--")) {
+            i++;
+            break;
         } else if (app_input_flag(argc, argv, &i, &model, &tokenizer, &prompt, &file, &bad))
             continue;
         else if (!strcmp(a, "--ids"))
@@ -89,45 +70,43 @@ int cmd_tokenize(int argc, char **argv)
             no_bos = true;
         else if (!strcmp(a, "--parse-special"))
             parse_special = true;
-        else {
-            app_fail("tokenize: unknown option '%s'", a);
-            usage(stderr);
-            return 1;
-        }
+        else
+            return app_usage_fail(usage, a[0] == '-' && a[1] ? "tokenize: unknown option '%s'"
+                                                              : "tokenize: unexpected argument '%s'", a);
     }
     if (bad)
-        return 1;
-    if (!model && !tokenizer) {
-        usage(stderr);
-        return app_fail("tokenize: give a model with -m FILE (or a llama2.c tokenizer with --tokenizer FILE)");
-    }
-    if (!prompt == !file) {
-        usage(stderr);
-        return app_fail("tokenize: give the text with exactly one of -p TEXT or -f FILE");
-    }
+        return app_bad_args(usage);
+    if (i < argc)
+        return app_usage_fail(usage, "tokenize: unexpected argument '%s'", argv[i]);
+    if (!model && !tokenizer)
+        return app_usage_fail(usage,
+                              "tokenize: give a model with -m FILE (or a llama2.c tokenizer with --tokenizer FILE)");
+    if (model && tokenizer)
+        return app_usage_fail(usage, "tokenize: give the vocabulary with one of -m FILE or --tokenizer FILE, not both");
+    if (!prompt == !file)
+        return app_usage_fail(usage, "tokenize: give the text with exactly one of -p TEXT or -f FILE");
 
     char err[512] = "";
     lm_vocab *v = NULL;
     if (tokenizer) {
+        if (app_file_expect(tokenizer, APP_FILE_LLAMA2C_TOKENIZER, "--tokenizer"))
+            return 1;
         if (lm_vocab_from_llama2c(tokenizer, &v, err, sizeof err))
             return app_fail("%s", err);
     } else {
+        if (app_file_expect(model, APP_FILE_GGUF, "-m"))
+            return 1;
         lm_gguf *g;
-        int rc = lm_gguf_open(model, &g, err, sizeof err);
-        if (rc) {
-            size_t n = strlen(model);
-            if (rc == LM_ERR_FORMAT && n > 4 && !strcmp(model + n - 4, ".bin"))
-                return app_fail("%s\n(for a llama2.c tokenizer file use --tokenizer %s)", err, model);
+        if (lm_gguf_open(model, &g, err, sizeof err))
             return app_fail("%s", err);
-        }
-        rc = lm_vocab_from_gguf(g, &v, err, sizeof err);
+        int rc = lm_vocab_from_gguf(g, &v, err, sizeof err);
         lm_gguf_close(g);
         if (rc)
             return app_fail("%s: %s", model, err);
     }
 
     size_t len = prompt ? strlen(prompt) : 0;
-    char *text = file ? app_read_file(file, &len) : NULL;
+    char *text = file ? app_read_text(file, &len) : NULL;
     if (file && !text) {
         lm_vocab_free(v);
         return 1;
@@ -155,7 +134,5 @@ int cmd_tokenize(int argc, char **argv)
         putchar('\n');
     free(ids);
     lm_vocab_free(v);
-    if (fflush(stdout) || ferror(stdout))
-        return app_fail("tokenize: cannot write the output");
-    return 0;
+    return app_stdout_status("tokenize", 0);
 }

@@ -38,9 +38,11 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2)
+        return app_usage_fail(usage, "no command given");
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return app_stdout_status("help", 0);
     }
     if (!strcmp(argv[1], "--version")) {
         printf("vkllm 0.1.0\n");
@@ -49,42 +51,156 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "vkllm: unknown command '%s'\n\n", argv[1]);
-    usage(stderr);
-    return 2;
+    return app_usage_fail(usage, "unknown command '%s'", argv[1]);
+}
+
+static void vfail(const char *fmt, va_list ap)
+{
+    /* formatted whole, then written escaped: the message may quote a model file's text */
+    char small[1024], *msg = small;
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n >= (int)sizeof small && (msg = malloc((size_t)n + 1)))
+        vsnprintf(msg, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    if (!msg)
+        msg = small;
+    fputs("vkllm: ", stderr);
+    app_put_safe(stderr, msg, strlen(msg), false);
+    fputc('\n', stderr);
+    if (msg != small)
+        free(msg);
 }
 
 int app_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("vkllm: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vfail(fmt, ap);
     va_end(ap);
-    return 1;
+    return APP_EXIT_FAIL;
 }
 
-bool app_arg_str(int argc, char **argv, int *i, const char **out)
+int app_usage_fail(void (*usage)(FILE *), const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(fmt, ap);
+    va_end(ap);
+    if (usage) {
+        fputc('\n', stderr);
+        usage(stderr);
+    }
+    return APP_EXIT_USAGE;
+}
+
+/* ---------------------------------------------------------------- options */
+
+/* The option app_opt matched, for the app_arg_* call that follows: its name as given, its attached
+ * value (NULL: the next argument), whether it was seen before. One command line is parsed per process,
+ * so the options seen are kept for the whole run. */
+static struct {
+    bool active, repeated;
+    const char *value;
+    char name[64];
+} pending;
+static const char *seen[128];
+static int n_seen;
+static int bad_status = APP_EXIT_FAIL; /* what the last failed app_arg_* call was */
+
+static bool opt_match(const char *a, const char *s, const char *l, bool once)
+{
+    const char *value = NULL, *name = NULL;
+    size_t ll = l ? strlen(l) : 0;
+    if (s && !strcmp(a, s))
+        name = s;
+    else if (l && !strcmp(a, l))
+        name = l;
+    else if (l && !strncmp(a, l, ll) && a[ll] == '=')
+        name = l, value = a + ll + 1;
+    else if (s && s[0] == '-' && s[1] && s[1] != '-' && !s[2] && a[0] == '-' && a[1] == s[1] && a[2])
+        name = s, value = a + 2;
+    else
+        return false;
+    const char *key = l ? l : s;
+    bool repeated = false;
+    for (int k = 0; k < n_seen; k++)
+        repeated |= !strcmp(seen[k], key);
+    if (!repeated && n_seen < (int)(sizeof seen / sizeof seen[0]))
+        seen[n_seen++] = key;
+    pending.active = true;
+    pending.repeated = once && repeated;
+    pending.value = value;
+    snprintf(pending.name, sizeof pending.name, "%s", name);
+    return true;
+}
+
+bool app_opt(const char *arg, const char *short_name, const char *long_name)
+{
+    return opt_match(arg, short_name, long_name, true);
+}
+
+bool app_opt_multi(const char *arg, const char *short_name, const char *long_name)
+{
+    return opt_match(arg, short_name, long_name, false);
+}
+
+int app_bad_args(void (*usage)(FILE *))
+{
+    if (bad_status == APP_EXIT_USAGE && usage) {
+        fputc('\n', stderr);
+        usage(stderr);
+    }
+    return bad_status;
+}
+
+/* The value of the option at argv[*i] (or the one app_opt matched), its name into *name. */
+static bool arg_value(int argc, char **argv, int *i, const char **out, const char **name)
+{
+    bool was = pending.active;
+    pending.active = false;
+    bad_status = APP_EXIT_FAIL;
+    if (was) {
+        *name = pending.name;
+        if (pending.repeated) {
+            app_fail("%s is given twice", pending.name);
+            bad_status = APP_EXIT_USAGE;
+            return false;
+        }
+        if (pending.value) {
+            *out = pending.value;
+            return true;
+        }
+    } else {
+        *name = argv[*i];
+    }
     if (*i + 1 >= argc) {
-        app_fail("%s needs a value", argv[*i]);
+        app_fail("%s needs a value", *name);
+        bad_status = APP_EXIT_USAGE;
         return false;
     }
     *out = argv[++*i];
     return true;
 }
 
+bool app_arg_str(int argc, char **argv, int *i, const char **out)
+{
+    const char *name;
+    return arg_value(argc, argv, i, out, &name);
+}
+
 bool app_arg_int(int argc, char **argv, int *i, long *out, long lo, long hi)
 {
-    const char *s;
-    if (!app_arg_str(argc, argv, i, &s))
+    const char *s, *name;
+    if (!arg_value(argc, argv, i, &s, &name))
         return false;
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) {
-        app_fail("%s: '%s' is not an integer in [%ld, %ld]", argv[*i - 1], s, lo, hi);
+        app_fail("%s: '%s' is not an integer in [%ld, %ld]", name, s, lo, hi);
+        bad_status = APP_EXIT_FAIL;
         return false;
     }
     *out = v;
@@ -93,14 +209,15 @@ bool app_arg_int(int argc, char **argv, int *i, long *out, long lo, long hi)
 
 bool app_arg_float(int argc, char **argv, int *i, double *out, double lo, double hi)
 {
-    const char *s;
-    if (!app_arg_str(argc, argv, i, &s))
+    const char *s, *name;
+    if (!arg_value(argc, argv, i, &s, &name))
         return false;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
-        app_fail("%s: '%s' is not a number in [%g, %g]", argv[*i - 1], s, lo, hi);
+        app_fail("%s: '%s' is not a number in [%g, %g]", name, s, lo, hi);
+        bad_status = APP_EXIT_FAIL;
         return false;
     }
     *out = v;
@@ -111,13 +228,13 @@ bool app_input_flag(int argc, char **argv, int *i, const char **model, const cha
                     const char **file, bool *bad)
 {
     const char *a = argv[*i], **out;
-    if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+    if (app_opt(a, "-m", "--model"))
         out = model;
-    else if (!strcmp(a, "--tokenizer") || !strcmp(a, "-z")) /* -z as llama2.c's run */
+    else if (app_opt(a, "-z", "--tokenizer")) /* -z as llama2.c's run */
         out = tokenizer;
-    else if (prompt && (!strcmp(a, "-p") || !strcmp(a, "--prompt")))
+    else if (prompt && app_opt(a, "-p", "--prompt"))
         out = prompt;
-    else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
+    else if (app_opt(a, "-f", "--file"))
         out = file;
     else
         return false;
@@ -128,7 +245,7 @@ bool app_input_flag(int argc, char **argv, int *i, const char **model, const cha
 
 bool app_device_flag(int argc, char **argv, int *i, app_device_opts *o, bool *bad)
 {
-    if (!strcmp(argv[*i], "--device")) {
+    if (app_opt(argv[*i], NULL, "--device")) {
         long v;
         if (!app_arg_int(argc, argv, i, &v, 0, 1000))
             *bad = true;
@@ -181,61 +298,14 @@ int app_json_print(cJSON *root, bool ok)
     cJSON_Delete(root);
     if (!text)
         return app_fail("out of memory writing JSON");
-    puts(text);
+    /* a failed write is reported here, once: the error is cleared so app_stdout_status does not repeat it */
+    bool wrote = puts(text) >= 0 && fflush(stdout) == 0 && !ferror(stdout);
+    int e = errno;
     cJSON_free(text);
-    return 0;
-}
-
-char *app_slurp(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            char *p = cap < ((size_t)1 << 40) ? realloc(buf, cap * 2) : NULL;
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    bool rd_err = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (!buf) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return NULL;
-    }
-    if (rd_err) {
-        free(buf);
-        snprintf(err, errlen, "%s: read error", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    if (len)
-        *len = n;
-    return buf;
-}
-
-char *app_read_file(const char *path, size_t *len)
-{
-    char err[1100];
-    char *buf = app_slurp(path, len, err, sizeof err);
-    if (!buf)
-        app_fail("%s", err);
-    return buf;
+    if (wrote)
+        return 0;
+    clearerr(stdout);
+    return app_fail("cannot write the output: %s", strerror(e));
 }
 
 int app_cmp_double(const void *a, const void *b)

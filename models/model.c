@@ -95,6 +95,19 @@ int lm_weight_upload(lm_model *m, lm_weight *w, const void *data, int ggml_type,
 
 int lm_hparams_check(const lm_hparams *hp, char *err, size_t errlen)
 {
+    /* an infinite or NaN epsilon or RoPE base loads but computes NaN everywhere: refused by name */
+    const struct { float v; const char *what, *key; } reals[] = {
+        { hp->norm_eps, "the norm epsilon", "attention.layer_norm_rms_epsilon" },
+        { hp->rope_base, "the RoPE base", "rope.freq_base" },
+        { hp->rope_factor, "the RoPE scaling factor", "rope.scaling.factor" },
+        { hp->yarn_attn_factor, "YaRN's attention factor", "rope.scaling.attn_factor" },
+        { hp->yarn_beta_fast, "YaRN's beta_fast", "rope.scaling.yarn_beta_fast" },
+        { hp->yarn_beta_slow, "YaRN's beta_slow", "rope.scaling.yarn_beta_slow" },
+    };
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++)
+        if (!isfinite(reals[i].v))
+            return lm_fail(err, errlen, LM_ERR_FORMAT, "%s is %g (%s.%s): a hyper-parameter must be a finite number",
+                           reals[i].what, (double)reals[i].v, hp->arch, reals[i].key);
     if (hp->dim <= 0 || hp->dim > 65536 || hp->n_layers <= 0 || hp->n_layers > 1024 || hp->n_heads <= 0 ||
         hp->n_heads > 1024 || hp->n_kv_heads <= 0 || hp->n_heads % hp->n_kv_heads || hp->head_dim <= 0 ||
         hp->head_dim > 256 || hp->ffn_dim <= 0 || hp->ffn_dim > 1 << 20 || hp->n_vocab <= 0 ||

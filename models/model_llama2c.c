@@ -8,6 +8,7 @@
  * w2[L][dim][hidden], w3[L][hidden][dim], rms_final[dim], freq_cis_real[seq_len][head_dim/2],
  * freq_cis_imag[seq_len][head_dim/2], and wcls[vocab][dim] if not shared. RoPE rotates adjacent pairs
  * with theta 10000 over the whole head. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,17 +19,37 @@
 
 #include "model_internal.h"
 
+/* LM_ERR_FORMAT, saying so, when the file at fd starts with GGUF's magic: the wrong container. */
+static int not_gguf(int fd, const char *path, const char *what, char *err, size_t errlen)
+{
+    char magic[4];
+    if (pread(fd, magic, 4, 0) == 4 && !memcmp(magic, "GGUF", 4))
+        return lm_fail(err, errlen, LM_ERR_FORMAT, "%s is a GGUF file, not a llama2.c %s", path, what);
+    return LM_OK;
+}
+
 int lm_model_load_llama2c(rt_ctx *ctx, const char *checkpoint, const char *tokenizer, const lm_load_opts *opts,
                           lm_model **out, char *err, size_t errlen)
 {
     *out = NULL;
-    int fd = open(checkpoint, O_RDONLY);
+    int rc;
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below) */
+    int fd = open(checkpoint, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return lm_fail(err, errlen, LM_ERR_IO, "%s: cannot open", checkpoint);
+        return lm_fail(err, errlen, LM_ERR_IO, "%s: cannot open: %s", checkpoint, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size < 28) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return lm_fail(err, errlen, LM_ERR_FORMAT, "%s: too small for a llama2.c checkpoint header", checkpoint);
+        return lm_fail(err, errlen, LM_ERR_IO, "%s: not a regular file", checkpoint);
+    }
+    if ((rc = not_gguf(fd, checkpoint, "checkpoint", err, errlen))) {
+        close(fd);
+        return rc;
+    }
+    if (st.st_size < 28) {
+        close(fd);
+        return lm_fail(err, errlen, LM_ERR_FORMAT, "%s: %lld bytes, too small for a llama2.c checkpoint header",
+                       checkpoint, (long long)st.st_size);
     }
     size_t size = (size_t)st.st_size;
     const char *base = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -36,7 +57,6 @@ int lm_model_load_llama2c(rt_ctx *ctx, const char *checkpoint, const char *token
     if (base == MAP_FAILED)
         return lm_fail(err, errlen, LM_ERR_IO, "%s: cannot map", checkpoint);
 
-    int rc;
     lm_model *m = calloc(1, sizeof *m);
     if (!m) {
         rc = lm_fail(err, errlen, LM_ERR_NOMEM, "out of host memory");
@@ -66,9 +86,13 @@ int lm_model_load_llama2c(rt_ctx *ctx, const char *checkpoint, const char *token
     hp->rope_n_ctx_orig = hp->n_ctx_train;
     hp->tied_output = shared;
     hp->weight_type = LM_GGML_F32;
-    if ((rc = lm_hparams_check(hp, err, errlen)) || hp->dim % hp->n_heads) {
-        if (!rc)
-            rc = lm_fail(err, errlen, LM_ERR_FORMAT, "dim %d is not a multiple of n_heads %d", hp->dim, hp->n_heads);
+    char msg[512];
+    if ((rc = lm_hparams_check(hp, msg, sizeof msg)) || hp->dim % hp->n_heads) {
+        if (!rc) {
+            rc = LM_ERR_FORMAT;
+            snprintf(msg, sizeof msg, "dim %d is not a multiple of n_heads %d", hp->dim, hp->n_heads);
+        }
+        rc = lm_fail(err, errlen, rc, "%s: not a llama2.c checkpoint, or a damaged one: %s", checkpoint, msg);
         goto out_free;
     }
     int64_t dim = hp->dim, L = hp->n_layers, kv_dim = (int64_t)hp->n_kv_heads * hp->head_dim, ffn = hp->ffn_dim;
@@ -83,14 +107,23 @@ int lm_model_load_llama2c(rt_ctx *ctx, const char *checkpoint, const char *token
     }
     hp->n_params = floats - (int64_t)hp->n_ctx_train * hp->head_dim;
 
-    char msg[512];
-    if ((rc = lm_vocab_from_llama2c(tokenizer, &m->vocab, msg, sizeof msg))) {
-        rc = lm_fail(err, errlen, rc, "%s: %s", tokenizer, msg);
+    int tfd = open(tokenizer, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (tfd < 0) {
+        rc = lm_fail(err, errlen, LM_ERR_IO, "%s: cannot open: %s", tokenizer, strerror(errno));
         goto out_free;
     }
+    rc = fstat(tfd, &st) != 0 || !S_ISREG(st.st_mode)
+             ? lm_fail(err, errlen, LM_ERR_IO, "%s: not a regular file", tokenizer)
+             : not_gguf(tfd, tokenizer, "tokenizer", err, errlen);
+    close(tfd);
+    if (rc)
+        goto out_free;
+    /* the tokenizer's messages name its file */
+    if ((rc = lm_vocab_from_llama2c(tokenizer, &m->vocab, err, errlen)))
+        goto out_free;
     if (lm_vocab_n_tokens(m->vocab) != hp->n_vocab) {
-        rc = lm_fail(err, errlen, LM_ERR_FORMAT, "the tokenizer has %d tokens, the checkpoint %d",
-                     lm_vocab_n_tokens(m->vocab), hp->n_vocab);
+        rc = lm_fail(err, errlen, LM_ERR_FORMAT, "%s has %d tokens, the checkpoint %s %d: not its tokenizer", tokenizer,
+                     lm_vocab_n_tokens(m->vocab), checkpoint, hp->n_vocab);
         goto out_free;
     }
     m->layers = calloc((size_t)L, sizeof *m->layers);

@@ -263,8 +263,9 @@ static int run_piped(const char *input, const char *flags, char *out, size_t cap
         return -1;
     fputs(input, f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "'%s' chat -m '%s' -n 1000 -c 1024 --temp 0 %s %s < '%s' 2> '%s/stderr.txt'", bin,
-             model, flags, tu_validation_flag(), in, dir);
+    /* an option may be given once: -n 1000 unless flags has its own */
+    snprintf(cmd, sizeof cmd, "'%s' chat -m '%s' %s -c 1024 --temp 0 %s %s < '%s' 2> '%s/stderr.txt'", bin, model,
+             strstr(flags, "-n ") ? "" : "-n 1000", flags, tu_validation_flag(), in, dir);
     int st = tu_run(cmd, out, cap);
     /* what went to stderr: shown, and no validation message in it */
     snprintf(in, sizeof in, "%s/stderr.txt", dir);

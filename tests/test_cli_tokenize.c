@@ -1,5 +1,5 @@
 /* test_cli_tokenize: `vkllm tokenize --ids --no-bos` ($VKLLM_BIN) on the first vectors of a few vocabs,
- * against the expected ids of shared/models/tokenizer-vectors; its errors exit with status 1. */
+ * against the expected ids of shared/models/tokenizer-vectors; its errors exit with status 1 (2: usage errors). */
 #include "util.h"
 
 #include <stdlib.h>
@@ -95,7 +95,7 @@ int main(void)
     CHECK(run(args, out, sizeof out) == 1, "invalid UTF-8 must fail");
     CHECK(run("--ids -m /nonexistent.gguf -p x", out, sizeof out) == 1, "a missing model must fail");
     snprintf(args, sizeof args, "--ids -m '%s'", tu_model_path("gguf/stories260K.gguf"));
-    CHECK(run(args, out, sizeof out) == 1, "no text must fail");
+    CHECK(run(args, out, sizeof out) == 2, "no text must fail with status 2 (a usage error)");
     snprintf(args, sizeof args, "-m '%s' -p x", tu_model_path("llama2c/tok512.bin"));
     CHECK(run(args, out, sizeof out) == 1, "a llama2.c file as -m must fail");
     remove(tmp);

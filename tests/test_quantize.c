@@ -844,7 +844,7 @@ static void test_cli(void)
     CHECK(run(args) == 1 && !exists("/nonexistent-dir/x.gguf"), "output in a missing directory: exit 1");
     snprintf(args, sizeof args, "'%s/missing.gguf' '%s' Q8_0", dir, o2);
     CHECK(run(args) == 1 && !exists(o2), "missing input: exit 1, no file");
-    CHECK(run("") == 1 && run("--bogus") == 1, "no arguments / unknown option: exit 1");
+    CHECK(run("") == 2 && run("--bogus") == 2, "no arguments / unknown option: exit 2 (a usage error)");
     CHECK(dir_files(files, sizeof files) == 1, "the CLI runs left: %s", files);
     clear_dir();
 }

@@ -49,7 +49,7 @@ int rt_attention_cpu(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref
         sk = a->cap;
     if (!tiled && rows * a->n_kv_heads * n_split < 8)
         G = 1;
-    rt_pc_attn_cpu pc = { .rows = (uint32_t)rows, .n_heads = (uint32_t)a->n_heads, .n_kv_heads = (uint32_t)a->n_kv_heads,
+    rt_pc_attn pc = { .rows = (uint32_t)rows, .n_heads = (uint32_t)a->n_heads, .n_kv_heads = (uint32_t)a->n_kv_heads,
                           .head_dim = (uint32_t)D, .cap = (uint32_t)a->cap, .scale = a->scale,
                           .n_split = (uint32_t)n_split, .split_keys = (uint32_t)sk, .block_shift = shift };
     size_t cs = rt_dtype_size(a->cache_type);
@@ -94,14 +94,10 @@ int rt_attention_cpu(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref
         return rt_seq_status(seq);
     if (rt_seq_dispatch(seq, p, b, 7, &pc, (uint32_t)(a->n_heads / G * n_split), gy, gz) || n_split == 1)
         return rt_seq_status(seq);
-    /* the ranges merged: attn_combine.comp reads rt_pc_attn's rows, heads, head size, ranges and offsets */
-    rt_pc_attn cpc = { .rows = pc.rows, .n_heads = pc.n_heads, .n_kv_heads = pc.n_kv_heads, .head_dim = pc.head_dim,
-                       .cap = pc.cap, .off_o = pc.off_o, .scale = pc.scale, .n_split = pc.n_split,
-                       .split_keys = pc.split_keys, .off_s = pc.off_s };
     rt_bind cb[2] = { b[0], b[5] };
     uint32_t cwg = rt_op_wg(seq, 64), cy, cz;
-    if (rt_op_pipeline(seq, RT_SHADER_attn_combine, &cwg, 1, 2, sizeof cpc, &p))
+    if (rt_op_pipeline(seq, RT_SHADER_attn_combine, &cwg, 1, 2, sizeof pc, &p))
         return rt_seq_status(seq);
     rt_op_grid_rows(seq, rows, &cy, &cz);
-    return rt_seq_dispatch(seq, p, cb, 2, &cpc, (uint32_t)a->n_heads, cy, cz);
+    return rt_seq_dispatch(seq, p, cb, 2, &pc, (uint32_t)a->n_heads, cy, cz);
 }

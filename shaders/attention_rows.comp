@@ -29,7 +29,7 @@ layout(binding = 3) readonly buffer V { uint vc[]; };
 layout(binding = 4) readonly buffer P { int pos[]; };
 layout(binding = 5) writeonly buffer S { float part[]; };
 layout(binding = 6) readonly buffer PG { int pg[]; };
-layout(push_constant) uniform PC { rt_pc_attn_cpu p; };
+layout(push_constant) uniform PC { rt_pc_attn p; };
 
 const uint MAXD = 256;  // G * head_dim at most
 shared int tile_last[gl_WorkGroupSize.x];

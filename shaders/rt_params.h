@@ -145,8 +145,8 @@ RT_STRUCT(rt_pc_matmul) {
 } RT_END(rt_pc_matmul);
 RT_CHECK(rt_pc_matmul, 20)
 
-/* causal attention against a KV cache, shaders/attention.comp (GPUs), attention_cpu.comp (CPU drivers)
- * and attn_combine.comp */
+/* causal attention against a KV cache, shaders/attention.comp (GPUs), attention_cpu.comp and
+ * attention_rows.comp (CPU drivers), attn_combine.comp; a paged cache through pages (rt_attn_desc) */
 RT_STRUCT(rt_pc_attn) {
     uint rows, n_heads, n_kv_heads, head_dim;
     uint cap;
@@ -161,21 +161,6 @@ RT_STRUCT(rt_pc_attn) {
     uint pad;
 } RT_END(rt_pc_attn);
 RT_CHECK(rt_pc_attn, 18)
-
-/* causal attention on CPU drivers, shaders/attention_cpu.comp (decode) and attention_rows.comp (many
- * rows); a paged cache through pages (rt_attn_desc) */
-RT_STRUCT(rt_pc_attn_cpu) {
-    uint rows, n_heads, n_kv_heads, head_dim;
-    uint cap;
-    uint off_o, off_q, off_k, off_v, off_pos;
-    float scale;
-    uint n_split;         /* key ranges per (row, head): 1, or several when SPLIT (partials to scratch) */
-    uint split_keys;      /* keys per range */
-    uint off_s;           /* scratch: [rows][n_heads][n_split][head_dim + 2] (max, sum, unnormalised out) */
-    uint block_shift;     /* paged: log2 of the block size */
-    uint off_pg;          /* paged: where the pages binding's data starts */
-} RT_END(rt_pc_attn_cpu);
-RT_CHECK(rt_pc_attn_cpu, 16)
 
 /* calibration kernels for benchmarks, shaders/bench_copy.comp and bench_fma.comp */
 RT_STRUCT(rt_pc_bench) {

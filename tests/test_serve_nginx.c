@@ -1,7 +1,8 @@
 /* test_serve_nginx.c: two `vkllm serve` replicas behind nginx on loopback, as docs/deploy.md sets them
  * up: nginx routes by consistent hashing on the X-Conversation-Id header, so every turn of a
  * conversation reaches the same replica and finds its earlier turns in that replica's prefix cache.
- * Six conversations of three turns each (each turn's prompt extends the previous one) go through nginx;
+ * Six conversations of three turns each (each turn's prompt extends the previous one; more conversations
+ * while one replica has none) go through nginx;
  * after each turn, the replicas' /metrics say which one served it: all turns of a conversation must be
  * served by one replica, both replicas must serve some conversations, the second and third turns must
  * report cached prompt tokens on their replica, and the greedy answers through nginx must equal what a
@@ -137,7 +138,9 @@ int main(void)
     }
     int served[2] = { 0, 0 };
     if (ngx > 0 && !strncmp(out, "200", 3)) {
-        for (int c = 0; c < N_CONV; c++) {
+        /* six conversations at least, and more until both replicas have some (the ring of a consistent
+         * hash over two random ports may well put six names on one replica) */
+        for (int c = 0; c < 30 && (c < N_CONV || !served[0] || !served[1]); c++) {
             char conv[32], prompt[1024] = "Once upon a time, there was a little girl";
             snprintf(conv, sizeof conv, "conversation-%d", c * 7 + 3);
             int where = -1;

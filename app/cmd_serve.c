@@ -21,9 +21,12 @@ static void usage(FILE *f)
             "      --host ADDR        address to listen on (default 127.0.0.1; 0.0.0.0 or :: for every interface)\n"
             "      --port N           port (default 8080; 0: any free port, printed)\n"
             "      --api-key KEY      requests must send 'Authorization: Bearer KEY' (/health excepted)\n"
-            "  -np, --parallel N      sequences generated at once, one KV cache each (default 1)\n"
+            "  -np, --parallel N      sequences generated at once, batched together (default 1)\n"
             "  -c, --ctx-size N       context positions of each sequence (default: the model's, at most 4096)\n"
-            "  -b, --batch-size N     prompt tokens per prefill pass (default 256)\n"
+            "  -b, --batch-size N     rows per pass: a decode row per generating sequence, then prompt chunks\n"
+            "                         (default 256)\n"
+            "      --kv-blocks N      KV cache blocks of 16 positions, shared by all sequences (default: room\n"
+            "                         for --parallel sequences of --ctx-size)\n"
             "      --queue-size N     requests waiting for a sequence at most; more get 503 (default 64)\n"
             "      --max-body BYTES   largest request body accepted; larger gets 413 (default 8388608)\n"
             "      --timeout S        close a connection idle for S seconds (default 600; 0: never)\n"
@@ -46,7 +49,8 @@ int cmd_serve(int argc, char **argv)
 {
     const char *model = NULL, *tokenizer = NULL, *host = "127.0.0.1", *api_key = NULL, *alias = NULL;
     const char *chat_template = NULL, *template_file = NULL, *file_unused = NULL;
-    long port = 8080, parallel = 1, n_ctx = 0, n_batch = 0, queue_size = 64, max_body = 8 << 20, timeout = 600;
+    long port = 8080, parallel = 1, n_ctx = 0, n_batch = 0, kv_blocks = 0, queue_size = 64, max_body = 8 << 20,
+         timeout = 600;
     bool kv_f32 = false, bad = false;
     app_device_opts dev = { .device = -1 };
     lm_sampler_params sp;
@@ -72,6 +76,8 @@ int cmd_serve(int argc, char **argv)
             bad = !app_arg_int(argc, argv, &i, &n_ctx, 0, 1 << 24);
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
             bad = !app_arg_int(argc, argv, &i, &n_batch, 1, 1 << 16);
+        } else if (!strcmp(a, "--kv-blocks")) {
+            bad = !app_arg_int(argc, argv, &i, &kv_blocks, 1, 1 << 24);
         } else if (!strcmp(a, "--queue-size")) {
             bad = !app_arg_int(argc, argv, &i, &queue_size, 0, 1 << 20);
         } else if (!strcmp(a, "--max-body")) {
@@ -143,7 +149,7 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     srv_engine_opts eo = { .n_parallel = (int)parallel, .n_ctx = (int32_t)n_ctx, .n_batch = (int32_t)n_batch,
-                           .kv_f32 = kv_f32, .queue_size = (int)queue_size };
+                           .n_kv_blocks = (int32_t)kv_blocks, .kv_f32 = kv_f32, .queue_size = (int)queue_size };
     if (srv_engine_create(am.model, &eo, &eng, err, sizeof err)) {
         app_fail("serve: %s", err);
         goto out;
@@ -153,6 +159,7 @@ int cmd_serve(int argc, char **argv)
         .v = lm_model_vocab(am.model),
         .tmpl = tmpl,
         .n_ctx = srv_engine_n_ctx(eng),
+        .kv_positions = srv_engine_kv_positions(eng),
         .model_id = alias ? alias : base ? base + 1 : model,
         .defaults = sp,
     };
@@ -162,8 +169,9 @@ int cmd_serve(int argc, char **argv)
         app_fail("serve: %s", err);
         goto out;
     }
-    fprintf(stderr, "vkllm: serve: %s, %ld sequence%s of %d positions, loaded in %.2f s\n", lm_model_hparams(am.model)->name,
-            parallel, parallel == 1 ? "" : "s", srv_engine_n_ctx(eng), am.load_s);
+    fprintf(stderr, "vkllm: serve: %s, %ld sequence%s of %d positions, a KV pool of %lld positions, loaded in %.2f s\n",
+            lm_model_hparams(am.model)->name, parallel, parallel == 1 ? "" : "s", srv_engine_n_ctx(eng),
+            (long long)srv_engine_kv_positions(eng), am.load_s);
     printf("vkllm: listening on %s\n", srv_http_url(http));
     fflush(stdout);
 

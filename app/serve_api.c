@@ -614,6 +614,19 @@ bool srv_parse_request(const srv_api *a, enum srv_kind kind, const char *body, s
                       max_key, max, (long long)r->n_ids, a->n_ctx);
         goto out;
     }
+    /* a request must fit the KV pool alone (a pool smaller than a context: --kv-blocks) */
+    if (a->kv_positions && r->n_ids >= a->kv_positions) {
+        srv_error_set(e, 400, "invalid_request_error", "context_length_exceeded", kind == SRV_CHAT ? "messages" : "prompt",
+                      "the prompt is %lld tokens and the server's KV cache holds %lld positions in all: it must be "
+                      "shorter (or the server's --kv-blocks more)", (long long)r->n_ids, (long long)a->kv_positions);
+        goto out;
+    }
+    if (a->kv_positions && max_given && r->n_ids + max > a->kv_positions) {
+        srv_error_set(e, 400, "invalid_request_error", "context_length_exceeded", max_key,
+                      "'%s' is %lld: with the prompt's %lld tokens that is more than the server's KV cache holds "
+                      "(%lld positions; --kv-blocks)", max_key, max, (long long)r->n_ids, (long long)a->kv_positions);
+        goto out;
+    }
     ok = true;
 out:
     cJSON_Delete(root);

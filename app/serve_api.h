@@ -33,6 +33,7 @@ typedef struct srv_api {
     const lm_vocab *v;
     const lm_tmpl *tmpl;            /* the chat template */
     int32_t n_ctx;                  /* positions per sequence */
+    int64_t kv_positions;           /* positions of the whole KV pool (0: not checked) */
     const char *model_id;           /* the name /v1/models lists */
     lm_sampler_params defaults;     /* sampling when a request does not say */
 } srv_api;

@@ -1,11 +1,21 @@
-/* serve_engine.c: the queue, the worker thread and the generation loop of `vkllm serve`
- * (serve_engine.h). The worker is the only thread that touches the device: it creates the sessions at
- * start, then serves the active jobs round-robin, one prompt or one decode step each per round.
+/* serve_engine.c: the queue, the worker thread and the scheduler of `vkllm serve` (serve_engine.h).
+ * The worker is the only thread that touches the device: it owns one batched context (lm_ctx) whose
+ * sequences are the running requests, and loops over passes:
  *
- * A prompt is evaluated a chunk (the batch size) per round, so that a long one does not stall the
- * other sequences. Generation follows `vkllm run` exactly (so that greedy output is the same text): the cache is synced
- * with every prompt token but the last, the last goes through the first decode step, and the
- * detokeniser sees it first (for word boundaries) without printing it. */
+ *   1. requests whose client left are freed; queued ones are admitted while a sequence is free and
+ *      the KV pool has blocks for their prompt (a preempted request first, before anything new);
+ *   2. the batch: one decode row for every generating sequence first (so that streams never stall
+ *      behind a long prompt), then the next chunks of the prompts being evaluated, oldest request
+ *      first, n_batch rows in all; logits are wanted for each decode row and for the last prompt row
+ *      of a sequence whose prompt ends in this pass;
+ *   3. one lm_ctx_eval; when it says LM_ERR_KV_FULL the newest running sequence is preempted (freed:
+ *      its full blocks stay cached, its tokens so far kept, it waits at the head of the queue and is
+ *      recomputed later) and the batch is built again;
+ *   4. each sequence whose row produced logits samples its next token with its own sampler.
+ *
+ * Generation follows `vkllm run` (so that greedy output is the same text): the sampler sees the
+ * prompt, the detokeniser sees the prompt's last token first (for word boundaries) without printing
+ * it, and a request ends at an end-of-generation token or BOS, max_tokens, or a full context. */
 #include "serve_engine.h"
 
 #include <math.h>
@@ -45,40 +55,64 @@ struct srv_job {
     srv_job *next;           /* the queue (engine mutex) */
 };
 
+enum slot_state {
+    SLOT_FREE = 0,
+    SLOT_WAITING,            /* preempted: no sequence now; recomputed when admitted again */
+    SLOT_RUNNING,            /* its tokens are being evaluated (a prompt, or one decode row a pass) */
+};
+
+/* A request being served, with everything that outlives a preemption: its tokens so far, sampler,
+ * detokeniser and held-back text. Only the worker touches a slot, except state and job, which are
+ * also read for the stats under the engine mutex. */
 typedef struct slot {
-    lm_session *s;
-    srv_job *job;            /* NULL: free */
-    bool started;            /* its prompt has been evaluated */
-    bool prefilling;         /* its prompt is being evaluated, chunk by chunk */
-    int64_t pre_done;        /* prompt tokens in the cache so far */
+    srv_job *job;
+    enum slot_state state;
+    int32_t seq;             /* its lm_ctx sequence, -1 when none */
+    int32_t *toks;           /* [n_ctx + 1] the prompt, then the tokens generated */
+    int64_t n_toks;
+    int64_t n_done;          /* tokens of toks in the sequence; the rest are evaluated next */
+    int64_t n_rows;          /* rows of toks in the pass being built */
+    uint64_t order;          /* when it was first admitted: the newest is preempted first */
+    bool started;            /* its first token has been sampled */
     lm_sampler *smp;
     lm_detok *dt;
-    int32_t cur;             /* the token the next decode step evaluates */
     int64_t n_gen;
     char *pend;              /* decoded text held back: it may be the start of a stop string */
     size_t n_pend, cap_pend;
     double t0, t_prompt_end;
-    int64_t cached;
-    int32_t n_past;          /* a copy for the stats (engine mutex) */
+    int64_t cached;          /* prompt tokens taken from the prefix cache at the first admission */
 } slot;
 
 struct srv_engine {
     lm_model *m;
     const lm_vocab *v;
-    int32_t n_vocab, n_ctx;
+    lm_ctx *c;
+    int32_t n_vocab, n_ctx, n_batch, block_size;
+    int64_t kv_positions;
     int n_slots, queue_size;
-    int32_t chunk;           /* prompt tokens evaluated per round */
     slot *slots;
-    float *logits;           /* n_vocab, the worker's */
-    float *lp_scratch;       /* n_vocab */
-    uint64_t kv_bytes_per_slot;
+    /* the batch being built, and what the pass gives back: [n_batch] rows; [n_slots] logits rows */
+    int32_t *b_tok, *b_seq;
+    int8_t *b_want;
+    int *b_slot;             /* [n_slots] the slot of each wanted row, in row order */
+    float *logits;           /* [n_slots][n_vocab] */
+    int32_t *argmax;         /* [n_slots] */
+    float *lp_scratch;       /* [n_vocab] */
+    uint64_t order;          /* admissions so far */
+    int rr;                  /* where the decode rows start when they are more than a pass holds */
+    uint64_t kv_bytes;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;       /* the worker waits on it for work */
     pthread_t thread;
     bool thread_started, stopping;
+    atomic_bool worker_done; /* the worker has left its loop */
     srv_job *q_head, *q_tail;
-    int n_queued, n_active;
+    int n_queued, n_active;  /* n_active: slots that hold a job (waiting ones included) */
+    int n_waiting;           /* slots preempted, waiting to be admitted again */
+    lm_kv_stats kv;          /* after the last pass (the worker's copy, published under mu) */
+    int64_t passes, batch_rows, preemptions;
+    int32_t last_batch;
     int64_t prompt_tokens, cached_tokens, gen_tokens, jobs_done, jobs_cancelled, jobs_failed;
     double prompt_s, gen_s;
 };
@@ -193,7 +227,7 @@ void srv_job_cancel(srv_job *j)
     srv_engine *e = j->e;
     if (!e)
         return;
-    /* a queued job leaves the queue now; a running one is stopped by the worker at its next round */
+    /* a queued job leaves the queue now; a running one is stopped by the worker before its next pass */
     pthread_mutex_lock(&e->mu);
     srv_job **pp = &e->q_head, *prev = NULL;
     bool found = false;
@@ -282,6 +316,11 @@ int32_t srv_engine_n_ctx(const srv_engine *e)
     return e->n_ctx;
 }
 
+int64_t srv_engine_kv_positions(const srv_engine *e)
+{
+    return e->kv_positions;
+}
+
 enum srv_submit srv_engine_submit(srv_engine *e, srv_job *j)
 {
     pthread_mutex_lock(&e->mu);
@@ -289,7 +328,7 @@ enum srv_submit srv_engine_submit(srv_engine *e, srv_job *j)
     if (e->stopping) {
         rc = SRV_SUBMIT_STOPPING;
     } else if (e->n_queued >= e->queue_size + (e->n_slots - e->n_active)) {
-        /* full: the queued jobs that free sessions will take at once do not count */
+        /* full: the queued jobs that free sequences will take at once do not count */
         rc = SRV_SUBMIT_QUEUE_FULL;
     } else {
         pthread_mutex_lock(&j->mu);
@@ -314,11 +353,21 @@ void srv_engine_get_stats(srv_engine *e, srv_engine_stats *st)
     memset(st, 0, sizeof *st);
     pthread_mutex_lock(&e->mu);
     st->n_slots = e->n_slots;
-    st->active = e->n_active;
-    st->queued = e->n_queued;
-    st->kv_bytes = e->kv_bytes_per_slot * (uint64_t)e->n_slots;
-    for (int i = 0; i < e->n_slots; i++)
-        st->kv_used_bytes += e->n_ctx ? e->kv_bytes_per_slot * (uint64_t)e->slots[i].n_past / (uint64_t)e->n_ctx : 0;
+    st->active = e->n_active - e->n_waiting;
+    st->queued = e->n_queued + e->n_waiting;
+    st->preempted = e->n_waiting;
+    st->kv_bytes = e->kv_bytes;
+    st->kv_blocks = e->kv.n_blocks;
+    st->kv_block_size = e->kv.block_size;
+    st->kv_used = e->kv.used;
+    st->kv_cached = e->kv.cached;
+    st->kv_used_bytes = e->kv.n_blocks ? e->kv_bytes * (uint64_t)e->kv.used / (uint64_t)e->kv.n_blocks : 0;
+    st->prefix_queries = e->kv.prefix_queries;
+    st->prefix_hits = e->kv.prefix_hits;
+    st->passes = e->passes;
+    st->batch_rows = e->batch_rows;
+    st->last_batch = e->last_batch;
+    st->preemptions = e->preemptions;
     st->prompt_tokens = e->prompt_tokens;
     st->cached_tokens = e->cached_tokens;
     st->gen_tokens = e->gen_tokens;
@@ -330,58 +379,34 @@ void srv_engine_get_stats(srv_engine *e, srv_engine_stats *st)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Tokens at the start of ids that slot's session has cached. */
-static int64_t common_prefix(const slot *sl, const srv_job *j)
+/* The pool's counts for the stats (the worker: lm_ctx is the worker's alone). */
+static void publish_kv(srv_engine *e)
 {
-    int32_t n;
-    const int32_t *t = lm_session_tokens(sl->s, &n);
-    int64_t k = 0;
-    while (k < n && k < j->n_ids - 1 && t[k] == j->ids[k])
-        k++;
-    return k;
+    lm_kv_stats k;
+    lm_ctx_kv_stats(e->c, &k);
+    pthread_mutex_lock(&e->mu);
+    e->kv = k;
+    pthread_mutex_unlock(&e->mu);
 }
 
-/* Gives free sessions to queued jobs (engine mutex held): the first job in the queue gets the free
- * session that has the most of its prompt cached. */
-static void assign(srv_engine *e)
-{
-    while (e->q_head && e->n_active < e->n_slots) {
-        srv_job *j = e->q_head;
-        e->q_head = j->next;
-        if (!e->q_head)
-            e->q_tail = NULL;
-        e->n_queued--;
-        int best = -1;
-        int64_t best_k = -1;
-        for (int i = 0; i < e->n_slots; i++) {
-            if (e->slots[i].job)
-                continue;
-            int64_t k = common_prefix(&e->slots[i], j);
-            if (k > best_k)
-                best = i, best_k = k;
-        }
-        slot *sl = &e->slots[best];
-        sl->job = j;
-        sl->started = false;
-        sl->prefilling = false;
-        e->n_active++;
-    }
-}
-
-/* Ends the slot's job (worker, without the engine mutex): the held-back text goes out unless a stop
- * string ended it, the end is recorded, the session freed for the next job. */
+/* Ends the slot's job (worker): the held-back text goes out unless a stop string ended it, the end is
+ * recorded, the sequence freed (its full blocks stay cached) and the slot with it. */
 static void finish_as(srv_engine *e, slot *sl, enum srv_finish how, const char *error, bool flush)
 {
     srv_job *j = sl->job;
     const char *piece;
     size_t plen;
     if (flush && how != SRV_FINISH_ERROR && how != SRV_FINISH_CANCELLED && sl->started) {
-        if (sl->dt && lm_detok_flush(sl->dt, &piece, &plen) == LM_OK)
+        if (lm_detok_flush(sl->dt, &piece, &plen) == LM_OK)
             job_put_text(j, sl->pend, sl->n_pend), job_put_text(j, piece, plen);
         else
             job_put_text(j, sl->pend, sl->n_pend);
     }
     sl->n_pend = 0;
+    if (sl->seq >= 0) {
+        lm_ctx_seq_free(e->c, sl->seq);
+        sl->seq = -1;
+    }
     double t = now_s();
     pthread_mutex_lock(&j->mu);
     j->end.finish = how;
@@ -406,9 +431,10 @@ static void finish_as(srv_engine *e, slot *sl, enum srv_finish how, const char *
         e->jobs_failed++;
     else
         e->jobs_done++;
+    if (sl->state == SLOT_WAITING)
+        e->n_waiting--;
+    sl->state = SLOT_FREE;
     sl->job = NULL;
-    sl->prefilling = false;
-    sl->n_past = lm_session_n_past(sl->s);
     e->n_active--;
     pthread_mutex_unlock(&e->mu);
     srv_job_release(j);
@@ -419,64 +445,218 @@ static void finish(srv_engine *e, slot *sl, enum srv_finish how, const char *err
     finish_as(e, sl, how, error, true);
 }
 
-/* The prompt, one chunk per call: first the sampler and detokeniser, then the cache synced with one
- * more chunk of the prompt tokens but the last; once they are all in, the last goes to the detokeniser
- * (unprinted, for word boundaries) and the first decode step evaluates it. */
-static void prefill(srv_engine *e, slot *sl)
+static int64_t blocks_for(const srv_engine *e, int64_t n)
 {
-    srv_job *j = sl->job;
+    return (n + e->block_size - 1) / e->block_size;
+}
+
+/* The blocks the running sequences still take for the tokens they have yet to evaluate and one more
+ * each, so that a new admission does not at once make the next pass preempt. */
+static int64_t blocks_reserved(const srv_engine *e)
+{
+    int64_t r = 0;
+    for (int i = 0; i < e->n_slots; i++) {
+        const slot *sl = &e->slots[i];
+        if (sl->state == SLOT_RUNNING)
+            r += blocks_for(e, sl->n_toks + 1) - blocks_for(e, sl->n_done);
+    }
+    return r;
+}
+
+/* Whether n tokens more fit in the pool beside the running sequences (any request fits an idle pool:
+ * a prompt that the pool cannot hold at all is refused by the pass, with a message). */
+static bool pool_has_room(srv_engine *e, int64_t n)
+{
+    int running = 0;
+    for (int i = 0; i < e->n_slots; i++)
+        running += e->slots[i].state == SLOT_RUNNING;
+    if (!running)
+        return true;
+    lm_kv_stats k;
+    lm_ctx_kv_stats(e->c, &k);
+    return blocks_for(e, n + 1) <= (int64_t)k.free + k.cached - blocks_reserved(e);
+}
+
+/* A slot's sequence: a new one that takes the cached blocks holding the start of its tokens. */
+static bool slot_attach(srv_engine *e, slot *sl)
+{
+    int32_t seq = lm_ctx_seq_new(e->c);
+    if (seq < 0)
+        return false;
+    sl->seq = seq;
+    sl->n_done = lm_ctx_seq_reuse(e->c, seq, sl->toks, sl->n_toks);
+    sl->state = SLOT_RUNNING;
+    return true;
+}
+
+/* A job's start in a free slot: its sampler (which sees the prompt), its detokeniser (which sees the
+ * prompt's last token, unprinted), its tokens. */
+static void slot_start(srv_engine *e, slot *sl, srv_job *j)
+{
     char err[512];
-    if (!sl->prefilling) {
-        sl->t0 = now_s();
-        sl->n_gen = 0;
-        sl->n_pend = 0;
-        sl->cached = 0;
-        sl->pre_done = -1;
-        lm_sampler_free(sl->smp);
-        sl->smp = NULL;
-        if (lm_sampler_create(&j->gen.sampling, e->n_vocab, &sl->smp, err, sizeof err)) {
-            finish(e, sl, SRV_FINISH_ERROR, err);
-            return;
-        }
-        lm_detok_reset(sl->dt);
-        for (int64_t i = 0; i < j->n_ids; i++)
-            lm_sampler_accept(sl->smp, j->ids[i]);
-        sl->prefilling = true;
+    sl->t0 = now_s();
+    sl->order = ++e->order;
+    sl->started = false;
+    sl->n_gen = 0;
+    sl->n_pend = 0;
+    sl->cached = 0;
+    sl->seq = -1;
+    sl->n_done = 0;
+    lm_sampler_free(sl->smp);
+    sl->smp = NULL;
+    if (j->n_ids >= e->n_ctx || j->n_ids >= e->kv_positions) {
+        snprintf(err, sizeof err, "the prompt is %lld tokens: the context holds %d and the KV pool %lld",
+                 (long long)j->n_ids, e->n_ctx, (long long)e->kv_positions);
+        finish(e, sl, SRV_FINISH_ERROR, err);
+        return;
     }
-    int64_t want = j->n_ids - 1;
-    if (want == 0) {
-        lm_session_rewind(sl->s, 0);
-    } else {
-        int64_t from = sl->pre_done < 0 ? common_prefix(sl, j) : sl->pre_done;
-        int64_t to = from + e->chunk < want ? from + e->chunk : want;
-        int64_t reused = 0;
-        if (lm_session_sync(sl->s, j->ids, to, NULL, &reused, err, sizeof err)) {
-            lm_session_rewind(sl->s, 0);
-            finish(e, sl, SRV_FINISH_ERROR, err);
-            return;
-        }
-        if (sl->pre_done < 0)
-            sl->cached = reused;
-        sl->pre_done = to;
-        pthread_mutex_lock(&e->mu);
-        sl->n_past = lm_session_n_past(sl->s);
-        pthread_mutex_unlock(&e->mu);
-        if (to < want)
-            return; /* the next chunk at the next round */
+    if (lm_sampler_create(&j->gen.sampling, e->n_vocab, &sl->smp, err, sizeof err)) {
+        finish(e, sl, SRV_FINISH_ERROR, err);
+        return;
     }
+    for (int64_t i = 0; i < j->n_ids; i++)
+        lm_sampler_accept(sl->smp, j->ids[i]);
+    lm_detok_reset(sl->dt);
     const char *piece;
     size_t plen;
-    sl->cur = j->ids[j->n_ids - 1];
-    lm_detok_push(sl->dt, sl->cur, &piece, &plen);
-    sl->prefilling = false;
-    sl->started = true;
-    sl->t_prompt_end = now_s();
+    lm_detok_push(sl->dt, j->ids[j->n_ids - 1], &piece, &plen);
+    memcpy(sl->toks, j->ids, sizeof *j->ids * (size_t)j->n_ids);
+    sl->n_toks = j->n_ids;
+    if (!slot_attach(e, sl)) {
+        finish(e, sl, SRV_FINISH_ERROR, "out of memory");
+        return;
+    }
+    sl->cached = sl->n_done;
+}
+
+/* Admits requests into the running batch while a slot is free and the pool has room: a preempted one
+ * first (the oldest), and nothing new while one waits. */
+static void admit(srv_engine *e)
+{
+    for (;;) {
+        slot *w = NULL;
+        for (int i = 0; i < e->n_slots; i++) {
+            slot *sl = &e->slots[i];
+            if (sl->state == SLOT_WAITING && (!w || sl->order < w->order))
+                w = sl;
+        }
+        if (w) {
+            if (!pool_has_room(e, w->n_toks) || !slot_attach(e, w))
+                return;
+            pthread_mutex_lock(&e->mu);
+            e->n_waiting--;
+            pthread_mutex_unlock(&e->mu);
+            continue;
+        }
+        slot *sl = NULL;
+        for (int i = 0; i < e->n_slots && !sl; i++)
+            if (e->slots[i].state == SLOT_FREE)
+                sl = &e->slots[i];
+        if (!sl)
+            return;
+        pthread_mutex_lock(&e->mu);
+        srv_job *j = e->q_head;
+        if (j && pool_has_room(e, j->n_ids)) {
+            e->q_head = j->next;
+            if (!e->q_head)
+                e->q_tail = NULL;
+            e->n_queued--;
+            sl->job = j;
+            sl->state = SLOT_RUNNING;
+            e->n_active++;
+        } else {
+            j = NULL;
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (!j)
+            return;
+        slot_start(e, sl, j);
+    }
+}
+
+/* Frees the newest running sequence for lack of KV blocks: its tokens so far are kept, and it waits at
+ * the head of the queue to be evaluated again. false when it is the only one running. */
+static bool preempt_newest(srv_engine *e)
+{
+    slot *newest = NULL;
+    int running = 0;
+    for (int i = 0; i < e->n_slots; i++) {
+        slot *sl = &e->slots[i];
+        if (sl->state != SLOT_RUNNING)
+            continue;
+        running++;
+        if (!newest || sl->order > newest->order)
+            newest = sl;
+    }
+    if (running < 2)
+        return false;
+    lm_ctx_seq_free(e->c, newest->seq);
+    newest->seq = -1;
+    newest->n_done = 0;
+    newest->state = SLOT_WAITING;
     pthread_mutex_lock(&e->mu);
-    e->prompt_tokens += j->n_ids;
-    e->cached_tokens += sl->cached;
-    e->prompt_s += sl->t_prompt_end - sl->t0;
-    sl->n_past = lm_session_n_past(sl->s);
+    e->n_waiting++;
+    e->preemptions++;
     pthread_mutex_unlock(&e->mu);
+    return true;
+}
+
+/* Adds the slot's tokens [n_done, n_done + k) to the batch; the last of its tokens wants logits. */
+static void add_rows(srv_engine *e, int i, int64_t k, int64_t *n, int *n_want)
+{
+    slot *sl = &e->slots[i];
+    for (int64_t r = 0; r < k; r++) {
+        e->b_tok[*n] = sl->toks[sl->n_done + r];
+        e->b_seq[*n] = sl->seq;
+        e->b_want[*n] = sl->n_done + r == sl->n_toks - 1;
+        if (e->b_want[*n])
+            e->b_slot[(*n_want)++] = i;
+        (*n)++;
+    }
+    sl->n_rows = k;
+}
+
+/* The next pass: a decode row for each generating sequence (from e->rr on, when they are more than
+ * a pass holds; one row is then left for the prompts, so that they move too), then prompt chunks,
+ * oldest request first. Returns the rows. */
+static int64_t build_batch(srv_engine *e, int *n_want)
+{
+    int n_dec = 0, n_pre = 0;
+    for (int i = 0; i < e->n_slots; i++) {
+        slot *sl = &e->slots[i];
+        sl->n_rows = 0;
+        if (sl->state == SLOT_RUNNING && sl->n_toks - sl->n_done == 1)
+            n_dec++;
+        else if (sl->state == SLOT_RUNNING)
+            n_pre++;
+    }
+    int64_t n = 0, dec_room = e->n_batch - (n_pre && n_dec >= e->n_batch ? 1 : 0);
+    *n_want = 0;
+    int start = e->rr;
+    for (int k = 0; k < e->n_slots && n < dec_room; k++) {
+        int i = (start + k) % e->n_slots;
+        slot *sl = &e->slots[i];
+        if (sl->state == SLOT_RUNNING && sl->n_toks - sl->n_done == 1) {
+            add_rows(e, i, 1, &n, n_want);
+            if (n_dec > dec_room) /* the next pass starts with those left out of this one */
+                e->rr = (i + 1) % e->n_slots;
+        }
+    }
+    while (n < e->n_batch) {
+        int best = -1;
+        for (int i = 0; i < e->n_slots; i++) {
+            slot *sl = &e->slots[i];
+            if (sl->state == SLOT_RUNNING && !sl->n_rows && sl->n_toks - sl->n_done > 1 &&
+                (best < 0 || sl->order < e->slots[best].order))
+                best = i;
+        }
+        if (best < 0)
+            break;
+        slot *sl = &e->slots[best];
+        int64_t k = sl->n_toks - sl->n_done;
+        add_rows(e, best, k < e->n_batch - n ? k : e->n_batch - n, &n, n_want);
+    }
+    return n;
 }
 
 /* Log-probabilities of the raw logits: the chosen token's and the top n (descending, ties by id). */
@@ -567,47 +747,45 @@ static bool pend_add(slot *sl, const char *s, size_t n)
     return true;
 }
 
-/* One decode step of the slot's job. */
-static void decode(srv_engine *e, slot *sl)
+/* Whether the slot's sampling needs the logits (else the device's argmax is the token). */
+static bool wants_logits(const slot *sl)
+{
+    const srv_gen *g = &sl->job->gen;
+    return !lm_sampler_is_greedy(&g->sampling) || g->n_bias || g->n_logprobs >= 0;
+}
+
+/* The slot's next token from its row of logits (NULL when none came back: argmax is the token). */
+static void take_token(srv_engine *e, slot *sl, float *logits, int32_t argmax)
 {
     srv_job *j = sl->job;
     const srv_gen *g = &j->gen;
-    if (g->max_tokens > 0 && sl->n_gen >= g->max_tokens) {
-        finish(e, sl, SRV_FINISH_LENGTH, NULL);
-        return;
+    if (!sl->started) {
+        sl->started = true;
+        sl->t_prompt_end = now_s();
+        pthread_mutex_lock(&e->mu);
+        e->prompt_tokens += j->n_ids;
+        e->cached_tokens += sl->cached;
+        e->prompt_s += sl->t_prompt_end - sl->t0;
+        pthread_mutex_unlock(&e->mu);
     }
-    if (lm_session_n_past(sl->s) >= lm_session_n_ctx(sl->s)) {
-        finish(e, sl, SRV_FINISH_LENGTH, NULL);
-        return;
-    }
-    bool greedy = lm_sampler_is_greedy(&g->sampling) && !g->n_bias;
-    bool want_logits = !greedy || g->n_logprobs >= 0;
-    char err[512];
-    int32_t next;
-    if (lm_session_step(sl->s, sl->cur, want_logits ? e->logits : NULL, &next, err, sizeof err)) {
-        lm_session_rewind(sl->s, 0);
-        finish(e, sl, SRV_FINISH_ERROR, err);
-        return;
-    }
-    srv_token t;
-    bool lp = g->n_logprobs >= 0;
+    int32_t next = argmax;
+    bool lp = g->n_logprobs >= 0 && logits;
     if (lp)
-        memcpy(e->lp_scratch, e->logits, sizeof *e->logits * (size_t)e->n_vocab);
-    for (int i = 0; i < g->n_bias; i++)
-        e->logits[g->bias_id[i]] += g->bias[i];
-    if (!greedy)
-        next = lm_sampler_sample(sl->smp, e->logits);
+        memcpy(e->lp_scratch, logits, sizeof *logits * (size_t)e->n_vocab);
+    if (logits && (!lm_sampler_is_greedy(&g->sampling) || g->n_bias)) {
+        for (int i = 0; i < g->n_bias; i++)
+            logits[g->bias_id[i]] += g->bias[i];
+        next = lm_sampler_sample(sl->smp, logits);
+    }
     lm_sampler_accept(sl->smp, next);
     sl->n_gen++;
-    pthread_mutex_lock(&e->mu);
-    sl->n_past = lm_session_n_past(sl->s);
-    pthread_mutex_unlock(&e->mu);
     /* the end of generation: as lm_chat_reply, an EOG token or a BOS */
     if (!g->ignore_eos && (lm_vocab_is_eog(e->v, next) || next == lm_vocab_bos(e->v))) {
         finish(e, sl, SRV_FINISH_STOP, NULL);
         return;
     }
     if (lp) {
+        srv_token t;
         logprobs(e, e->lp_scratch, next, g->n_logprobs, &t);
         job_put_token(j, &t);
     }
@@ -630,78 +808,157 @@ static void decode(srv_engine *e, slot *sl)
             }
         }
     }
-    sl->cur = next;
+    sl->toks[sl->n_toks++] = next;
     if (g->max_tokens > 0 && sl->n_gen >= g->max_tokens)
         finish(e, sl, SRV_FINISH_LENGTH, NULL);
+}
+
+/* One pass: ends, admissions, the batch, its evaluation (preempting while the pool is short), and
+ * every wanted row's token. */
+static void step(srv_engine *e)
+{
+    char err[512];
+    for (int i = 0; i < e->n_slots; i++) {
+        slot *sl = &e->slots[i];
+        if (sl->state == SLOT_FREE)
+            continue;
+        if (atomic_load(&sl->job->cancel))
+            finish(e, sl, SRV_FINISH_CANCELLED, "cancelled");
+        else if (sl->n_toks > e->n_ctx) /* the context is full: the last token has no position */
+            finish(e, sl, SRV_FINISH_LENGTH, NULL);
+    }
+    admit(e);
+    int n_want;
+    int64_t n;
+    bool need_logits;
+    int rc;
+    for (;;) {
+        n = build_batch(e, &n_want);
+        if (!n) {
+            publish_kv(e);
+            return;
+        }
+        need_logits = false;
+        for (int w = 0; w < n_want; w++)
+            need_logits = need_logits || wants_logits(&e->slots[e->b_slot[w]]);
+        lm_batch b = { .n = n, .tokens = e->b_tok, .seq = e->b_seq, .want = e->b_want };
+        rc = lm_ctx_eval(e->c, &b, need_logits ? e->logits : NULL, e->argmax, err, sizeof err);
+        if (rc != LM_ERR_KV_FULL || !preempt_newest(e))
+            break;
+    }
+    if (rc == LM_ERR_KV_FULL) {
+        /* one sequence alone has the whole pool: a generation ends there as at a full context; a
+         * prompt (which the HTTP side checks against the pool) that does not fit is an error */
+        for (int i = 0; i < e->n_slots; i++) {
+            slot *sl = &e->slots[i];
+            if (sl->state != SLOT_RUNNING)
+                continue;
+            if (sl->started) {
+                finish(e, sl, SRV_FINISH_LENGTH, NULL);
+            } else {
+                snprintf(err, sizeof err,
+                         "the request's %lld tokens need more KV blocks than the pool has (%lld positions)",
+                         (long long)sl->n_toks, (long long)e->kv_positions);
+                finish(e, sl, SRV_FINISH_ERROR, err);
+            }
+        }
+    } else if (rc == LM_ERR_ABORTED) {
+        /* the server is stopping: the worker ends every request */
+    } else if (rc) {
+        for (int i = 0; i < e->n_slots; i++)
+            if (e->slots[i].n_rows && e->slots[i].state == SLOT_RUNNING)
+                finish(e, &e->slots[i], SRV_FINISH_ERROR, err);
+    } else {
+        for (int i = 0; i < e->n_slots; i++)
+            e->slots[i].n_done += e->slots[i].n_rows;
+        pthread_mutex_lock(&e->mu);
+        e->passes++;
+        e->batch_rows += n;
+        e->last_batch = (int32_t)n;
+        pthread_mutex_unlock(&e->mu);
+        for (int w = 0; w < n_want; w++) {
+            slot *sl = &e->slots[e->b_slot[w]];
+            take_token(e, sl, need_logits ? e->logits + (size_t)w * (size_t)e->n_vocab : NULL, e->argmax[w]);
+        }
+    }
+    publish_kv(e);
 }
 
 static void *worker(void *arg)
 {
     srv_engine *e = arg;
-    pthread_mutex_lock(&e->mu);
-    while (!e->stopping) {
-        assign(e);
-        if (!e->n_active) {
-            pthread_cond_wait(&e->cv, &e->mu);
-            continue;
-        }
-        pthread_mutex_unlock(&e->mu);
-        for (int i = 0; i < e->n_slots; i++) {
-            slot *sl = &e->slots[i];
-            if (!sl->job)
-                continue;
-            if (atomic_load(&sl->job->cancel))
-                finish(e, sl, SRV_FINISH_CANCELLED, "cancelled");
-            else if (!sl->started)
-                prefill(e, sl);
-            else
-                decode(e, sl);
-        }
+    for (;;) {
         pthread_mutex_lock(&e->mu);
+        while (!e->stopping && !e->n_active && !e->q_head)
+            pthread_cond_wait(&e->cv, &e->mu);
+        bool stop = e->stopping;
+        pthread_mutex_unlock(&e->mu);
+        if (stop)
+            break;
+        step(e);
     }
-    pthread_mutex_unlock(&e->mu);
     for (int i = 0; i < e->n_slots; i++)
-        if (e->slots[i].job)
+        if (e->slots[i].state != SLOT_FREE)
             finish(e, &e->slots[i], SRV_FINISH_CANCELLED, "the server is stopping");
+    publish_kv(e);
+    atomic_store(&e->worker_done, true);
     return NULL;
 }
 
 int srv_engine_create(lm_model *m, const srv_engine_opts *o, srv_engine **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (o->n_parallel < 1 || o->queue_size < 0) {
-        snprintf(err, errlen, "the engine needs at least one sequence and a queue size >= 0");
+    if (o->n_parallel < 1 || o->n_parallel > 256 || o->queue_size < 0 || o->n_kv_blocks < 0) {
+        snprintf(err, errlen, "the engine needs 1 to 256 sequences, a queue size >= 0 and a KV pool >= 0 blocks");
         return LM_ERR_INVALID;
     }
     srv_engine *e = calloc(1, sizeof *e);
-    if (!e)
-        goto out_nomem;
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return LM_ERR_NOMEM;
+    }
     e->m = m;
     e->v = lm_model_vocab(m);
     e->n_vocab = lm_model_hparams(m)->n_vocab;
     e->n_slots = o->n_parallel;
     e->queue_size = o->queue_size;
-    e->chunk = o->n_batch > 0 ? o->n_batch : 256;
-    e->slots = calloc((size_t)e->n_slots, sizeof *e->slots);
-    e->logits = malloc(sizeof *e->logits * (size_t)e->n_vocab);
-    e->lp_scratch = malloc(sizeof *e->lp_scratch * (size_t)e->n_vocab);
-    if (!e->slots || !e->logits || !e->lp_scratch)
-        goto out_nomem;
+    atomic_init(&e->worker_done, false);
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
-    lm_session_opts so = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_f32 = o->kv_f32 };
-    for (int i = 0; i < e->n_slots; i++) {
-        int rc = lm_session_create(m, &so, &e->slots[i].s, err, errlen);
-        if (rc) {
-            srv_engine_destroy(e);
-            return rc;
-        }
-        if (lm_detok_create(e->v, false, &e->slots[i].dt))
-            goto out_nomem_destroy;
+    lm_ctx_opts co = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .n_seq_max = o->n_parallel,
+                       .n_kv_blocks = o->n_kv_blocks, .kv_f32 = o->kv_f32 };
+    int rc = lm_ctx_create(m, &co, &e->c, err, errlen);
+    if (rc) {
+        srv_engine_destroy(e);
+        return rc;
     }
-    e->n_ctx = lm_session_n_ctx(e->slots[0].s);
+    e->n_ctx = lm_ctx_n_ctx(e->c);
+    e->n_batch = lm_ctx_n_batch(e->c);
+    lm_ctx_kv_stats(e->c, &e->kv);
+    e->block_size = e->kv.block_size;
+    e->kv_positions = (int64_t)e->kv.n_blocks * e->kv.block_size;
     uint64_t scratch;
-    lm_session_memory(e->slots[0].s, &e->kv_bytes_per_slot, &scratch);
+    lm_ctx_memory(e->c, &e->kv_bytes, &scratch);
+    size_t ns = (size_t)e->n_slots;
+    e->slots = calloc(ns, sizeof *e->slots);
+    e->b_tok = malloc(sizeof *e->b_tok * (size_t)e->n_batch);
+    e->b_seq = malloc(sizeof *e->b_seq * (size_t)e->n_batch);
+    e->b_want = malloc((size_t)e->n_batch);
+    e->b_slot = malloc(sizeof *e->b_slot * ns);
+    e->logits = malloc(sizeof *e->logits * ns * (size_t)e->n_vocab);
+    e->argmax = malloc(sizeof *e->argmax * ns);
+    e->lp_scratch = malloc(sizeof *e->lp_scratch * (size_t)e->n_vocab);
+    bool ok = e->slots && e->b_tok && e->b_seq && e->b_want && e->b_slot && e->logits && e->argmax && e->lp_scratch;
+    for (int i = 0; ok && i < e->n_slots; i++) {
+        slot *sl = &e->slots[i];
+        sl->seq = -1;
+        ok = (sl->toks = malloc(sizeof *sl->toks * ((size_t)e->n_ctx + 2))) && !lm_detok_create(e->v, false, &sl->dt);
+    }
+    if (!ok) {
+        srv_engine_destroy(e);
+        snprintf(err, errlen, "out of memory");
+        return LM_ERR_NOMEM;
+    }
     if (pthread_create(&e->thread, NULL, worker, e)) {
         snprintf(err, errlen, "cannot start the engine's thread");
         srv_engine_destroy(e);
@@ -710,19 +967,6 @@ int srv_engine_create(lm_model *m, const srv_engine_opts *o, srv_engine **out, c
     e->thread_started = true;
     *out = e;
     return LM_OK;
-out_nomem_destroy:
-    srv_engine_destroy(e);
-    snprintf(err, errlen, "out of memory");
-    return LM_ERR_NOMEM;
-out_nomem:
-    if (e) {
-        free(e->slots);
-        free(e->logits);
-        free(e->lp_scratch);
-        free(e);
-    }
-    snprintf(err, errlen, "out of memory");
-    return LM_ERR_NOMEM;
 }
 
 void srv_engine_shutdown(srv_engine *e)
@@ -750,8 +994,15 @@ void srv_engine_shutdown(srv_engine *e)
         pthread_mutex_unlock(&j->mu);
         srv_job_release(j);
     }
-    if (!was && e->thread_started)
+    if (!was && e->thread_started) {
+        /* an evaluation of several passes stops after the current one; lm_ctx_eval clears the request
+         * when it starts, so it is repeated until the worker has left */
+        while (!atomic_load(&e->worker_done)) {
+            lm_ctx_abort(e->c);
+            nanosleep(&(struct timespec){ .tv_nsec = 5000000 }, NULL);
+        }
         pthread_join(e->thread, NULL);
+    }
     e->thread_started = false;
 }
 
@@ -760,16 +1011,22 @@ void srv_engine_destroy(srv_engine *e)
     if (!e)
         return;
     srv_engine_shutdown(e);
-    for (int i = 0; i < e->n_slots; i++) {
+    for (int i = 0; e->slots && i < e->n_slots; i++) {
         lm_sampler_free(e->slots[i].smp);
         lm_detok_free(e->slots[i].dt);
         free(e->slots[i].pend);
-        lm_session_free(e->slots[i].s);
+        free(e->slots[i].toks);
     }
+    lm_ctx_free(e->c);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e->slots);
+    free(e->b_tok);
+    free(e->b_seq);
+    free(e->b_want);
+    free(e->b_slot);
     free(e->logits);
+    free(e->argmax);
     free(e->lp_scratch);
     free(e);
 }

@@ -1,16 +1,19 @@
 /* serve_engine.h: the generation engine behind `vkllm serve`, apart from HTTP and JSON.
  *
  * Requests (jobs: prompt token ids and generation settings) wait in a bounded queue; one worker thread
- * owns the device and every session (the runtime is used from that thread only) and serves up to
- * n_parallel jobs at a time, one session each, interleaved token by token: each round runs one unit of
- * work per active job (a chunk of n_batch prompt tokens, or one decode step). A free session is given
- * to the queued job whose prompt shares the longest prefix with what the session has cached, so a
- * conversation's next turn reuses its cache. This interface is what a batched engine (paged KV, continuous batching) will keep.
+ * owns the device and one batched context (lm_ctx: a pool of paged KV blocks shared by up to n_parallel
+ * sequences) and serves the jobs by continuous batching: between two passes it admits queued jobs into
+ * the running batch (each one an lm_ctx sequence), and every pass is one lm_ctx_eval of one decode row
+ * for each generating sequence plus chunks of the prompts still being evaluated, n_batch rows at most.
+ * A new sequence first takes the cached KV blocks that hold the start of its prompt (a shared system
+ * prompt, the earlier turns of a chat); a finished one is freed, its full blocks left cached. When the
+ * pool runs out the newest sequence is preempted: freed and recomputed later, its stream continuing
+ * where it was.
  *
  * The HTTP side creates a job, submits it, then polls it for output: final text (complete UTF-8, cut
  * before a stop string, never a piece of one), per-token log-probabilities when asked, and at the end
  * the finish reason and counts. A job is reference-counted between the two sides; cancelling it (a
- * client that left) frees its session at the next round. */
+ * client that left) frees its sequence before the next pass. */
 #ifndef VKLLM_SERVE_ENGINE_H
 #define VKLLM_SERVE_ENGINE_H
 
@@ -28,11 +31,12 @@ typedef struct srv_engine srv_engine;
 typedef struct srv_job srv_job;
 
 typedef struct srv_engine_opts {
-    int n_parallel;   /* sequences generated at once (one session each), >= 1 */
-    int32_t n_ctx;    /* positions per sequence; 0: min(n_ctx_train, 4096) */
-    int32_t n_batch;  /* prompt tokens per prefill pass; 0: 256 */
-    bool kv_f32;      /* f32 KV cache */
-    int queue_size;   /* jobs waiting for a session at most, >= 0 (submit refuses past it) */
+    int n_parallel;      /* sequences generated at once (1..256) */
+    int32_t n_ctx;       /* positions per sequence; 0: min(n_ctx_train, 4096) */
+    int32_t n_batch;     /* rows per pass (decode rows and prompt chunks together); 0: 256 */
+    int32_t n_kv_blocks; /* KV blocks (16 positions each) in the pool; 0: room for n_parallel sequences of n_ctx */
+    bool kv_f32;         /* f32 KV cache */
+    int queue_size;      /* jobs waiting for a sequence at most, >= 0 (submit refuses past it) */
 } srv_engine_opts;
 
 /* How one job generates. */
@@ -76,7 +80,7 @@ typedef struct srv_update {
     bool done;
     enum srv_finish finish;           /* when done */
     int64_t prompt_tokens;            /* when done: the prompt's tokens */
-    int64_t cached_tokens;            /* of those, taken from the session's cache */
+    int64_t cached_tokens;            /* of those, taken from the prefix cache */
     int64_t completion_tokens;        /* tokens generated (an end-of-generation token included) */
     double prompt_s, gen_s;           /* prompt evaluation and generation wall time */
     char error[512];                  /* SRV_FINISH_ERROR / CANCELLED: why */
@@ -86,23 +90,31 @@ enum srv_submit { SRV_SUBMIT_OK = 0, SRV_SUBMIT_QUEUE_FULL, SRV_SUBMIT_STOPPING 
 
 /* A snapshot for /metrics. */
 typedef struct srv_engine_stats {
-    int n_slots, active, queued;
-    uint64_t kv_bytes;          /* KV cache memory of all sessions */
-    uint64_t kv_used_bytes;     /* the part that holds tokens now (by cached positions) */
+    int n_slots, active, queued;  /* sequences at most; running; waiting (preempted ones included) */
+    int preempted;                /* of the waiting, those preempted (they keep their slot) */
+    uint64_t kv_bytes;            /* KV pool memory */
+    uint64_t kv_used_bytes;       /* the part in blocks that sequences hold now */
+    int32_t kv_blocks, kv_block_size, kv_used, kv_cached; /* the pool (lm_ctx_kv_stats) after the last pass */
+    int64_t prefix_queries, prefix_hits;  /* blocks looked up in the prefix cache, and found */
+    int64_t passes, batch_rows;   /* passes evaluated, and their rows all together */
+    int32_t last_batch;           /* rows of the last pass */
+    int64_t preemptions;          /* sequences freed for lack of KV blocks (recomputed later) */
     int64_t prompt_tokens, cached_tokens, gen_tokens;   /* totals of finished and running jobs */
-    double prompt_s, gen_s;     /* totals */
+    double prompt_s, gen_s;       /* totals */
     int64_t jobs_done, jobs_cancelled, jobs_failed;
 } srv_engine_stats;
 
-/* CONSTRUCTOR: creates the sessions on m's device and starts the worker. m must outlive the engine. */
+/* CONSTRUCTOR: creates the batched context on m's device and starts the worker. m must outlive the engine. */
 int srv_engine_create(lm_model *m, const srv_engine_opts *o, srv_engine **out, char *err, size_t errlen);
 /* Stops the worker: every queued and running job ends SRV_FINISH_CANCELLED ("the server is stopping"),
  * later submits are refused. Jobs may still be polled, cancelled and released afterwards. */
 void srv_engine_shutdown(srv_engine *e);
-/* DESTRUCTOR: shuts down if needed and frees the sessions. Every job must have been released (by the
+/* DESTRUCTOR: shuts down if needed and frees the context. Every job must have been released (by the
  * HTTP side) before; NULL is a no-op. */
 void srv_engine_destroy(srv_engine *e);
 int32_t srv_engine_n_ctx(const srv_engine *e);
+/* Positions the whole KV pool holds: what one request (prompt and generation) can use at most. */
+int64_t srv_engine_kv_positions(const srv_engine *e);
 void srv_engine_get_stats(srv_engine *e, srv_engine_stats *st);
 
 /* A job for ids[0..n) (n >= 1; copied) with g (its stop strings copied); NULL when out of memory. The
@@ -113,7 +125,7 @@ enum srv_submit srv_engine_submit(srv_engine *e, srv_job *j);
 /* Waits up to ms for output or the end; true when u got something (u zeroed otherwise). */
 bool srv_job_poll(srv_job *j, int ms, srv_update *u);
 void srv_update_free(srv_update *u);
-/* Asks the engine to stop j: it leaves the queue at once, or frees its session at the next round. */
+/* Asks the engine to stop j: it leaves the queue at once, or frees its sequence before the next pass. */
 void srv_job_cancel(srv_job *j);
 /* Drops the caller's reference (NULL is a no-op). */
 void srv_job_release(srv_job *j);

@@ -172,7 +172,7 @@ static enum MHD_Result get_health(struct MHD_Connection *c, req *q)
     char *s = malloc(256);
     if (s)
         snprintf(s, 256, "{\"status\":\"%s\",\"slots_idle\":%d,\"slots_processing\":%d,\"queue\":%d}",
-                 stopping ? "unavailable" : "ok", st.n_slots - st.active, st.active, st.queued);
+                 stopping ? "unavailable" : "ok", st.n_slots - st.active - st.preempted, st.active, st.queued);
     return send_json(c, q, stopping ? 503 : 200, s);
 }
 

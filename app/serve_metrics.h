@@ -1,5 +1,6 @@
 /* serve_metrics.h: the counters `vkllm serve` shows at /metrics (Prometheus text format 0.0.4):
- * requests by endpoint and status, with the engine's token counts, speeds, queue and KV memory. */
+ * requests by endpoint and status, with the engine's token counts, speeds, queue, KV pool (blocks used
+ * and cached, the prefix cache's hits), preemptions and batch sizes. */
 #ifndef VKLLM_SERVE_METRICS_H
 #define VKLLM_SERVE_METRICS_H
 

@@ -1,17 +1,28 @@
 /* test_serve: `vkllm serve` ($VKLLM_BIN) on stories260K, as child processes on free loopback ports
  * (--port 0: the server prints the port it got), talked to over plain sockets.
  *
- * Server A (--parallel 4, -c 256, -b 8: prompts evaluated in chunks between the other sequences' steps): /health, /v1/models; greedy completions and chat, streamed and not,
+ * Server A (--parallel 4, -c 256, -b 8: prompts evaluated in chunks beside the other sequences' decode
+ * rows): /health, /v1/models; greedy completions and chat, streamed and not,
  * give the text `vkllm run` gives for the same prompt (the chat's prompt rendered by `vkllm template`
  * and run with --parse-special); stop strings, logprobs; every malformed request is a 400 in OpenAI's
  * error shape (bad JSON, wrong types, ranges, huge numbers, invalid UTF-8, NUL, a prompt longer than
  * the context, max_tokens past it, n = 2, ...), 404, 405; 16 concurrent clients (valid requests,
  * streams, malformed JSON, clients that leave mid-stream): every valid one answered right, no 5xx;
- * /metrics parsed back.
+ * /metrics parsed back (the KV pool back to no block used).
  * Server B (--parallel 1 --queue-size 1 --api-key --max-body 4096 --timeout 2): 401 without or with a
  * wrong key; 413; 503 with Retry-After when the queue is full; a client that leaves mid-stream frees
  * the sequence at once; an idle connection is closed after the timeout while a long generation is not.
- * Both stop on SIGTERM with status 0, B in the middle of a stream. The servers run with --validation
+ * Server C (--parallel 8, -b 16): continuous batching: 8 requests at once (completions of their own
+ * prompts, completions and chats, streamed and not) each give `vkllm run`'s text for its prompt, the
+ * passes batched; a long system prompt asked again (another question, the same one) is taken from the
+ * prefix cache (usage's cached_tokens, /metrics' hits) and answers the same; a load test of 32 clients
+ * x 3 requests (greedy and sampled streams, plain answers, clients that leave early, malformed bodies)
+ * within a minute: no 5xx, every valid request answered right, the KV pool back to no block used.
+ * Server D (--parallel 4, --kv-blocks 8, -b 3): the pool cannot hold the requests at once, so the
+ * newest are preempted and evaluated again; every answer is still `vkllm run`'s; passes of 3 rows, fewer
+ * than the decoding sequences, which take turns; a request larger than the pool is a 400, and one
+ * without max_tokens that fills the pool alone ends "length".
+ * All stop on SIGTERM with status 0, B in the middle of a stream. The servers run with --validation
  * and their stderr is searched for validation messages. Every wait is bounded. */
 #include "serve_util.h"
 
@@ -673,6 +684,12 @@ static void test_metrics(int port, int completions_200, int completions_400)
           "token counts in /metrics:\n%s", r.body);
     CHECK(metric(r.body, "vkllm_streams_cancelled_total") == 4, "streams cancelled %g, want 4",
           metric(r.body, "vkllm_streams_cancelled_total"));
+    CHECK(metric(r.body, "vkllm_kv_blocks_total") == 4 * 256 / 16 && metric(r.body, "vkllm_kv_blocks_used") == 0 &&
+              metric(r.body, "vkllm_kv_blocks_cached") > 0 && metric(r.body, "vkllm_kv_block_size") == 16 &&
+              metric(r.body, "vkllm_passes_total") > 0 && metric(r.body, "vkllm_batch_size_avg") >= 1 &&
+              metric(r.body, "vkllm_prefix_cache_queries_total") >= metric(r.body, "vkllm_prefix_cache_hits_total") &&
+              metric(r.body, "vkllm_prefix_cache_hit_rate") >= 0 && metric(r.body, "vkllm_prefix_cache_hit_rate") <= 1,
+          "the KV pool in /metrics:\n%s", r.body);
     resp_free(&r);
 }
 
@@ -819,6 +836,310 @@ static void test_limits(int port)
     resp_free(&r);
 }
 
+/* ------------------------------------------------------------------------ continuous batching */
+
+/* Prompts of their own (and their `vkllm run` texts) for the batched and preemption tests. */
+#define N_OWN 4
+static const char *own_prompt[N_OWN] = { "The little dog", "Lily and Ben went to the", "One day, a big red ball",
+                                         "Tim had a toy" };
+static char *own_golden[N_OWN];
+
+static bool make_own_goldens(void)
+{
+    for (int i = 0; i < N_OWN; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s/own%d.txt", dir, i);
+        if (!write_file(p, own_prompt[i]) || !(own_golden[i] = run_golden(p, N_GEN, false)))
+            return false;
+    }
+    return true;
+}
+
+/* One request on its own thread: the answer's text (streamed or not) against what it should be. */
+typedef struct job_client {
+    int port;
+    const char *path, *field;  /* "text" (completions) or "content" (chat) */
+    char body[1024];
+    bool stream;
+    const char *want;          /* the text it must give */
+    int status;
+    bool right;
+    char *got;
+} job_client;
+
+static void *job_main(void *arg)
+{
+    job_client *c = arg;
+    resp r;
+    post(c->port, c->path, c->body, &r);
+    c->status = r.status;
+    if (c->stream) {
+        char finish[32];
+        bool done = false;
+        int events;
+        c->got = r.body ? sse_text(r.body, c->field, finish, sizeof finish, &done, &events) : NULL;
+        c->right = r.status == 200 && done && c->got && !strcmp(c->got, c->want);
+    } else {
+        c->got = json_str(r.body, c->field);
+        c->right = r.status == 200 && c->got && !strcmp(c->got, c->want);
+    }
+    resp_free(&r);
+    return NULL;
+}
+
+/* Runs the clients at once; returns how many gave the right answer. */
+static int run_jobs(job_client *cs, int n, const char *what)
+{
+    pthread_t th[64];
+    bool started[64];
+    for (int i = 0; i < n; i++)
+        started[i] = !pthread_create(&th[i], NULL, job_main, &cs[i]);
+    int right = 0;
+    for (int i = 0; i < n; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        CHECK(cs[i].right, "%s: request %d (%s%s): status %d, '%s', want '%s'", what, i, cs[i].path,
+              cs[i].stream ? ", streamed" : "", cs[i].status, cs[i].got ? cs[i].got : "(none)", cs[i].want);
+        right += cs[i].right;
+        free(cs[i].got);
+        cs[i].got = NULL;
+    }
+    return right;
+}
+
+static void own_completion(job_client *c, int port, int i, bool stream)
+{
+    *c = (job_client){ .port = port, .path = "/v1/completions", .field = "text", .stream = stream,
+                       .want = own_golden[i] };
+    snprintf(c->body, sizeof c->body, "{\"prompt\":\"%s\",\"temperature\":0,\"max_tokens\":%d%s}", own_prompt[i], N_GEN,
+             stream ? ",\"stream\":true" : "");
+}
+
+/* Waits (20 s at most) for the server to be idle: nothing running or queued, no KV block held. */
+static bool wait_idle(int port)
+{
+    double end = now_ms() + 20000;
+    while (now_ms() < end) {
+        if (metric_now(port, NULL, "vkllm_requests_processing") == 0 && metric_now(port, NULL, "vkllm_queue_depth") == 0 &&
+            metric_now(port, NULL, "vkllm_kv_blocks_used") == 0)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+/* Eight requests at once on --parallel 8: each one's text is what `vkllm run` gives it alone, and
+ * the passes were batched (more than one row each, on average). */
+static void test_eight(int port)
+{
+    job_client cs[8];
+    for (int i = 0; i < N_OWN; i++)
+        own_completion(&cs[i], port, i, i % 2 == 1);
+    cs[4] = (job_client){ .port = port, .path = "/v1/completions", .field = "text", .want = golden_completion };
+    snprintf(cs[4].body, sizeof cs[4].body, "%s", COMPLETION_BODY(""));
+    cs[5] = cs[4];
+    cs[5].stream = true;
+    snprintf(cs[5].body, sizeof cs[5].body, "%s", COMPLETION_BODY(",\"stream\":true"));
+    cs[6] = (job_client){ .port = port, .path = "/v1/chat/completions", .field = "content", .want = golden_chat };
+    snprintf(cs[6].body, sizeof cs[6].body, "%s", CHAT_BODY(""));
+    cs[7] = cs[6];
+    cs[7].stream = true;
+    snprintf(cs[7].body, sizeof cs[7].body, "%s", CHAT_BODY(",\"stream\":true"));
+    int right = run_jobs(cs, 8, "8 at once");
+    double passes = metric_now(port, NULL, "vkllm_passes_total"), rows = metric_now(port, NULL, "vkllm_batch_rows_total");
+    CHECK(passes > 0 && rows / passes > 2, "8 requests at once: %g rows in %g passes: not batched", rows, passes);
+    printf("test_serve: 8 requests at once: %d right, %g rows in %g passes\n", right, rows, passes);
+}
+
+/* A long system prompt, twice: the second request takes the first one's KV blocks from the prefix
+ * cache (usage's cached_tokens, /metrics' hits) and answers the same. */
+static void test_prefix(int port)
+{
+    static char body[4096];
+    char sys[2048] = "";
+    for (int i = 0; i < 3; i++)
+        strcat(sys, "You are a kind storyteller who tells short happy stories about a little cat and her friends. ");
+    snprintf(body, sizeof body,
+             "{\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},{\"role\":\"user\",\"content\":\"%s\"}],"
+             "\"temperature\":0,\"max_tokens\":12}", sys, "Tell me a story");
+    double hits0 = metric_now(port, NULL, "vkllm_prefix_cache_hits_total");
+    resp r1, r2;
+    CHECK(post(port, "/v1/chat/completions", body, &r1) && r1.status == 200, "prefix: first request %d %s", r1.status,
+          r1.body ? r1.body : "");
+    double prompt = json_num(r1.body, "prompt_tokens"), cached1 = json_num(r1.body, "cached_tokens");
+    /* another user message after the same system prompt: the system prompt's blocks are shared */
+    snprintf(body, sizeof body,
+             "{\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},{\"role\":\"user\",\"content\":\"%s\"}],"
+             "\"temperature\":0,\"max_tokens\":12}", sys, "What did the cat find?");
+    CHECK(post(port, "/v1/chat/completions", body, &r2) && r2.status == 200, "prefix: second request %d", r2.status);
+    double cached2 = json_num(r2.body, "cached_tokens");
+    /* the first request again: all its whole blocks are cached, and the answer is the same */
+    resp r3;
+    snprintf(body, sizeof body,
+             "{\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},{\"role\":\"user\",\"content\":\"%s\"}],"
+             "\"temperature\":0,\"max_tokens\":12}", sys, "Tell me a story");
+    CHECK(post(port, "/v1/chat/completions", body, &r3) && r3.status == 200, "prefix: third request %d", r3.status);
+    double cached3 = json_num(r3.body, "cached_tokens");
+    char *t1 = json_str(r1.body, "content"), *t3 = json_str(r3.body, "content");
+    /* (the first request may find the chat template's first block cached) */
+    CHECK(prompt > 100 && cached1 <= 16 && cached2 >= prompt - 48 && cached2 < prompt && cached3 >= prompt - 16 &&
+              cached3 < prompt,
+          "prefix: %g prompt tokens, cached %g, then %g (another user message), then %g (the same)", prompt, cached1,
+          cached2, cached3);
+    CHECK(t1 && t3 && !strcmp(t1, t3), "prefix: the cached prompt gives '%s', evaluated '%s'", t3 ? t3 : "",
+          t1 ? t1 : "");
+    double hits = metric_now(port, NULL, "vkllm_prefix_cache_hits_total");
+    CHECK(hits - hits0 >= (cached2 + cached3) / 16, "prefix: %g block hits in /metrics", hits - hits0);
+    CHECK(metric_now(port, NULL, "vkllm_prefix_cache_hit_rate") > 0, "prefix: hit rate 0");
+    printf("test_serve: prefix cache: %g prompt tokens, %g then %g cached\n", prompt, cached2, cached3);
+    free(t1), free(t3);
+    resp_free(&r1);
+    resp_free(&r2);
+    resp_free(&r3);
+}
+
+/* The load test: 32 clients at once, 3 requests each (96 in all): streams and plain answers that
+ * must be `vkllm run`'s text, sampled streams, clients that leave early, malformed requests. No 5xx,
+ * every valid one answered, the KV pool back to no block used, all within a minute. */
+typedef struct load_client {
+    int port, id;
+    int valid, answered, fives, wrong;
+} load_client;
+
+static void *load_main(void *arg)
+{
+    load_client *c = arg;
+    for (int k = 0; k < 3; k++) {
+        int kind = (c->id * 3 + k) % 8;
+        resp r = { 0 };
+        if (kind <= 3) { /* greedy: own prompts (streamed or not), the chat */
+            job_client j;
+            if (kind < 2)
+                own_completion(&j, c->port, (c->id + k) % N_OWN, kind == 1);
+            else {
+                j = (job_client){ .port = c->port, .path = "/v1/chat/completions", .field = "content",
+                                  .want = golden_chat, .stream = kind == 3 };
+                snprintf(j.body, sizeof j.body, "%s",
+                         kind == 3 ? CHAT_BODY(",\"stream\":true") : CHAT_BODY(""));
+            }
+            job_main(&j);
+            c->valid++;
+            c->answered += j.status == 200;
+            c->wrong += !j.right;
+            c->fives += j.status >= 500;
+            if (!j.right)
+                fprintf(stderr, "test_serve: load client %d kind %d: status %d '%s'\n", c->id, kind, j.status,
+                        j.got ? j.got : "");
+            free(j.got);
+            continue;
+        }
+        if (kind == 4) { /* sampled, streamed */
+            char body[256];
+            snprintf(body, sizeof body, "{\"prompt\":\"%s\",\"temperature\":0.9,\"top_p\":0.95,\"max_tokens\":24,"
+                                        "\"stream\":true}", own_prompt[c->id % N_OWN]);
+            post(c->port, "/v1/completions", body, &r);
+            c->valid++;
+            c->answered += r.status == 200 && r.body && strstr(r.body, "data: [DONE]");
+            c->fives += r.status >= 500;
+        } else if (kind == 5 || kind == 6) { /* a stream left after its first event; a plain request left */
+            int fd = http_connect(c->port);
+            const char *body = kind == 5
+                                   ? "{\"prompt\":\"" PROMPT "\",\"max_tokens\":150,\"ignore_eos\":true,\"stream\":true}"
+                                   : "{\"prompt\":\"" PROMPT "\",\"max_tokens\":150,\"ignore_eos\":true}";
+            char *raw = NULL;
+            size_t n;
+            if (fd >= 0 && http_send(fd, "POST", "/v1/completions", NULL, body, strlen(body))) {
+                if (kind == 5) {
+                    if (read_all(fd, &raw, &n, REQ_TIMEOUT_MS, "data: "))
+                        c->fives += atoi(raw + 9) >= 500;
+                } else {
+                    usleep(30000);
+                }
+            }
+            free(raw);
+            if (fd >= 0)
+                close(fd);
+        } else { /* malformed: bad JSON, a field out of range */
+            post(c->port, "/v1/completions",
+                 c->id % 2 ? "{\"prompt\":\"x\",\"max_tokens\":" : "{\"prompt\":\"x\",\"top_k\":\"a\"}", &r);
+            c->fives += r.status >= 500;
+            c->wrong += r.status != 400;
+        }
+        resp_free(&r);
+    }
+    return NULL;
+}
+
+static void test_load(int port)
+{
+    enum { N = 32 };
+    load_client cs[N];
+    pthread_t th[N];
+    bool started[N];
+    double t0 = now_ms();
+    for (int i = 0; i < N; i++) {
+        cs[i] = (load_client){ .port = port, .id = i };
+        started[i] = !pthread_create(&th[i], NULL, load_main, &cs[i]);
+    }
+    int valid = 0, answered = 0, fives = 0, wrong = 0;
+    for (int i = 0; i < N; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        CHECK(started[i], "load client %d did not start", i);
+        valid += cs[i].valid;
+        answered += cs[i].answered;
+        fives += cs[i].fives;
+        wrong += cs[i].wrong;
+    }
+    double ms = now_ms() - t0;
+    CHECK(fives == 0, "load: %d answers were 5xx", fives);
+    CHECK(answered == valid && wrong == 0, "load: %d of %d valid requests answered, %d wrong answers", answered, valid,
+          wrong);
+    CHECK(ms < 60000, "load: %.0f ms for 96 requests", ms);
+    CHECK(wait_idle(port), "load: the server is not idle with no KV block used after the load");
+    CHECK(metric_now(port, NULL, "vkllm_requests_total{endpoint=\"/v1/completions\",code=\"500\"}") < 0 &&
+              metric_now(port, NULL, "vkllm_requests_total{endpoint=\"/v1/chat/completions\",code=\"500\"}") < 0 &&
+              metric_now(port, NULL, "vkllm_requests_total{endpoint=\"/v1/completions\",code=\"503\"}") < 0,
+          "load: 5xx in /metrics");
+    printf("test_serve: load: 32 clients, 96 requests (%d valid, all answered) in %.0f ms, batch size %.2f on average\n",
+           valid, ms, metric_now(port, NULL, "vkllm_batch_size_avg"));
+}
+
+/* --parallel 4 with a pool of 8 blocks (128 positions): the requests cannot all hold their KV blocks
+ * at once, so the newest are preempted and evaluated again later; every answer is still right. */
+static void test_preemption(int port)
+{
+    job_client cs[6];
+    for (int i = 0; i < N_OWN; i++)
+        own_completion(&cs[i], port, i, i % 2 == 0);
+    cs[4] = (job_client){ .port = port, .path = "/v1/chat/completions", .field = "content", .want = golden_chat,
+                          .stream = true };
+    snprintf(cs[4].body, sizeof cs[4].body, "%s", CHAT_BODY(",\"stream\":true"));
+    cs[5] = (job_client){ .port = port, .path = "/v1/completions", .field = "text", .want = golden_completion };
+    snprintf(cs[5].body, sizeof cs[5].body, "%s", COMPLETION_BODY(""));
+    int right = run_jobs(cs, 6, "preemption");
+    double pre = metric_now(port, NULL, "vkllm_preemptions_total");
+    CHECK(pre > 0, "preemption: none happened (%g)", pre);
+    CHECK(wait_idle(port), "preemption: KV blocks still used at the end");
+    CHECK(metric_now(port, NULL, "vkllm_kv_blocks_total") == 8, "preemption: the pool is not 8 blocks");
+    /* a request that cannot fit the pool at all is refused with a clear message */
+    resp r;
+    CHECK(post(port, "/v1/completions", "{\"prompt\":\"" PROMPT "\",\"max_tokens\":124}", &r) && r.status == 400 &&
+              strstr(r.body, "KV cache holds (128 positions; --kv-blocks)"),
+          "a request larger than the pool: %d %s", r.status, r.body ? r.body : "");
+    resp_free(&r);
+    /* a chat without max_tokens that never ends (ignore_eos) alone fills the whole pool: it ends there,
+     * "length", as at a full context (129 tokens: the last one sampled has no position) */
+    CHECK(post(port, "/v1/chat/completions",
+               "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"temperature\":0,\"ignore_eos\":true}", &r) &&
+              r.status == 200 && strstr(r.body, "\"finish_reason\":\"length\"") &&
+              json_num(r.body, "prompt_tokens") + json_num(r.body, "completion_tokens") == 129,
+          "a generation that fills the pool: %d %s", r.status, r.body ? r.body : "");
+    resp_free(&r);
+    CHECK(wait_idle(port), "preemption: KV blocks still used after filling the pool");
+    printf("test_serve: preemption: %d of 6 right, %g preemptions\n", right, pre);
+}
+
 int main(void)
 {
     bin = getenv("VKLLM_BIN");
@@ -869,6 +1190,29 @@ int main(void)
     } else {
         CHECK(0, "server B did not start");
     }
+    /* server C: continuous batching of 8 sequences */
+    server c, d;
+    CHECK(make_own_goldens(), "cannot get the golden texts of the batching tests from `vkllm run`");
+    const char *c_args[] = { "--parallel", "8", "--ctx-size", "256", "--batch-size", "16", NULL };
+    if (own_golden[N_OWN - 1] && server_start(&c, "c", c_args)) {
+        test_eight(c.port);
+        test_prefix(c.port);
+        test_load(c.port);
+        CHECK(server_stop(&c) == 0, "server C did not stop with status 0 on SIGTERM");
+    } else {
+        CHECK(0, "server C did not start");
+    }
+    /* server D: a KV pool too small for its requests at once, and passes of 3 rows: fewer than the
+     * sequences that decode (they take turns, and a row is left for a prompt) */
+    const char *d_args[] = { "--parallel", "4", "--ctx-size", "256", "--batch-size", "3", "--kv-blocks", "8", NULL };
+    if (own_golden[N_OWN - 1] && server_start(&d, "d", d_args)) {
+        test_preemption(d.port);
+        CHECK(server_stop(&d) == 0, "server D did not stop with status 0 on SIGTERM");
+    } else {
+        CHECK(0, "server D did not start");
+    }
+    for (int i = 0; i < N_OWN; i++)
+        free(own_golden[i]);
     char cmd[128], out[16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     tu_run(cmd, out, sizeof out);

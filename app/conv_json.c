@@ -186,6 +186,12 @@ bool conv_load(const char *path, conv *out, char *err, size_t errlen)
     char *buf = app_slurp(path, &n, err, errlen);
     if (!buf)
         return false;
+    const char *nul = memchr(buf, 0, n);
+    if (nul) { /* the rule of every text file (app_read_text) */
+        snprintf(err, errlen, "%s: byte %zu is a NUL byte: not text", path, (size_t)(nul - buf));
+        free(buf);
+        return false;
+    }
     bool ok = conv_parse(buf, n, path, out, err, errlen);
     free(buf);
     return ok;

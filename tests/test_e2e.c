@@ -5,11 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "lm.h"
 #include "util.h"
 
 /* Reads the "tokens ..." line of a golden token file under expected/. */
+/* where run_cli's commands write their stderr: one file per test process (parallel runs must not share) */
+static char stderr_path[64];
+
 static int read_tokens(const char *rel, int32_t *out, int cap)
 {
     char *t = tu_read_file(tu_model_path(rel), NULL);
@@ -147,7 +151,7 @@ static int run_cli(const char *args, char **out)
 {
     char cmd[4096];
     const char *bin = getenv("VKLLM_BIN");
-    snprintf(cmd, sizeof cmd, "%s %s 2>/tmp/vkllm-e2e-stderr.txt", bin ? bin : "build/vkllm", args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>%s", bin ? bin : "build/vkllm", args, stderr_path);
     FILE *p = popen(cmd, "r");
     if (!p)
         return -1;
@@ -185,7 +189,7 @@ static void cli(void)
     CHECK(rc == 0, "vkllm run exited %d", rc);
     CHECK(want && !strncmp(out, want, strlen(want)) && !strcmp(out + strlen(want), "\n"),
           "vkllm run printed:\n%s\nexpected:\n%s", out, want ? want : "(missing)");
-    char *errs = tu_read_file("/tmp/vkllm-e2e-stderr.txt", NULL);
+    char *errs = tu_read_file(stderr_path, NULL);
     CHECK(errs && !strstr(errs, "validation:"), "validation messages from vkllm run:\n%s", errs ? errs : "");
     CHECK(errs && strstr(errs, "tokens/s"), "no speed report on stderr");
     free(errs);
@@ -195,7 +199,7 @@ static void cli(void)
     /* --profile: the decode step's kernels timed on the GPU */
     snprintf(args, sizeof args, "run -m %s -p 'Once' -n 4 --temp 0 --profile", tu_model_path("gguf/stories260K.gguf"));
     rc = run_cli(args, &out);
-    errs = tu_read_file("/tmp/vkllm-e2e-stderr.txt", NULL);
+    errs = tu_read_file(stderr_path, NULL);
     CHECK(rc == 0 && errs && strstr(errs, "dispatches") && strstr(errs, "attention"), "vkllm run --profile: %s",
           errs ? errs : "");
     free(errs);
@@ -205,7 +209,7 @@ static void cli(void)
     snprintf(args, sizeof args, "run -m %s -p 'Once' -n 24 --seed -1 --sampler llama2c",
              tu_model_path("gguf/stories260K.gguf"));
     rc = run_cli(args, &out);
-    errs = tu_read_file("/tmp/vkllm-e2e-stderr.txt", NULL);
+    errs = tu_read_file(stderr_path, NULL);
     const char *sl = errs ? strstr(errs, "vkllm: seed ") : NULL;
     unsigned long long seed = sl ? strtoull(sl + 12, NULL, 10) : 0;
     CHECK(rc == 0 && sl && seed, "vkllm run --seed -1 prints its seed: %s", errs ? errs : "");
@@ -229,7 +233,7 @@ static void cli(void)
     snprintf(args, sizeof args, "run -m %s -z %s -n -1 --temp 1 --sampler llama2c --seed 1", ckpt,
              tu_model_path("llama2c/tok512.bin"));
     rc = run_cli(args, &out);
-    errs = tu_read_file("/tmp/vkllm-e2e-stderr.txt", NULL);
+    errs = tu_read_file(stderr_path, NULL);
     CHECK(rc == 0 && errs && !strstr(errs, "context is full"), "llama2.c run should end at BOS:\n%s", errs ? errs : "");
     free(errs);
     free(out);
@@ -257,7 +261,7 @@ static void cli(void)
         char a[2048];
         snprintf(a, sizeof a, bad[i].args, tu_model_path("gguf/stories260K.gguf"));
         rc = run_cli(a, &out);
-        char *e = tu_read_file("/tmp/vkllm-e2e-stderr.txt", NULL);
+        char *e = tu_read_file(stderr_path, NULL);
         CHECK(rc == 1 && e && strstr(e, bad[i].says), "`vkllm %s` exited %d, stderr: %s", a, rc, e ? e : "");
         free(e);
         free(out);
@@ -266,6 +270,7 @@ static void cli(void)
 
 int main(void)
 {
+    snprintf(stderr_path, sizeof stderr_path, "/tmp/vkllm-e2e-stderr-%d.txt", (int)getpid());
     tu_gpu g;
     if (!tu_gpu_open(&g))
         return tu_finish("test_e2e");
@@ -289,6 +294,7 @@ int main(void)
     twin(&g, "quant/kq-f16.gguf", "quant/kq-f16.dequant-f32.gguf", 1e-9);
     twin(&g, "quant/kq-bf16.gguf", "quant/kq-bf16.dequant-f32.gguf", 1e-9);
     cli();
+    unlink(stderr_path);
     tu_gpu_close(&g);
     return tu_finish("test_e2e");
 }

@@ -336,8 +336,7 @@ int bench_model(int argc, char **argv)
         } else if (!strcmp(a, "--kv-f32")) o.kv_f32 = true;
         else if (!strcmp(a, "--profile")) o.profile = true;
         else if (!app_device_flag(argc, argv, &i, &o.dev, &bad)) {
-            usage(stderr);
-            return app_fail("bench: unknown option '%s'", a);
+            return app_usage_fail(usage, "bench: unknown option '%s'", a);
         }
         if (bad) return 2;
     }

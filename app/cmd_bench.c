@@ -67,9 +67,7 @@ int cmd_bench(int argc, char **argv)
                 return 2;
             o.iters = (int)v;
         } else if (!app_device_flag(argc, argv, &i, &o.dev, &bad)) {
-            app_fail("bench: unknown option '%s'", argv[i]);
-            usage(stderr);
-            return 2;
+            return app_usage_fail(usage, "bench: unknown option '%s'", argv[i]);
         }
         if (bad)
             return 2;

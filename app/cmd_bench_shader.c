@@ -318,9 +318,7 @@ static int parse(int argc, char **argv, shader_opts *o)
             if (bad)
                 return 1;
         } else if (a[0] == '-' || o->file) {
-            app_fail("bench shader: unknown option '%s'", a);
-            usage(stderr);
-            return 1;
+            return app_usage_fail(usage, "bench shader: unknown option '%s'", a);
         } else
             o->file = a;
     }

@@ -164,7 +164,7 @@ int cmd_devices(int argc, char **argv)
                    "(VKLLM_DEVICE=N or --device N elsewhere picks another).\n");
             return 0;
         } else if (!app_device_flag(argc, argv, &i, &dev, &bad))
-            return app_fail("devices: unknown option '%s'", argv[i]);
+            return app_usage_fail(NULL, "devices: unknown option '%s' (vkllm devices [--json] [--validation])", argv[i]);
         if (bad)
             return 1;
     }

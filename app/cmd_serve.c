@@ -95,8 +95,7 @@ int cmd_serve(int argc, char **argv)
         } else if (app_sampling_flag("serve", argc, argv, &i, &sp, &bad)) {
             continue;
         } else if (!app_device_flag(argc, argv, &i, &dev, &bad)) {
-            usage(stderr);
-            return app_fail("serve: unknown option '%s'", a);
+            return app_usage_fail(usage, "serve: unknown option '%s'", a);
         }
     }
     if (bad)

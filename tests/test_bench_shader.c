@@ -130,7 +130,7 @@ int main(void)
     CHECK(bench(path("no_inc.comp")) == 1 && strstr(out, "nowhere.glsl"), "a missing include:\n%s", out);
 
     /* bad options */
-    CHECK(bench("bench/saxpy.comp --frobnicate") == 1, "an unknown option did not exit 1");
+    CHECK(bench("bench/saxpy.comp --frobnicate") == 2, "an unknown option did not exit 2 (a usage error)");
     CHECK(bench("bench/saxpy.comp --push x32:1") == 1, "--push x32:1 did not exit 1");
     CHECK(bench("bench/saxpy.comp --buffer 12Q") == 1, "--buffer 12Q did not exit 1");
     CHECK(bench("bench/saxpy.comp --buffer 4K --check 3=x.f32") == 1, "--check of a missing buffer did not exit 1");

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void desc_init(tok_desc *d)
 {
@@ -230,10 +231,18 @@ int lm_vocab_from_llama2c(const char *path, lm_vocab **out, char *err, size_t er
     FILE *f = fopen(path, "rb");
     if (!f)
         return lm_fail(err, errlen, LM_ERR_IO, "%s: %s", path, strerror(errno));
+    /* a regular file of a tokenizer's size: not a device or a pipe that never ends (a 1M-token
+     * vocabulary of 64-byte pieces is about 72 MiB) */
+    struct stat st;
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode) || st.st_size > ((off_t)256 << 20)) {
+        fclose(f);
+        return lm_fail(err, errlen, LM_ERR_IO, "%s: not a regular file of at most 256 MiB (a llama2.c tokenizer)",
+                       path);
+    }
     tok_buf file = { 0 };
     char chunk[65536];
     size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0 && file.n <= ((size_t)256 << 20))
         if (!tok_buf_push(&file, chunk, got)) {
             fclose(f);
             tok_buf_free(&file);

@@ -53,10 +53,24 @@ static void run_case(rt_ctx *ctx, const shape *c)
     for (int i = 0; i < c->rd.n_rot / 2; i++)
         ff[i] = tu_uniform(&R, 1, 8);
     int32_t *slot = malloc((size_t)c->rows * 4);
-    for (int64_t r = 0; r < c->rows; r++) { /* distinct positions, some past the cache; slots a permutation */
-        pos[r] = (int32_t)((r * 7 + tu_u32(&R) % 3) % (c->cap + 4));
-        slot[r] = (int32_t)((r * 5 + 3) % c->cap);
+    /* distinct positions (two rows writing one cache row would race), some past the cache: the first rows
+     * of a shuffle of 0 .. cap + max(4, rows) - 1; distinct slots likewise, from a shuffle of the cache's
+     * rows (the slotted cases have no more rows than the cache) */
+    int64_t np = c->cap + (c->rows > 4 ? c->rows : 4);
+    int32_t *perm = malloc((size_t)np * 4);
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t n = pass ? c->cap : np;
+        for (int64_t i = 0; i < n; i++)
+            perm[i] = (int32_t)i;
+        for (int64_t i = n - 1; i > 0; i--) {
+            int64_t j = tu_u32(&R) % (uint32_t)(i + 1);
+            int32_t t = perm[i];
+            perm[i] = perm[j], perm[j] = t;
+        }
+        for (int64_t r = 0; r < c->rows; r++)
+            (pass ? slot : pos)[r] = perm[r % n];
     }
+    free(perm);
     /* fused: QKV -> Q, caches; apart: Q, K, V copies -> rope, rope, kv_write x2 */
     rt_buffer *bqkv = buf(ctx, RT_MEM_DEVICE, qkv_n * 4, qkv), *bpos = buf(ctx, RT_MEM_UPLOAD, (size_t)c->rows * 4, pos),
               *bff = buf(ctx, RT_MEM_DEVICE, (size_t)c->rd.n_rot / 2 * 4, ff),

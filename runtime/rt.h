@@ -288,9 +288,9 @@ int rt_op_matmul_acc(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_dtype wt, rt_
  *   Y[m][n] (+)= f(X)[m][k] W[n][k]^T (+ bias[n])
  * norm_w.buf: f = RMSNorm of each row, x / sqrt(mean(x^2) + norm_eps) * norm_w (f32 [k]): rt_op_rmsnorm
  *   and the product in one dispatch (the kernel adds up x^2 of the rows it reads anyway); otherwise f(X) = X.
- * w_up.buf: SwiGLU, Y = silu(f(X) W^T) * (f(X) W_up^T), W_up of type w_up_type and W's shape (no bias, no
- *   accumulate): one dispatch when the two types are the same and k % 8 == 0 (else two products and
- *   rt_op_swiglu, through the sequence's scratch).
+ * w_up.buf: SwiGLU, Y = silu(f(X) W^T) * (f(X) W_up^T) (GeGLU with gelu for silu: gate_act), W_up of type
+ *   w_up_type and W's shape (no bias, no accumulate): one dispatch when the two types are the same and
+ *   k % 8 == 0 (else two products and rt_op_swiglu / rt_op_geglu, through the sequence's scratch).
  * ldy: floats from one row of Y to the next (0: n), so that products can fill columns of a wider Y.
  * The rest as rt_op_matmul / rt_op_matmul_acc (accumulate); Y must not overlap X. */
 typedef struct rt_matmul_desc {
@@ -305,10 +305,22 @@ typedef struct rt_matmul_desc {
     float norm_eps;
     rt_ref w_up;           /* optional [n][k] of type w_up_type: the SwiGLU's up projection */
     rt_dtype w_up_type;
+    int gate_act; /* with w_up: RT_GATE_SILU (0): silu(a)*b, RT_GATE_GELU: gelu(a)*b with the tanh approximation */
 } rt_matmul_desc;
+enum { RT_GATE_SILU = 0, RT_GATE_GELU = 1 };
 int rt_op_matmul_ex(rt_seq *seq, const rt_matmul_desc *d);
 /* Y[r] = X[r] / sqrt(mean(X[r]^2) + eps) * w     (rows of dim; w f32 [dim]) */
 int rt_op_rmsnorm(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, int64_t rows, int64_t dim, float eps);
+/* RMSNorm of groups of dim values: group g of row r is X[r*ldx + g*dim .. +dim) -> Y[r*ldy + g*dim ..),
+ * each scaled by w (f32 [dim]); rows*groups groups. accumulate: Y += norm(X) (Y must not overlap X),
+ * else Y = norm(X) (in place allowed: y == x). ldx/ldy 0: groups*dim. */
+typedef struct rt_norm_desc {
+    rt_ref y, x, w;
+    int64_t rows, dim, groups, ldx, ldy;
+    float eps;
+    bool accumulate;
+} rt_norm_desc;
+int rt_op_rmsnorm_ex(rt_seq *seq, const rt_norm_desc *d);
 /* Y[r] = (X[r] - mean) / sqrt(var + eps) * w + b  (w, b f32 [dim]; b.buf may be NULL) */
 int rt_op_layernorm(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_ref b, int64_t rows, int64_t dim, float eps);
 /* Y[r] = softmax(X[r] * scale), stable */
@@ -331,8 +343,11 @@ int rt_op_rope(rt_seq *seq, rt_ref x, rt_ref pos, int64_t rows, int n_heads, int
 
 /* Y = silu(A) * B, elementwise over n */
 int rt_op_swiglu(rt_seq *seq, rt_ref y, rt_ref a, rt_ref b, int64_t n);
+/* Y = gelu(A) * B, elementwise over n (gelu's tanh approximation) */
+int rt_op_geglu(rt_seq *seq, rt_ref y, rt_ref a, rt_ref b, int64_t n);
 /* Y = gelu(X) (tanh approximation) */
 int rt_op_gelu(rt_seq *seq, rt_ref y, rt_ref x, int64_t n);
+int rt_op_softcap(rt_seq *seq, rt_ref y, rt_ref x, int64_t n, float cap); /* Y = cap * tanh(X / cap) (Gemma 2's final logits) */
 /* Y[i] = A[i] + B[i % nb]  (nb = n for a plain add, the row length for a bias) */
 int rt_op_add(rt_seq *seq, rt_ref y, rt_ref a, rt_ref b, int64_t n, int64_t nb);
 /* Y[i] = A[i] * B[i % nb] */
@@ -353,7 +368,8 @@ int rt_op_kv_write(rt_seq *seq, rt_ref cache, rt_dtype t, rt_ref src, rt_ref pos
  * head_dim] = rope(Q part) at position pos[r], kcache[c] = rope(K part), vcache[c] = V part, in cache row
  * c = slots[r] (int32; slots.buf NULL: c = pos[r], a cache of one sequence). The caches are [cap][n_kv_heads
  * head_dim] of type t (RT_F32, or RT_F16 starting at an even element); rows c outside [0, cap) are not
- * written. Equals rt_op_rope on Q and K followed by rt_op_kv_write of K and V. */
+ * written. Equals rt_op_rope on Q and K followed by rt_op_kv_write of K and V; rope->n_rot 0 rotates
+ * nothing (a model without RoPE: BERT). */
 int rt_op_rope_kv(rt_seq *seq, rt_ref q, rt_ref kcache, rt_ref vcache, rt_dtype t, rt_ref qkv, rt_ref pos,
                   rt_ref slots, int64_t rows, int n_heads, int n_kv_heads, int head_dim, int64_t cap,
                   const rt_rope_desc *rope);
@@ -371,13 +387,45 @@ typedef struct rt_attn_desc {
     rt_ref pages;
     int block_size;
     int64_t max_keys;
+    float softcap;  /* > 0: each score s (after scale) becomes softcap * tanh(s / softcap) (Gemma 2) */
+    int32_t window; /* > 0: row r attends only keys j with pos[r] - j < window (sliding-window attention); 0: all j <= pos[r] */
 } rt_attn_desc;
 /* Causal attention of query rows against a KV cache, without materialising the score matrix:
- * O[r][h] = sum_{j <= pos[r]} softmax_j(scale * Q[r][h] . K[j][h/g]) V[j][h/g], with g = n_heads/n_kv_heads.
+ * O[r][h] = sum_{j <= pos[r]} softmax_j(scale * Q[r][h] . K[j][h/g]) V[j][h/g], with g = n_heads/n_kv_heads
+ * (softcap and window as rt_attn_desc says; a row with no key in its window gets zeros).
  * Q, O f32 [rows][n_heads*head_dim]; K, V caches [cap][n_kv_heads*head_dim]; pos int32 [rows]; key j at
  * cache row j, or where the row's block table says (paged). */
 int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref pos, int64_t rows,
                     const rt_attn_desc *attn);
+
+/* ---------------------------------------------------------------- mixture of experts (rt_ops_moe.c) */
+/* The experts of a layer's projection: n_expert matrices [n][k] of type wt one after another, each as
+ * rt_weight_write() stores it, expert e at byte e * rt_expert_stride(wt, n, k) of the buffer (that is
+ * rt_weight_bytes rounded up to 16, so every expert starts at a 16-byte boundary; 0 for a bad shape). */
+size_t rt_expert_stride(rt_dtype wt, int64_t n, int64_t k);
+/* Routing: for each row r of logits L [rows][n_expert] f32, the k experts of largest L[r] (ties: the
+ * lower index first) into ids [rows][k] int32 (in descending order of L), and their weights [rows][k] f32:
+ * softmax of L[r] over all n_expert, taken at the chosen ones, then divided by their sum when renorm.
+ * (A row of NaN logits may give id -1 with weight 0.) */
+int rt_op_moe_route(rt_seq *seq, rt_ref ids, rt_ref weights, rt_ref logits, int64_t rows, int n_expert, int k,
+                    bool renorm);
+/* Expert products: Y[r][s][:] = f(X)[r or (r,s)] . W[ids[r][s]]^T for rows r < m and slots s < n_used.
+ * X f32 [m][k] (x_per_slot false: every slot of row r reads row r) or [m][n_used][k] (x_per_slot: slot
+ * s of row r reads X[r*n_used + s]). W the experts (above) of type wt; w_up.buf set: SwiGLU as
+ * rt_op_matmul_ex, Y = silu(X W[e]^T) * (X W_up[e]^T) with W_up of the same type and stride.
+ * Y f32 [m][n_used][n]. Only the chosen experts' weights are read; one dispatch. An id outside
+ * [0, n_expert) gives a row of zeros. All n_expert experts of W (and of W_up) must fit one binding
+ * (the device's maxStorageBufferRange): RT_ERR_LIMIT otherwise, the message naming both sizes. */
+typedef struct rt_matmul_id_desc {
+    rt_ref y, x, w, w_up, ids;
+    rt_dtype wt;
+    int64_t m, n, k;
+    int n_used, n_expert;
+    bool x_per_slot;
+} rt_matmul_id_desc;
+int rt_op_matmul_id(rt_seq *seq, const rt_matmul_id_desc *d);
+/* X[r][:] += sum_s weights[r][s] * Y[r][s][:]   (Y f32 [rows][n_used][dim]) */
+int rt_op_moe_combine(rt_seq *seq, rt_ref x, rt_ref y, rt_ref weights, int64_t rows, int n_used, int64_t dim);
 
 /* Calibration kernels for benchmarks: dst = src (n bytes, multiple of 16), and an FMA loop writing
  * one value per invocation (n_threads invocations, iters FMAs of 8 chains each). */

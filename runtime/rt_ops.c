@@ -130,38 +130,68 @@ int rt_op_gelu(rt_seq *seq, rt_ref y, rt_ref x, int64_t n)
     return eltwise(seq, RT_ELT_GELU, y, x, (rt_ref){ 0 }, n, 0, 0);
 }
 
+int rt_op_geglu(rt_seq *seq, rt_ref y, rt_ref a, rt_ref b, int64_t n)
+{
+    return eltwise(seq, RT_ELT_GEGLU, y, a, b, n, n, 0);
+}
+
+int rt_op_softcap(rt_seq *seq, rt_ref y, rt_ref x, int64_t n, float cap)
+{
+    if (!(cap > 0))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "softcap: cap %g", (double)cap);
+    return eltwise(seq, RT_ELT_SOFTCAP, y, x, (rt_ref){ 0 }, n, 0, cap);
+}
+
 /* ---------------------------------------------------------------- row reductions */
 
-static int norm(rt_seq *seq, bool layer, rt_ref y, rt_ref x, rt_ref w, rt_ref b, int64_t rows, int64_t dim, float eps)
+/* One workgroup per group of dim values (rows * groups of them), at X[r ldx + g dim], Y[r ldy + g dim]. */
+static int norm(rt_seq *seq, bool layer, const rt_norm_desc *d, rt_ref b)
 {
-    if (too_big(rows) || too_big(dim) || too_big(rows * dim))
-        return rt_seq_fail(seq, RT_ERR_INVALID, "norm: bad shape %lld x %lld", (long long)rows, (long long)dim);
+    int64_t rows = d->rows, dim = d->dim, groups = d->groups ? d->groups : 1;
+    int64_t ldx = d->ldx ? d->ldx : groups * dim, ldy = d->ldy ? d->ldy : groups * dim;
+    if (too_big(rows) || too_big(dim) || too_big(groups) || too_big(rows * groups) || ldx < groups * dim ||
+        ldy < groups * dim || too_big(rows * ldx) || too_big(rows * ldy))
+        return rt_seq_fail(seq, RT_ERR_INVALID, "norm: bad shape %lld x %lld x %lld (ldx %lld, ldy %lld)",
+                           (long long)rows, (long long)groups, (long long)dim, (long long)ldx, (long long)ldy);
+    int64_t nx = (rows - 1) * ldx + groups * dim, ny = (rows - 1) * ldy + groups * dim;
+    /* Y += norm(X) reads Y after other groups' invocations may have read X: no overlap at all */
+    if (d->accumulate && d->y.buf == d->x.buf && d->y.off < d->x.off + (size_t)nx * 4 &&
+        d->x.off < d->y.off + (size_t)ny * 4)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "norm: an accumulated Y overlaps X");
     rt_pc_norm pc = { .rows = (uint32_t)rows, .dim = (uint32_t)dim, .layer = layer, .has_bias = b.buf != NULL,
-                      .eps = eps };
+                      .eps = d->eps, .groups = (uint32_t)groups, .ldx = (uint32_t)ldx, .ldy = (uint32_t)ldy,
+                      .accumulate = d->accumulate };
     rt_bind bind[4];
-    rt_op_bind(seq, y, 4, rows * dim, &bind[0], &pc.off_y);
-    rt_op_bind(seq, x, 4, rows * dim, &bind[1], &pc.off_x);
-    rt_op_bind(seq, w, 4, dim, &bind[2], &pc.off_w);
+    rt_op_bind(seq, d->y, 4, ny, &bind[0], &pc.off_y);
+    rt_op_bind(seq, d->x, 4, nx, &bind[1], &pc.off_x);
+    rt_op_bind(seq, d->w, 4, dim, &bind[2], &pc.off_w);
     if (b.buf)
         rt_op_bind(seq, b, 4, dim, &bind[3], &pc.off_b);
     else
         bind[3] = bind[2];
     uint32_t wg = rt_op_wg(seq, dim >= 1024 ? 256 : 64), gx, gy;
-    rt_op_grid_rows(seq, rows, &gx, &gy);
+    rt_op_grid_rows(seq, rows * groups, &gx, &gy);
     rt_pipeline *p;
     if (rt_op_pipeline(seq, RT_SHADER_norm, &wg, 1, 4, sizeof pc, &p))
         return rt_seq_status(seq);
     return rt_seq_dispatch(seq, p, bind, 4, &pc, gx, gy, 1);
 }
 
+int rt_op_rmsnorm_ex(rt_seq *seq, const rt_norm_desc *d)
+{
+    return norm(seq, false, d, (rt_ref){ 0 });
+}
+
 int rt_op_rmsnorm(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, int64_t rows, int64_t dim, float eps)
 {
-    return norm(seq, false, y, x, w, (rt_ref){ 0 }, rows, dim, eps);
+    rt_norm_desc d = { .y = y, .x = x, .w = w, .rows = rows, .dim = dim, .eps = eps };
+    return norm(seq, false, &d, (rt_ref){ 0 });
 }
 
 int rt_op_layernorm(rt_seq *seq, rt_ref y, rt_ref x, rt_ref w, rt_ref b, int64_t rows, int64_t dim, float eps)
 {
-    return norm(seq, true, y, x, w, b, rows, dim, eps);
+    rt_norm_desc d = { .y = y, .x = x, .w = w, .rows = rows, .dim = dim, .eps = eps };
+    return norm(seq, true, &d, b);
 }
 
 int rt_op_softmax(rt_seq *seq, rt_ref y, rt_ref x, int64_t rows, int64_t cols, float scale)
@@ -314,7 +344,7 @@ int rt_op_rope_kv(rt_seq *seq, rt_ref q, rt_ref kcache, rt_ref vcache, rt_dtype 
 {
     int64_t q_dim = (int64_t)n_heads * head_dim, kv_dim = (int64_t)n_kv_heads * head_dim, ld = q_dim + 2 * kv_dim;
     if (too_big(rows) || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || too_big(cap) || too_big(rows * ld) ||
-        too_big(cap * kv_dim) || r->n_rot <= 0 || r->n_rot > head_dim || r->n_rot % 2 ||
+        too_big(cap * kv_dim) || r->n_rot < 0 || r->n_rot > head_dim || r->n_rot % 2 ||
         (t != RT_F32 && t != RT_F16) || (t == RT_F16 && kv_dim % 2))
         return rt_seq_fail(seq, RT_ERR_INVALID, "rope_kv: bad shape or type (n_rot %d, head_dim %d)", r->n_rot,
                            head_dim);

@@ -24,7 +24,7 @@ static size_t tiles_shared(const attn_tiles *t, uint32_t hd, uint32_t kvp)
 {
     uint32_t sr = t->wg / t->bc, ds = sr > t->nq ? sr / t->nq : 1; /* invocations per score */
     return 4 * ((size_t)t->nq * (hd + 1) + (size_t)t->bc * (hd / kvp + 1) + (size_t)ds * t->nq * (t->bc + 1) +
-                3 * (size_t)t->nq + t->wg);
+                4 * (size_t)t->nq + t->wg);
 }
 
 /* Workgroups of 128 (every Vulkan device runs them). NQ: all query vectors of a KV head's rows up to 64,
@@ -72,8 +72,11 @@ static attn_tiles tiles_choose(rt_seq *seq, int64_t rows, const rt_attn_desc *a,
     int64_t groups = a->n_kv_heads * t.tiles;
     t.min_keys = 128;
     int64_t keys = a->max_keys > 0 && a->max_keys < a->cap ? a->max_keys : a->cap; /* a row's at most */
-    if (groups < 128 && keys >= 2 * t.min_keys) {
-        int64_t want = (256 + groups - 1) / groups, most = (keys + t.min_keys - 1) / t.min_keys;
+    /* what a tile of consecutive rows reads with a sliding window (for the ranges wanted; the CPU limit
+     * below keeps all keys, as a tile's rows may be far apart) */
+    int64_t wkeys = a->window > 0 && keys > (int64_t)a->window + t.nq ? (int64_t)a->window + t.nq : keys;
+    if (groups < 128 && wkeys >= 2 * t.min_keys) {
+        int64_t want = (256 + groups - 1) / groups, most = (wkeys + t.min_keys - 1) / t.min_keys;
         t.n_split = want < most ? want : most;
         if (t.n_split > 64)
             t.n_split = 64;
@@ -100,7 +103,8 @@ static int attention_tiled(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, 
     int64_t part_elems = rows * a->n_heads * t.n_split * (hd + 2);
     rt_pc_attn pc = { .rows = (uint32_t)rows, .n_heads = (uint32_t)a->n_heads, .n_kv_heads = (uint32_t)a->n_kv_heads,
                       .head_dim = hd, .cap = (uint32_t)a->cap, .scale = a->scale, .n_split = (uint32_t)t.n_split,
-                      .split_keys = (uint32_t)a->cap, .min_keys = t.min_keys };
+                      .split_keys = (uint32_t)a->cap, .min_keys = t.min_keys, .softcap = a->softcap,
+                      .window = (uint32_t)a->window };
     rt_bind b[7];
     size_t cs = rt_dtype_size(a->cache_type);
     rt_op_bind(seq, o, 4, q_elems, &b[0], &pc.off_o);
@@ -152,6 +156,9 @@ int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref 
         rows * a->n_heads * a->head_dim > 0xFFFFFFFFll || a->cap * a->n_kv_heads * a->head_dim > 0xFFFFFFFFll)
         return rt_seq_fail(seq, RT_ERR_INVALID, "attention: bad shape (heads %d/%d, head_dim %d)", a->n_heads,
                            a->n_kv_heads, a->head_dim);
+    if (!(a->softcap >= 0) || a->window < 0)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "attention: softcap %g, window %d", (double)a->softcap,
+                           (int)a->window);
     /* CPU drivers (rt_ops_attention_cpu.c) unless asked (VKLLM_ATTN_TILED) or for head sizes that are no
      * multiple of 8 */
     bool cpu = rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU && a->head_dim % 8 == 0 && !getenv("VKLLM_ATTN_TILED");

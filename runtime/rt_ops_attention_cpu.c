@@ -51,7 +51,8 @@ int rt_attention_cpu(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref
         G = 1;
     rt_pc_attn pc = { .rows = (uint32_t)rows, .n_heads = (uint32_t)a->n_heads, .n_kv_heads = (uint32_t)a->n_kv_heads,
                           .head_dim = (uint32_t)D, .cap = (uint32_t)a->cap, .scale = a->scale,
-                          .n_split = (uint32_t)n_split, .split_keys = (uint32_t)sk, .block_shift = shift };
+                          .n_split = (uint32_t)n_split, .split_keys = (uint32_t)sk, .block_shift = shift,
+                          .softcap = a->softcap, .window = (uint32_t)a->window };
     size_t cs = rt_dtype_size(a->cache_type);
     rt_bind b[7];
     rt_op_bind(seq, o, 4, q_elems, &b[0], &pc.off_o);

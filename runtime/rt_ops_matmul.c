@@ -256,8 +256,9 @@ static int matmul_piece(rt_seq *seq, const rt_matmul_plan *plan, const rt_matmul
 
 static int matmul(rt_seq *seq, const rt_matmul_desc *d);
 
-/* The gate and up of one SwiGLU that one dispatch cannot take (types that differ, rows too short for
- * 8-value decoding): two products (the norm folded into each) and rt_op_swiglu, up through scratch. */
+/* The gate and up of one SwiGLU / GeGLU that one dispatch cannot take (types that differ, rows too short
+ * for 8-value decoding): two products (the norm folded into each) and rt_op_swiglu or rt_op_geglu, up
+ * through scratch. */
 static int gated_apart(rt_seq *seq, const rt_matmul_desc *d)
 {
     rt_ref up;
@@ -272,6 +273,8 @@ static int gated_apart(rt_seq *seq, const rt_matmul_desc *d)
     matmul(seq, &g);
     matmul(seq, &u);
     rt_seq_parallel(seq, false);
+    if (d->gate_act == RT_GATE_GELU)
+        return rt_op_geglu(seq, d->y, d->y, up, d->m * d->n);
     return rt_op_swiglu(seq, d->y, d->y, up, d->m * d->n);
 }
 
@@ -291,6 +294,8 @@ static int matmul(rt_seq *seq, const rt_matmul_desc *d)
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: unknown weight type %d", (int)d->wt);
     if (gate && (d->bias.buf || d->accumulate))
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: a gated product takes no bias and does not accumulate");
+    if (gate && d->gate_act != RT_GATE_SILU && d->gate_act != RT_GATE_GELU)
+        return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: unknown gate activation %d", d->gate_act);
     if (gate && !rt_dtype_info((int)d->w_up_type, &(rt_dtype_traits){ 0 }))
         return rt_seq_fail(seq, RT_ERR_INVALID, "matmul: unknown weight type %d", (int)d->w_up_type);
     if (d->ldy && (d->ldy < n || m * d->ldy > 0xFFFFFFFFll))
@@ -332,7 +337,7 @@ static int matmul(rt_seq *seq, const rt_matmul_desc *d)
     if (gate && (d->w_up_type != d->wt || !vec || d->w_up.off % 16))
         return gated_apart(seq, d);
     uint32_t flags = (vec ? RT_MM_VEC : 0) | (xvec ? RT_MM_XVEC : 0) | (norm ? RT_MM_NORM : 0) |
-                     (gate ? RT_MM_GATE : 0);
+                     (gate ? RT_MM_GATE : 0) | (gate && d->gate_act == RT_GATE_GELU ? RT_MM_GELU : 0);
     rt_seq_parallel(seq, true);
     for (int64_t m0 = 0; m0 < m; m0 += plan.per_m)
         for (int64_t n0 = 0; n0 < n; n0 += plan.per_n)

@@ -17,8 +17,11 @@
 //                  holding an RPT x CPT block of output words in registers (with fewer query vectors
 //                  than row groups, KSL groups share a vector, a slice of the keys each, added at the
 //                  end).
-//   SPLIT          (flash decoding) x = KV head + n_kv_heads * range: the keys 0 .. hi of the tile (hi
-//                  its largest position) are cut into n_split ranges of max(ceil((hi + 1) / n_split),
+//   window         (sliding window) a vector takes keys pos - window < j <= pos; the tile's loop starts
+//                  at the least of its vectors' first keys (lo; 0 without a window). softcap: scores
+//                  s (scaled) become softcap tanh(s / softcap) before the mask.
+//   SPLIT          (flash decoding) x = KV head + n_kv_heads * range: the keys lo .. hi of the tile (hi
+//                  its largest position) are cut into n_split ranges of max(ceil((hi + 1 - lo) / n_split),
 //                  min_keys) keys rounded up to BC, computed here from the positions, so the work is
 //                  balanced at every position of a step recorded once; a range past hi writes an empty
 //                  partial (max -inf, sum 0) without touching a key. The ranges' maxima, sums and
@@ -80,6 +83,7 @@ shared float ps[DS * NQ * PS];  // scores (DS partial sums of each), then probab
 shared float crow[NQ];      // per query vector: the tile's correction e^(m_old - m_new), at the end its sum
 shared float mrow[NQ];      // at the end: its max
 shared int lim[NQ];         // its last key (causal limit), -1 for vectors past the last row
+shared int low[NQ];         // its first key (sliding window; 0 without), past every key for those vectors
 shared float red[WG];       // reductions
 
 uint kvh, tr, ru;           // KV head; the invocation's index in the softmax phase and its lane in its vector
@@ -89,6 +93,13 @@ uint tab;                   // PAGED: the tile's row's block table in pg
 uint qoff(uint qi, uint G)
 {
     return ((qi / G) * p.n_heads + kvh * G + qi % G) * HD;
+}
+
+// a score s (scaled) capped: c tanh(s / c), tanh from e^(-2|u|) <= 1 (no inf / inf for large |u|)
+float capped(float s, float c)
+{
+    float e = exp(-2.0 * abs(s / c));
+    return c * sign(s) * (1.0 - e) / (1.0 + e);
 }
 
 vec2 kvval(uint w)
@@ -220,18 +231,25 @@ void main()
         uint i = e / HD, d = e - i * HD;
         qs[i * QS + d] = q0 + i < nqv ? q[p.off_q + qoff(q0 + i, G) + d] * p.scale : 0.0;
     }
-    if (t < NQ)
-        lim[t] = q0 + t < nqv ? min(pos[p.off_pos + (q0 + t) / G], int(p.cap) - 1) : -1;
+    if (t < NQ) {
+        int pr = q0 + t < nqv ? pos[p.off_pos + (q0 + t) / G] : -1;
+        lim[t] = pr >= 0 ? min(pr, int(p.cap) - 1) : -1;
+        low[t] = pr < 0 ? 0x7fffffff : p.window > 0u ? max(pr - int(p.window) + 1, 0) : 0;
+    }
     barrier();
-    int hi = -1;
-    for (uint i = 0u; i < NQ; i++)
+    int hi = -1, lo = 0x7fffffff;
+    for (uint i = 0u; i < NQ; i++) {
         hi = max(hi, lim[i]);
-    int first = 0, last = hi;
+        lo = min(lo, low[i]);
+    }
+    // the tile's keys lo .. hi: those before every vector's window are never loaded
+    int first = lo, last = hi;
     if (SPLIT != 0u) {  // this workgroup's range, from the positions
-        uint range = max((uint(hi + 1) + p.n_split - 1u) / p.n_split, p.min_keys);
+        uint span = hi >= lo ? uint(hi - lo + 1) : 0u;
+        uint range = max((span + p.n_split - 1u) / p.n_split, p.min_keys);
         range = (range + BC - 1u) / BC * BC;
-        first = int(split * range);
-        last = min(hi, first + int(range) - 1);
+        first = hi >= lo ? lo + int(split * range) : 0;
+        last = hi >= lo ? min(hi, first + int(range) - 1) : -1;
     }
 
     float m = NEG_INF, lp = 0.0;  // softmax phase: running max of vector ri, this invocation's part of its sum
@@ -275,7 +293,10 @@ void main()
                 if (j < BC)
                     [[unroll]] for (uint d = 0u; d < DS; d++)
                         x += ps[(d * NQ + ri) * PS + j];
-                sv[k] = j < nk && j0 + int(j) <= lim[ri] ? x : NEG_INF;  // the causal mask
+                if (p.softcap > 0.0)
+                    x = capped(x, p.softcap);
+                int key = j0 + int(j);
+                sv[k] = j < nk && key <= lim[ri] && key >= low[ri] ? x : NEG_INF;  // the causal mask, the window
                 vmax = max(vmax, sv[k]);
             }
             float mn = max(m, vec_reduce(vmax, true));

@@ -7,6 +7,7 @@
 // keys cost more than the arithmetic: this kernel is several times faster there. GPUs keep
 // attention.comp (a private output of head_dim floats per invocation does not fit their registers).
 // SPLIT: as attention.comp (the keys of a row in ranges, partials to scratch, attn_combine.comp merges).
+// window, softcap (rt_pc_attn): a row's loop starts at its window's first key; scores capped first.
 // PAIRS: f16 caches at even offsets are read two values per 32-bit word.
 // PAGED: key j of row r is in cache row table[j / block] * block + j % block, the row's block table in
 // pg (rt_attn_desc.pages): a paged cache of many sequences.
@@ -34,6 +35,13 @@ shared float qs[MAXD];
 shared float sm[gl_WorkGroupSize.x];
 shared float sacc[gl_WorkGroupSize.x * CHUNK];
 
+// a score s (scaled) capped: c tanh(s / c), tanh from e^(-2|u|) <= 1 (no inf / inf for large |u|)
+float capped(float s, float c)
+{
+    float e = exp(-2.0 * abs(s / c));
+    return c * sign(s) * (1.0 - e) / (1.0 + e);
+}
+
 // elements i and i + 1 of a cache (i even when PAIRS)
 vec2 load2(uint which, uint i)
 {
@@ -57,12 +65,14 @@ void main()
         qs[d] = q[p.off_q + (r * p.n_heads + h0) * D + d] * p.scale;
     barrier();
 
-    int last = min(pos[p.off_pos + r], int(p.cap) - 1);
+    int pr = pos[p.off_pos + r], last = min(pr, int(p.cap) - 1);
     int first = 0;
     if (SPLIT != 0u) {
         first = int(split * p.split_keys);
         last = min(last, first + int(p.split_keys) - 1);
     }
+    if (p.window > 0u)  // sliding window: keys pr - window < j only, the others never read
+        first = max(first, pr - int(p.window) + 1);
     float m[G], l[G], acc[MAXD];
     for (uint g = 0; g < G; g++) {
         m[g] = -1.0 / 0.0;
@@ -89,6 +99,9 @@ void main()
                         qs[qd + 4u] * c.x + qs[qd + 5u] * c.y + qs[qd + 6u] * e.x + qs[qd + 7u] * e.y;
             }
         }
+        if (p.softcap > 0.0)
+            for (uint g = 0; g < G; g++)
+                s[g] = capped(s[g], p.softcap);
         for (uint g = 0; g < G; g++) {
             float m_new = max(m[g], s[g]);
             corr[g] = exp(m[g] - m_new);

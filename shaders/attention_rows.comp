@@ -10,6 +10,8 @@
 // unnormalised output) to scratch, merged by attn_combine.comp; ranges past a row's last key write
 // l = 0 and drop out. The dispatcher sizes ranges so that one invocation's loops stay below llvmpipe's
 // limit of 65535 iterations in all (about keys * (G + 1) D / 4 of them).
+// window, softcap (rt_pc_attn): a row takes keys pos - window < j only, the tile's loop starting at the
+// least first key of its rows; scores are capped before the mask.
 // PAIRS: f16 caches at even offsets are read two values per 32-bit word.
 // PAGED: key j of row r is in cache row table[j / block] * block + j % block, the row's block table in
 // pg (rt_attn_desc.pages). When all rows of the tile read one table (one sequence's prefill), the table
@@ -33,7 +35,15 @@ layout(push_constant) uniform PC { rt_pc_attn p; };
 
 const uint MAXD = 256;  // G * head_dim at most
 shared int tile_last[gl_WorkGroupSize.x];
+shared int tile_first[gl_WorkGroupSize.x];
 shared uint tile_tab[gl_WorkGroupSize.x];
+
+// a score s (scaled) capped: c tanh(s / c), tanh from e^(-2|u|) <= 1 (no inf / inf for large |u|)
+float capped(float s, float c)
+{
+    float e = exp(-2.0 * abs(s / c));
+    return c * sign(s) * (1.0 - e) / (1.0 + e);
+}
 
 // elements i and i + 1 of a cache (i even when PAIRS)
 vec2 load2(uint which, uint i)
@@ -47,9 +57,9 @@ vec2 load2(uint which, uint i)
 
 float qv[MAXD], acc[MAXD], m[G], l[G];
 
-// Keys first .. jmax of the tile (the row's own ones up to `last`) into the running state; tab: the
-// block table the keys are read through (PAGED), the same for the whole tile when `shared_tab`.
-void walk(int first, int jmax, int last, uint kvh, uint kv_dim, uint D, uint tab)
+// Keys first .. jmax of the tile (the row's own ones from `own` up to `last`) into the running state; tab:
+// the block table the keys are read through (PAGED), the same for the whole tile when `shared_tab`.
+void walk(int first, int jmax, int own, int last, uint kvh, uint kv_dim, uint D, uint tab)
 {
     uint bmask = (1u << p.block_shift) - 1u;
     for (int j = first; j <= jmax; j++) {
@@ -67,7 +77,10 @@ void walk(int first, int jmax, int last, uint kvh, uint kv_dim, uint D, uint tab
                         qv[qd + 4u] * c.x + qv[qd + 5u] * c.y + qv[qd + 6u] * e.x + qv[qd + 7u] * e.y;
             }
         }
-        bool take = j <= last;  // the causal mask of this row
+        if (p.softcap > 0.0)
+            for (uint g = 0; g < G; g++)
+                s[g] = capped(s[g], p.softcap);
+        bool take = j <= last && j >= own;  // the causal mask of this row, its window
         for (uint g = 0; g < G; g++) {
             float m_new = take ? max(m[g], s[g]) : m[g];
             corr[g] = take ? exp(m[g] - m_new) : 1.0;
@@ -102,18 +115,22 @@ void main()
     bool live = r < p.rows;
     uint D = p.head_dim, kvh = h0 / (p.n_heads / p.n_kv_heads), kv_dim = p.n_kv_heads * D;
     int first = SPLIT != 0u ? int(split * p.split_keys) : 0;
-    int last = live ? min(pos[p.off_pos + r], int(p.cap) - 1) : -1;
+    int pr = live ? pos[p.off_pos + r] : -1, last = live ? min(pr, int(p.cap) - 1) : -1;
     if (SPLIT != 0u)
         last = min(last, first + int(p.split_keys) - 1);
+    // the row's first key (sliding window); the tile's loop starts at the least of them
+    int own = !live ? 0x7fffffff : p.window > 0u ? max(pr - int(p.window) + 1, 0) : 0;
     uint tab = PAGED != 0u ? uint(pg[p.off_pg + (live ? r : 0u)]) : 0u;
     tile_last[t] = last;
+    tile_first[t] = own;
     tile_tab[t] = live ? tab : ~0u;
     barrier();
-    int jmax = -1;
+    int jmax = -1, jmin = 0x7fffffff;
     uint tab0 = tile_tab[0];
     bool one_tab = true;
     for (uint i = 0; i < nt; i++) {
         jmax = max(jmax, tile_last[i]);
+        jmin = min(jmin, tile_first[i]);
         one_tab = one_tab && (tile_tab[i] == tab0 || tile_tab[i] == ~0u);
     }
 
@@ -128,10 +145,11 @@ void main()
         m[g] = -1.0 / 0.0;
         l[g] = 0.0;
     }
+    first = max(first, jmin);
     if (PAGED == 0u || one_tab)
-        walk(first, jmax, last, kvh, kv_dim, D, tab0);  // one table for all: loads at one address
+        walk(first, jmax, own, last, kvh, kv_dim, D, tab0);  // one table for all: loads at one address
     else
-        walk(first, jmax, last, kvh, kv_dim, D, tab);
+        walk(first, jmax, own, last, kvh, kv_dim, D, tab);
     if (!live)
         return;
     for (uint g = 0; g < G; g++) {

@@ -1,5 +1,6 @@
 #version 450
-// Elementwise ops over n elements: add / mul with b broadcast at i % nb, scale, swiglu, gelu.
+// Elementwise ops over n elements: add / mul with b broadcast at i % nb, scale, swiglu, gelu, geglu,
+// softcap.
 // No NaN for finite inputs of any size: exp overflows to inf and x / inf = 0.
 #include "common.glsl"
 layout(local_size_x_id = 0) in;
@@ -22,11 +23,17 @@ void main()
             r = x * p.s;
         else if (p.op == RT_ELT_SWIGLU)
             r = x / (1.0 + exp(-x)) * b[p.off_b + i];
-        else if (p.op == RT_ELT_GELU)
+        else if (p.op == RT_ELT_GELU || p.op == RT_ELT_GEGLU) {
             // 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), written as x sigmoid(2u): some drivers
             // compute tanh(u) as (e^u - e^-u) / (e^u + e^-u), which is inf / inf = NaN for |u| > 88 (x < -13)
             r = x / (1.0 + exp(-1.5957691216057308 * (x + 0.044715 * x * x * x)));
-        else
+            if (p.op == RT_ELT_GEGLU)
+                r *= b[p.off_b + i];
+        } else if (p.op == RT_ELT_SOFTCAP) {
+            // s tanh(x / s) with tanh from e^(-2|u|) <= 1 (no inf / inf, see above)
+            float e = exp(-2.0 * abs(x / p.s));
+            r = p.s * sign(x) * (1.0 - e) / (1.0 + e);
+        } else
             r = x;
         y[p.off_y + i] = r;
     }

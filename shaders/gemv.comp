@@ -17,7 +17,8 @@
 //         more partial sums, reduced with the others), multiplies x by gamma, and the totals are scaled
 //         by 1 / sqrt(mean(x^2) + eps).
 //   GATE: the NR rows are NR / 2 rows of the gate W and the same rows of the up W (the second pair of
-//         bindings, wload.glsl's wsel), and Y[r][j] = silu(gate) * up. Only with VEC.
+//         bindings, wload.glsl's wsel), and Y[r][j] = silu(gate) * up (GELU: gelu(gate)).
+//         Only with VEC.
 // The kernel for CPU drivers is gemv_cpu.comp.
 #include "common.glsl"
 #define WBIND 2
@@ -38,6 +39,7 @@ const uint VEC = FLAGS & RT_MM_VEC;           // pieces of 8 values: k % 8 == 0,
 const uint XVEC = FLAGS & RT_MM_XVEC;         // X rows (and gamma) at 16-byte boundaries (vec4 loads)
 const uint NORM = FLAGS & RT_MM_NORM;
 const uint GATE = FLAGS & RT_MM_GATE;
+const uint GELU = FLAGS & RT_MM_GELU;          // GATE's activation: gelu (tanh form), else silu
 const uint JH = NR >> ((FLAGS >> 3) & 1u);    // output columns per workgroup (NR, or NR / 2 when GATE)
 
 layout(binding = 0) buffer Y { float y[]; };
@@ -47,6 +49,13 @@ layout(binding = 3) readonly buffer Bb { float bias[]; };
 layout(binding = 5) readonly buffer G { float gam[]; };
 layout(binding = 5) readonly buffer G4 { vec4 gam4[]; };
 layout(push_constant) uniform PC { rt_pc_matmul p; };
+
+// the gate's activation: silu(v) = v sigmoid(v), or gelu(v) = 0.5 v (1 + tanh(u)) = v sigmoid(2u) with
+// u = sqrt(2/pi) (v + 0.044715 v^3) (no tanh: see eltwise.comp)
+float gate_act(float v)
+{
+    return v / (1.0 + exp(GELU != 0 ? -1.5957691216057308 * (v + 0.044715 * v * v * v) : -v));
+}
 
 const uint WG = gl_WorkGroupSize.x;         // a power of two
 const uint NO = NR * MR;                    // sums of products per workgroup
@@ -169,7 +178,7 @@ void main()
                 v *= inv;
             if (GATE != 0) {
                 float u = total(t + JH * MR) * inv;
-                v = v / (1.0 + exp(-v)) * u;
+                v = gate_act(v) * u;
             }
             if (p.has_bias != 0u)
                 v += bias[p.off_b + p.n0 + j];

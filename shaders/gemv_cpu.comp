@@ -15,7 +15,8 @@
 //         a model is then the same as with separate norms. (X loads are uniform: all lanes do this at
 //         the cost of one.)
 //   GATE: the NR rows are NR / 2 rows of the gate W and the same rows of the up W (the second pair of
-//         bindings, wload.glsl's wsel), and Y[r][j] = silu(gate) * up. Only with VEC.
+//         bindings, wload.glsl's wsel), and Y[r][j] = silu(gate) * up (GELU: gelu(gate)).
+//         Only with VEC.
 #include "common.glsl"
 #extension GL_EXT_control_flow_attributes : require
 #define WBIND 2
@@ -33,6 +34,7 @@ const uint VEC = FLAGS & RT_MM_VEC;           // pieces of 8 values: k % 8 == 0,
 const uint XVEC = FLAGS & RT_MM_XVEC;         // X rows (and gamma) at 16-byte boundaries (vec4 loads)
 const uint NORM = FLAGS & RT_MM_NORM;
 const uint GATE = FLAGS & RT_MM_GATE;
+const uint GELU = FLAGS & RT_MM_GELU;          // GATE's activation: gelu (tanh form), else silu
 const uint JH = NR >> ((FLAGS >> 3) & 1u);    // output columns per invocation (NR, or NR / 2 when GATE)
 
 layout(binding = 0) buffer Y { float y[]; };
@@ -42,6 +44,13 @@ layout(binding = 3) readonly buffer Bb { float bias[]; };
 layout(binding = 5) readonly buffer G { float gam[]; };
 layout(binding = 5) readonly buffer G4 { vec4 gam4[]; };
 layout(push_constant) uniform PC { rt_pc_matmul p; };
+
+// the gate's activation: silu(v) = v sigmoid(v), or gelu(v) = 0.5 v (1 + tanh(u)) = v sigmoid(2u) with
+// u = sqrt(2/pi) (v + 0.044715 v^3) (no tanh: see eltwise.comp)
+float gate_act(float v)
+{
+    return v / (1.0 + exp(GELU != 0 ? -1.5957691216057308 * (v + 0.044715 * v * v * v) : -v));
+}
 
 const uint NO = NR * MR; // sums per pass
 
@@ -198,7 +207,7 @@ void main()
                 float v = acc[q];
                 if (GATE != 0) {
                     float u = acc[q + JH * MR];
-                    v = v / (1.0 + exp(-v)) * u;
+                    v = gate_act(v) * u;
                 }
                 if (p.has_bias != 0u)
                     v += bias[p.off_b + p.n0 + j];

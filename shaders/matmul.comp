@@ -17,7 +17,8 @@
 //         the sums are scaled by the rows' 1 / sqrt(mean(x^2) + eps) at the end.
 //   GATE: the tile's BN columns are BN / 2 rows of the gate W, then the same rows of the up W (the second
 //         pair of bindings, wload.glsl's wsel); a thread's columns j < TN / 2 are gate, j + TN / 2 the
-//         matching up, and it stores silu(gate) * up for BN / 2 columns of Y. TN even; only with VEC.
+//         matching up, and it stores silu(gate) * up (GELU: gelu(gate) * up) for BN / 2 columns of Y. TN
+//         even; only with VEC.
 #include "common.glsl"
 #define WBIND 2
 #define SBIND 4
@@ -36,6 +37,7 @@ const uint VEC = FLAGS & RT_MM_VEC;           // W in pieces of 8 values (k % 8 
 const uint XVEC = FLAGS & RT_MM_XVEC;         // X rows (and gamma) at 16-byte boundaries and k % 4 == 0
 const uint NORM = FLAGS & RT_MM_NORM;
 const uint GATE = FLAGS & RT_MM_GATE;
+const uint GELU = FLAGS & RT_MM_GELU;          // GATE's activation: gelu (tanh form), else silu
 const uint BH = BN >> ((FLAGS >> 3) & 1u);    // columns of Y per tile (BN, or BN / 2 when GATE)
 const uint TH = TN >> ((FLAGS >> 3) & 1u);    // of them per thread
 
@@ -46,6 +48,13 @@ layout(binding = 3) readonly buffer Bb { float bias[]; };
 layout(binding = 5) readonly buffer G { float gam[]; };
 layout(binding = 5) readonly buffer G4 { vec4 gam4[]; };
 layout(push_constant) uniform PC { rt_pc_matmul p; };
+
+// the gate's activation: silu(v) = v sigmoid(v), or gelu(v) = 0.5 v (1 + tanh(u)) = v sigmoid(2u) with
+// u = sqrt(2/pi) (v + 0.044715 v^3) (no tanh: see eltwise.comp)
+float gate_act(float v)
+{
+    return v / (1.0 + exp(GELU != 0 ? -1.5957691216057308 * (v + 0.044715 * v * v * v) : -v));
+}
 
 const uint WG = gl_WorkGroupSize.x;
 const uint TX = BN / TN; // threads along n
@@ -196,7 +205,7 @@ void main()
                     v *= inv;
                 if (GATE != 0) {
                     float u = acc[i * TN + j + TH] * inv;
-                    v = v / (1.0 + exp(-v)) * u;
+                    v = gate_act(v) * u;
                 }
                 if (p.has_bias != 0u)
                     v += bias[p.off_b + p.n0 + c];

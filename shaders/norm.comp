@@ -1,10 +1,13 @@
 #version 450
-// RMSNorm (layer = 0) and LayerNorm (layer = 1) of each row; one workgroup per row.
+// RMSNorm (layer = 0) and LayerNorm (layer = 1) of groups of dim values, `groups` of them per row (per-head
+// norms: one group per head, in place in a wider row); one workgroup per group.
 //   rms:   y = x / sqrt(mean(x^2) + eps) * w
 //   layer: y = (x - mean) / sqrt(var + eps) * w + b
+// accumulate: y += that (a residual stream). In place (y and x one binding range) each invocation reads
+// its x values before it writes the same ones.
 #include "common.glsl"
 layout(local_size_x_id = 0) in;
-layout(binding = 0) writeonly buffer Y { float y[]; };
+layout(binding = 0) buffer Y { float y[]; };
 layout(binding = 1) readonly buffer X { float x[]; };
 layout(binding = 2) readonly buffer W { float w[]; };
 layout(binding = 3) readonly buffer Bb { float bias[]; };
@@ -28,10 +31,11 @@ float workgroup_sum(float v)
 
 void main()
 {
-    uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
-    if (row >= p.rows)
+    uint gi = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    if (gi >= p.rows * p.groups)
         return;
-    uint xo = p.off_x + row * p.dim, yo = p.off_y + row * p.dim;
+    uint row = gi / p.groups, g = gi - row * p.groups;
+    uint xo = p.off_x + row * p.ldx + g * p.dim, yo = p.off_y + row * p.ldy + g * p.dim;
     uint t = gl_LocalInvocationID.x, n = gl_WorkGroupSize.x;
     float mean = 0.0;
     if (p.layer != 0u) {
@@ -50,6 +54,8 @@ void main()
         float v = (x[xo + i] - mean) * inv * w[p.off_w + i];
         if (p.has_bias != 0u)
             v += bias[p.off_b + i];
+        if (p.accumulate != 0u)
+            v += y[yo + i];
         y[yo + i] = v;
     }
 }

@@ -31,6 +31,8 @@ typedef uint32_t uint;
 #define RT_ELT_SCALE 2
 #define RT_ELT_SWIGLU 3
 #define RT_ELT_GELU 4
+#define RT_ELT_GEGLU 5   /* gelu(a) * b */
+#define RT_ELT_SOFTCAP 6 /* s tanh(a / s) */
 
 RT_STRUCT(rt_pc_eltwise) {
     uint n;       /* elements of y */
@@ -42,16 +44,20 @@ RT_STRUCT(rt_pc_eltwise) {
 } RT_END(rt_pc_eltwise);
 RT_CHECK(rt_pc_eltwise, 8)
 
-/* RMSNorm and LayerNorm, shaders/norm.comp: one workgroup per row */
+/* RMSNorm and LayerNorm, shaders/norm.comp: one workgroup per group of dim values, groups of them per
+ * row; group g of row r at X[r ldx + g dim], Y[r ldy + g dim] */
 RT_STRUCT(rt_pc_norm) {
     uint rows, dim;
     uint layer;   /* 0: RMSNorm, 1: LayerNorm */
     uint has_bias;
     uint off_y, off_x, off_w, off_b;
     float eps;
+    uint groups;  /* per row */
+    uint ldx, ldy;
+    uint accumulate; /* 1: Y += norm(X) */
     uint pad[3];
 } RT_END(rt_pc_norm);
-RT_CHECK(rt_pc_norm, 12)
+RT_CHECK(rt_pc_norm, 16)
 
 /* row softmax, shaders/softmax.comp: one workgroup per row */
 RT_STRUCT(rt_pc_softmax) {
@@ -126,6 +132,7 @@ RT_CHECK(rt_pc_argmax, 4)
 #define RT_MM_XVEC 2u   /* X rows (and the norm's weights) read as vec4s (16-byte boundaries, k % 4 == 0) */
 #define RT_MM_NORM 4u   /* RMSNorm folded in: X rows scaled by 1 / sqrt(mean(x^2) + eps) * gamma (binding 5) */
 #define RT_MM_GATE 8u   /* SwiGLU of two W (gate: bindings 2, 4; up: 6, 7): Y = silu(X Wg^T) * (X Wu^T) */
+#define RT_MM_GELU 16u  /* with RT_MM_GATE: gelu (tanh form) of the gate instead of silu (GeGLU) */
 RT_STRUCT(rt_pc_matmul) {
     uint m, n, k;         /* X [m][k], W [n][k], Y [m][n] */
     uint off_y, off_x;
@@ -158,9 +165,44 @@ RT_STRUCT(rt_pc_attn) {
     uint min_keys;        /* attention.comp: keys per range at least (a range is sized from the positions) */
     uint block_shift;     /* paged: log2 of the block size */
     uint off_pg;          /* paged: where the pages binding's data starts */
+    float softcap;        /* > 0: scores s (scaled) become softcap tanh(s / softcap) (Gemma 2) */
+    uint window;          /* > 0: row r takes keys j > pos[r] - window only (sliding window); 0: all */
     uint pad;
 } RT_END(rt_pc_attn);
-RT_CHECK(rt_pc_attn, 18)
+RT_CHECK(rt_pc_attn, 20)
+
+/* mixture of experts (runtime/rt_ops_moe.c): top-k routing, shaders/moe_route.comp (a workgroup per row) */
+RT_STRUCT(rt_pc_moe_route) {
+    uint rows, n_expert, k;
+    uint renorm;          /* 1: the k weights divided by their sum */
+    uint off_ids, off_w, off_l;
+    uint pad;
+} RT_END(rt_pc_moe_route);
+RT_CHECK(rt_pc_moe_route, 8)
+
+/* products with the chosen experts, shaders/moe_matmul.comp: Y [m][n_used][n] from X [m][k] (or
+ * [m][n_used][k], x_per_slot) and expert ids[r][s] of W; flags RT_MM_VEC, RT_MM_XVEC, RT_MM_GATE */
+RT_STRUCT(rt_pc_moe_mm) {
+    uint m, n, k;
+    uint n_used, n_expert;
+    uint x_per_slot;
+    uint off_y, off_x, off_ids;
+    uint off_w, off_w2;   /* bytes: expert 0 of W (and of W_up, RT_MM_GATE) in its binding */
+    uint stride;          /* bytes from one expert to the next (rt_expert_stride) */
+    uint row_bytes;       /* bytes per row in an expert's quants plane */
+    uint s_plane;         /* bytes from an expert's start to its scales plane (block formats) */
+    uint s_row;           /* bytes per row in the scales plane */
+    uint pad;
+} RT_END(rt_pc_moe_mm);
+RT_CHECK(rt_pc_moe_mm, 16)
+
+/* X[r] += sum_s w[r][s] Y[r][s], shaders/moe_combine.comp */
+RT_STRUCT(rt_pc_moe_combine) {
+    uint rows, n_used, dim;
+    uint off_x, off_y, off_w;
+    uint pad[2];
+} RT_END(rt_pc_moe_combine);
+RT_CHECK(rt_pc_moe_combine, 8)
 
 /* calibration kernels for benchmarks, shaders/bench_copy.comp and bench_fma.comp */
 RT_STRUCT(rt_pc_bench) {

@@ -13,6 +13,8 @@ vkllm_shader(attention_sg attention.comp USE_SUBGROUP)
 vkllm_shader(attention_cpu attention_cpu.comp)
 vkllm_shader(attention_rows attention_rows.comp)
 vkllm_shader(attn_combine attn_combine.comp)
+vkllm_shader(moe_route moe_route.comp)
+vkllm_shader(moe_combine moe_combine.comp)
 
 # Weight formats: vkllm_weight_type(NAME ID) with ID the rt_dtype (ggml's type number); the format is
 # decoded by dq_NAME.glsl (selected in dq.glsl by -DWT_<NAME in capitals>).
@@ -39,3 +41,4 @@ vkllm_typed_shader(gemv_sg gemv.comp USE_SUBGROUP)
 vkllm_typed_shader(gemv_cpu gemv_cpu.comp)
 vkllm_typed_shader(matmul matmul.comp)
 vkllm_typed_shader(get_rows get_rows.comp)
+vkllm_typed_shader(moe_matmul moe_matmul.comp)

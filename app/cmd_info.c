@@ -301,6 +301,34 @@ static void special_tokens(out *o, const lm_gguf *g, uint64_t n_vocab)
         putchar('\n');
 }
 
+/* Whether `vkllm run` takes the file, and if not why: the architecture, or a tensor type. */
+static void support(out *o, const lm_gguf *g, const char *arch)
+{
+    char why[600] = "";
+    if (!arch)
+        snprintf(why, sizeof why, "no general.architecture");
+    else if (!lm_arch_supported(arch))
+        snprintf(why, sizeof why, "architecture '%s' is not one vkllm runs (%s)", arch, lm_arch_names());
+    for (int64_t i = 0; !why[0] && i < lm_gguf_n_tensors(g); i++) {
+        lm_gguf_tensor_info t;
+        lm_gguf_tensor(g, i, &t);
+        if (!lm_quant_supported(t.type))
+            snprintf(why, sizeof why, "tensor '%s' has type %s, which vkllm does not run", t.name,
+                     lm_gguf_type_name(t.type) ? lm_gguf_type_name(t.type) : "?");
+    }
+    if (o->json) {
+        put(o, "supported", cJSON_CreateBool(!why[0]));
+        if (why[0])
+            put(o, "unsupported_reason", app_json_str(why, strlen(why)));
+    } else if (why[0]) {
+        printf("%-15s no: ", "runs");
+        app_put_safe(stdout, why, strlen(why), false);
+        putchar('\n');
+    } else {
+        printf("%-15s yes\n", "runs");
+    }
+}
+
 static void tokenizer(out *o, const lm_gguf *g)
 {
     field_key(o, g, "tokenizer", "tokenizer_model", "tokenizer.ggml.model");
@@ -374,6 +402,7 @@ int cmd_info(int argc, char **argv)
     const char *arch = NULL;
     if (lm_gguf_get_str(g, "general.architecture", &arch, NULL) == LM_OK)
         field_str(&o, "architecture", "architecture", arch);
+    support(&o, g, arch);
     field_key(&o, g, "name", "name", "general.name");
     field_key(&o, g, "file type", "file_type", "general.file_type");
     uint32_t ft;

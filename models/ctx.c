@@ -12,11 +12,14 @@
 #include <string.h>
 
 #include "kv_blocks.h"
-#include "model_internal.h"
+#include "arch.h"
 
 enum { OUT_LOGITS = 1, OUT_ARGMAX = 2 };
 #define N_RECORDED 8
 #define MAX_SEQS 256 /* sequences in one pass at most (n_seq_max) */
+/* the inputs: token ids, positions, cache rows, block tables, the rows that give outputs, and each row's
+ * last key (its position; an encoder's: its sequence's last in the pass) */
+enum { IN_IDS, IN_POS, IN_ROW, IN_PAGES, IN_SEL, IN_KEND, N_IN };
 
 typedef struct recorded {
     rt_seq *seq;
@@ -37,16 +40,20 @@ struct lm_ctx {
     rt_buffer *q;              /* [n_batch][q_dim] the queries rotated */
     rt_buffer *att;            /* [n_batch][q_dim] attention output */
     rt_buffer *hb;             /* [n_batch][ffn_dim] silu(gate) * up */
+    rt_buffer *t;              /* [n_batch][dim] a sub-layer's output before its post-norm */
+    rt_buffer *moe[5];         /* models with experts: lm_fwd's moe_logits, moe_ids, moe_w, moe_h, moe_o */
     rt_buffer *xsel;           /* [n_batch][dim] the rows that produce logits, gathered */
     int32_t logit_rows;        /* rows the logits buffers hold now (grown when more are asked for) */
     int32_t logit_rows_max;    /* what one binding of logits allows */
-    rt_buffer *logits;         /* [logit_rows][n_vocab] */
-    rt_buffer *logits_host;    /* [logit_rows][n_vocab] readback */
+    int32_t out_w;             /* floats of an output row: n_vocab, or dim for a context of embeddings */
+    bool embeddings;
+    rt_buffer *logits;         /* [logit_rows][out_w] */
+    rt_buffer *logits_host;    /* [logit_rows][out_w] readback */
     rt_buffer *next;           /* [n_batch] int32 argmax of the logits rows (readback) */
     /* the inputs (upload memory), and their device-local copies where that memory is not device-local */
-    rt_buffer *in[5], *in_dev[5];
-    int32_t *h_in[5];          /* host staging of the inputs */
-    size_t in_elems[5];
+    rt_buffer *in[N_IN], *in_dev[N_IN];
+    int32_t *h_in[N_IN];       /* host staging of the inputs */
+    size_t in_elems[N_IN];
     recorded rec[N_RECORDED];
     uint64_t clock;
     rt_seq *copies;            /* block copies (copy on write), recorded when needed */
@@ -63,93 +70,64 @@ struct lm_ctx {
         int64_t before[256];
     } pend;
 };
-enum { IN_IDS, IN_POS, IN_ROW, IN_PAGES, IN_SEL };
 
 static rt_ref at(rt_buffer *b, int64_t elem_off) { return rt_at(b, (size_t)elem_off * 4); }
 static rt_ref input(const lm_ctx *c, int i) { return at(c->in_dev[i] ? c->in_dev[i] : c->in[i], 0); }
 
 /* ---------------------------------------------------------------- the forward pass */
 
-/* Records the pass of n rows (inputs in c->in) that gives logits for n_sel of them (out: OUT_*). */
+/* Records the pass of n rows (inputs in c->in) that gives logits for n_sel of them (out: OUT_*): the
+ * embeddings, the family's layers, then the logits of the rows asked for. */
 static int record_forward(lm_ctx *c, rt_seq *seq, int64_t n, int64_t n_sel, int out)
 {
     const lm_model *m = c->m;
     const lm_hparams *hp = &m->hp;
-    int64_t dim = hp->dim, hd = hp->head_dim, q_dim = (int64_t)hp->n_heads * hd, kv_dim = (int64_t)hp->n_kv_heads * hd;
-    int64_t ld = q_dim + 2 * kv_dim;
-    rt_ref none = { 0 };
-    rt_rope_desc rope = {
-        .mode = hp->rope_mode, .n_rot = hp->n_rot, .base = hp->rope_base,
-        .freq_scale = hp->rope_scaling == LM_ROPE_SCALING_NONE ? 1.0f : 1.0f / hp->rope_factor,
-        .ext_factor = hp->rope_scaling == LM_ROPE_SCALING_YARN ? 1.0f : 0.0f,
-        .attn_factor = hp->rope_scaling == LM_ROPE_SCALING_YARN ? hp->yarn_attn_factor : 1.0f,
-        .beta_fast = hp->yarn_beta_fast, .beta_slow = hp->yarn_beta_slow, .n_ctx_orig = hp->rope_n_ctx_orig,
-        .freq_factors = m->rope_freqs.buf ? rt_at(m->rope_freqs.buf, 0) : none,
-    };
-    int64_t pool_rows = (int64_t)c->n_blocks * c->bs;
-    rt_attn_desc attn = { .n_heads = hp->n_heads, .n_kv_heads = hp->n_kv_heads, .head_dim = hp->head_dim,
-                          .scale = 1.0f / sqrtf((float)hd), .cap = pool_rows, .cache_type = c->kv_type,
-                          .block_size = c->bs, .pages = input(c, IN_PAGES), .max_keys = c->n_ctx };
-    rt_ref X = at(c->x, 0), QKV = at(c->qkv, 0), Q = at(c->q, 0), ATT = at(c->att, 0), HB = at(c->hb, 0),
-           IDS = input(c, IN_IDS), POS = input(c, IN_POS), ROW = input(c, IN_ROW);
-#define B(w) ((w).buf ? rt_at((w).buf, 0) : none)
+    const lm_arch *a = m->arch;
+    lm_fwd f = { .seq = seq, .m = m, .hp = hp, .n = n, .x = at(c->x, 0), .qkv = at(c->qkv, 0), .q = at(c->q, 0),
+                 .att = at(c->att, 0), .hb = at(c->hb, 0), .t = at(c->t, 0), .ids = input(c, IN_IDS),
+                 .pos = input(c, IN_POS), .kend = input(c, IN_KEND), .slots = input(c, IN_ROW), .pages = input(c, IN_PAGES), .kc = c->kc,
+                 .vc = c->vc, .cache_rows = (int64_t)c->n_blocks * c->bs, .cache_type = c->kv_type,
+                 .block_size = c->bs, .max_keys = c->n_ctx };
+    if (c->moe[0]) {
+        f.moe_logits = at(c->moe[0], 0), f.moe_ids = at(c->moe[1], 0), f.moe_w = at(c->moe[2], 0);
+        f.moe_h = at(c->moe[3], 0), f.moe_o = at(c->moe[4], 0);
+    }
 
     rt_seq_begin(seq);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < N_IN; i++)
         if (c->in_dev[i])
             rt_seq_copy(seq, at(c->in_dev[i], 0), at(c->in[i], 0),
                         (i == IN_PAGES ? c->in_elems[i] : i == IN_SEL ? (size_t)n_sel : (size_t)n) * 4);
-    rt_op_get_rows(seq, X, rt_at(m->tok_embd.buf, 0), m->tok_embd.type, IDS, n, hp->n_vocab, dim);
-    for (int l = 0; l < hp->n_layers; l++) {
-        const lm_layer *L = &m->layers[l];
-        /* attention: x += wo · attention(rope(wq · norm(x)), cache(rope(wk · norm(x))), cache(wv · norm(x))):
-         * the three projections in one product where the model loaded them as one matrix (else three
-         * products into the columns of one QKV), the norm folded in; then Q and K rotated, and K and V
-         * written to the rows of the cache that the block tables give, in one dispatch */
-        rt_ref attn_norm = rt_at(L->attn_norm.buf, 0);
-        if (L->wqkv.buf) {
-            rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = QKV, .x = X, .w = rt_at(L->wqkv.buf, 0), .wt = L->wqkv.type,
-                                                    .bias = B(L->bqkv), .m = n, .n = ld, .k = dim,
-                                                    .norm_w = attn_norm, .norm_eps = hp->norm_eps });
-        } else {
-            const lm_weight *w[3] = { &L->wq, &L->wk, &L->wv }, *b[3] = { &L->bq, &L->bk, &L->bv };
-            int64_t cols[3] = { q_dim, kv_dim, kv_dim }, col = 0;
-            rt_seq_parallel(seq, true);
-            for (int i = 0; i < 3; col += cols[i++])
-                rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = at(c->qkv, col), .ldy = ld, .x = X,
-                                                        .w = rt_at(w[i]->buf, 0), .wt = w[i]->type, .bias = B(*b[i]),
-                                                        .m = n, .n = cols[i], .k = dim, .norm_w = attn_norm,
-                                                        .norm_eps = hp->norm_eps });
-            rt_seq_parallel(seq, false);
-        }
-        rt_op_rope_kv(seq, Q, rt_at(c->kc[l], 0), rt_at(c->vc[l], 0), c->kv_type, QKV, POS, ROW, n, hp->n_heads,
-                      hp->n_kv_heads, (int)hd, pool_rows, &rope);
-        rt_op_attention(seq, ATT, Q, rt_at(c->kc[l], 0), rt_at(c->vc[l], 0), POS, n, &attn);
-        rt_op_matmul_acc(seq, X, ATT, rt_at(L->wo.buf, 0), L->wo.type, none, n, dim, q_dim);
-        /* feed-forward: x += w_down · (silu(w_gate · norm(x)) * (w_up · norm(x))), the norm, both
-         * projections and the SwiGLU in one dispatch */
-        rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = HB, .x = X, .w = rt_at(L->w_gate.buf, 0),
-                                                .wt = L->w_gate.type, .m = n, .n = hp->ffn_dim, .k = dim,
-                                                .norm_w = rt_at(L->ffn_norm.buf, 0), .norm_eps = hp->norm_eps,
-                                                .w_up = rt_at(L->w_up.buf, 0), .w_up_type = L->w_up.type });
-        rt_op_matmul_acc(seq, X, HB, rt_at(L->w_down.buf, 0), L->w_down.type, none, n, dim, hp->ffn_dim);
-    }
+    (a->embed ? a->embed : lm_fwd_embed)(&f);
+    for (int l = 0; l < hp->n_layers; l++)
+        a->layer(&f, l);
     if (n_sel > 0) {
         /* logits = output · norm(x) of the rows asked for: gathered first unless they are all the rows */
-        rt_ref xl = X;
+        rt_ref xl = f.x;
         if (n_sel < n) {
             xl = at(c->xsel, 0);
-            rt_op_get_rows(seq, xl, X, RT_F32, input(c, IN_SEL), n_sel, n, dim);
+            rt_op_get_rows(seq, xl, f.x, RT_F32, input(c, IN_SEL), n_sel, n, hp->dim);
         }
-        rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = rt_at(c->logits, 0), .x = xl, .w = rt_at(m->output.buf, 0),
-                                                .wt = m->output.type, .m = n_sel, .n = hp->n_vocab, .k = dim,
-                                                .norm_w = rt_at(m->out_norm.buf, 0), .norm_eps = hp->norm_eps });
+        rt_ref logits = rt_at(c->logits, 0);
+        const lm_weight *on = &m->g.out_norm;
+        if (c->embeddings) { /* the hidden states, through the output norm where the model has one */
+            if (on->buf && m->g.out_norm_b.buf)
+                rt_op_layernorm(seq, logits, xl, lm_w(on), lm_w(&m->g.out_norm_b), n_sel, hp->dim, hp->norm_eps);
+            else if (on->buf)
+                rt_op_rmsnorm(seq, logits, xl, lm_w(on), n_sel, hp->dim, hp->norm_eps);
+            rt_seq_copy(seq, rt_at(c->logits_host, 0), on->buf ? logits : xl, (size_t)n_sel * hp->dim * 4);
+            return rt_seq_end(seq);
+        }
+        rt_op_matmul_ex(seq, &(rt_matmul_desc){ .y = logits, .x = xl, .w = lm_w(&m->g.output), .wt = m->g.output.type,
+                                                .m = n_sel, .n = hp->n_vocab, .k = hp->dim, .norm_w = lm_w(on),
+                                                .norm_eps = hp->norm_eps });
+        if (a->logits)
+            a->logits(&f, logits, n_sel);
         if (out & OUT_ARGMAX)
-            rt_op_argmax(seq, rt_at(c->next, 0), rt_at(c->logits, 0), n_sel, hp->n_vocab);
+            rt_op_argmax(seq, rt_at(c->next, 0), logits, n_sel, hp->n_vocab);
         if (out & OUT_LOGITS)
-            rt_seq_copy(seq, rt_at(c->logits_host, 0), rt_at(c->logits, 0), (size_t)n_sel * hp->n_vocab * 4);
+            rt_seq_copy(seq, rt_at(c->logits_host, 0), logits, (size_t)n_sel * hp->n_vocab * 4);
     }
-#undef B
     return rt_seq_end(seq);
 }
 
@@ -196,10 +174,12 @@ void lm_ctx_free(lm_ctx *c)
         }
     free(c->kc);
     free(c->vc);
-    rt_buffer *bufs[] = { c->x, c->qkv, c->q, c->att, c->hb, c->xsel, c->logits, c->logits_host, c->next };
+    for (int i = 0; i < 5; i++)
+        rt_buffer_destroy(c->moe[i]);
+    rt_buffer *bufs[] = { c->x, c->t, c->qkv, c->q, c->att, c->hb, c->xsel, c->logits, c->logits_host, c->next };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         rt_buffer_destroy(bufs[i]);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < N_IN; i++) {
         rt_buffer_destroy(c->in[i]);
         rt_buffer_destroy(c->in_dev[i]);
         free(c->h_in[i]);
@@ -250,17 +230,21 @@ int lm_ctx_create(lm_model *m, const lm_ctx_opts *o, lm_ctx **out, char *err, si
     }
     c->n_blocks = (int32_t)blocks;
     c->kv = kvb_create(c->n_blocks, c->bs);
-    int64_t vocab_bytes = (int64_t)hp->n_vocab * 4, fit = (int64_t)room / vocab_bytes;
+    c->embeddings = o->embeddings;
+    c->out_w = c->embeddings ? hp->dim : hp->n_vocab;
+    int64_t vocab_bytes = (int64_t)c->out_w * 4, fit = (int64_t)room / vocab_bytes;
     c->logit_rows_max = fit < 1 ? 1 : fit < c->n_batch ? (int32_t)fit : c->n_batch;
     c->logit_rows = c->n_seq_max < c->logit_rows_max ? c->n_seq_max : c->logit_rows_max;
     c->kc = calloc((size_t)hp->n_layers, sizeof *c->kc);
     c->vc = calloc((size_t)hp->n_layers, sizeof *c->vc);
     int64_t B = c->n_batch;
-    c->in_elems[IN_IDS] = c->in_elems[IN_POS] = c->in_elems[IN_ROW] = c->in_elems[IN_SEL] = (size_t)B;
+    for (int i = 0; i < N_IN; i++)
+        c->in_elems[i] = (size_t)B;
     c->in_elems[IN_PAGES] = (size_t)B + (size_t)c->n_seq_max * (size_t)c->max_blocks;
-    for (int i = 0; i < 5; i++)
-        c->h_in[i] = calloc(c->in_elems[i], sizeof(int32_t));
-    if (!c->kv || !c->kc || !c->vc || !c->h_in[0] || !c->h_in[1] || !c->h_in[2] || !c->h_in[3] || !c->h_in[4]) {
+    bool host_ok = c->kv && c->kc && c->vc;
+    for (int i = 0; i < N_IN; i++)
+        host_ok &= (c->h_in[i] = calloc(c->in_elems[i], sizeof(int32_t))) != NULL;
+    if (!host_ok) {
         lm_ctx_free(c);
         return lm_fail(err, errlen, LM_ERR_NOMEM, "out of host memory");
     }
@@ -272,6 +256,7 @@ int lm_ctx_create(lm_model *m, const lm_ctx_opts *o, lm_ctx **out, char *err, si
             rc = rt_buffer_create(ctx, RT_MEM_DEVICE, cache_bytes, &c->vc[l]);
     struct { rt_buffer **b; rt_mem kind; int64_t bytes; } want[] = {
         { &c->x, RT_MEM_DEVICE, B * hp->dim * 4 },
+        { &c->t, RT_MEM_DEVICE, B * hp->dim * 4 },
         { &c->qkv, RT_MEM_DEVICE, B * (q_dim + 2 * kv_dim) * 4 },
         { &c->q, RT_MEM_DEVICE, B * q_dim * 4 },
         { &c->att, RT_MEM_DEVICE, B * q_dim * 4 },
@@ -283,9 +268,16 @@ int lm_ctx_create(lm_model *m, const lm_ctx_opts *o, lm_ctx **out, char *err, si
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0] && !rc; i++)
         rc = rt_buffer_create(ctx, want[i].kind, (size_t)want[i].bytes, want[i].b);
-    for (int i = 0; i < 5 && !rc; i++)
+    if (hp->n_expert > 0) {
+        int64_t used = hp->n_expert_used;
+        int64_t moe_bytes[5] = { B * hp->n_expert * 4, B * used * 4, B * used * 4, B * used * hp->expert_ffn_dim * 4,
+                                 B * used * hp->dim * 4 };
+        for (int i = 0; i < 5 && !rc; i++)
+            rc = rt_buffer_create(ctx, RT_MEM_DEVICE, (size_t)moe_bytes[i], &c->moe[i]);
+    }
+    for (int i = 0; i < N_IN && !rc; i++)
         rc = rt_buffer_create(ctx, RT_MEM_UPLOAD, c->in_elems[i] * 4, &c->in[i]);
-    for (int i = 0; i < 5 && !rc; i++)
+    for (int i = 0; i < N_IN && !rc; i++)
         if (!rt_buffer_device_local(c->in[i]))
             rc = rt_buffer_create(ctx, RT_MEM_DEVICE, c->in_elems[i] * 4, &c->in_dev[i]);
     if (rc) {
@@ -313,7 +305,7 @@ static int logits_reserve(lm_ctx *c, int32_t rows, char *err, size_t errlen)
         rows = c->logit_rows_max;
     if (rows <= c->logit_rows)
         return LM_OK;
-    size_t bytes = (size_t)rows * (size_t)c->m->hp.n_vocab * 4;
+    size_t bytes = (size_t)rows * (size_t)c->out_w * 4;
     rt_buffer *dev = NULL, *host = NULL;
     if (rt_buffer_create(c->m->ctx, RT_MEM_DEVICE, bytes, &dev) ||
         rt_buffer_create(c->m->ctx, RT_MEM_READBACK, bytes, &host)) {
@@ -376,7 +368,9 @@ void lm_ctx_memory(const lm_ctx *c, uint64_t *kv_bytes, uint64_t *scratch_bytes)
     uint64_t kv = 0, other = 0;
     for (int l = 0; l < c->m->hp.n_layers; l++)
         kv += rt_buffer_size(c->kc[l]) + rt_buffer_size(c->vc[l]);
-    rt_buffer *bufs[] = { c->x, c->qkv, c->q, c->att, c->hb, c->xsel, c->logits, c->logits_host, c->next };
+    for (int i = 0; i < 5; i++)
+        rt_buffer_destroy(c->moe[i]);
+    rt_buffer *bufs[] = { c->x, c->t, c->qkv, c->q, c->att, c->hb, c->xsel, c->logits, c->logits_host, c->next };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         other += rt_buffer_size(bufs[i]);
     for (int i = 0; i < 5; i++)
@@ -449,11 +443,16 @@ static int eval_pass(lm_ctx *c, const lm_batch *b, int64_t r0, int64_t n, const 
         memcpy(pages + n_pages, tab, (size_t)nt * sizeof *tab);
         n_pages += nt;
     }
+    int32_t *kend = c->h_in[IN_KEND];
+    bool both_ways = lm_model_is_encoder(c->m);
     for (int64_t i = 0; i < n; i++) {
         int32_t k = 0;
+        int64_t len;
         while (seqs[k] != b->seq[r0 + i])
             k++;
         pages[i] = starts[k];
+        kvb_seq_tokens(c->kv, seqs[k], &len); /* after this pass's rows */
+        kend[i] = both_ways ? (int32_t)len - 1 : pos[i];
     }
     if ((rc = do_copies(c, err, errlen)))
         goto fail;
@@ -465,8 +464,8 @@ static int eval_pass(lm_ctx *c, const lm_batch *b, int64_t r0, int64_t n, const 
         rc = LM_ERR_DEVICE;
         goto fail;
     }
-    size_t sizes[5] = { (size_t)n, (size_t)n, (size_t)n, (size_t)n_pages, (size_t)n_sel };
-    for (int i = 0; i < 5 && !rc; i++)
+    size_t sizes[N_IN] = { (size_t)n, (size_t)n, (size_t)n, (size_t)n_pages, (size_t)n_sel, (size_t)n };
+    for (int i = 0; i < N_IN && !rc; i++)
         if (sizes[i] && rt_buffer_write(c->in[i], 0, c->h_in[i], sizes[i] * 4))
             rc = lm_fail(err, errlen, LM_ERR_DEVICE, "writing inputs: %s", rt_ctx_errmsg(c->m->ctx));
     if (!rc && rt_seq_submit(seq))
@@ -494,12 +493,12 @@ static int finish_pass(lm_ctx *c, char *err, size_t errlen)
     if (!seq)
         return LM_OK;
     pd->seq = NULL;
-    int32_t n_vocab = c->m->hp.n_vocab;
+    int32_t w = c->out_w;
     int rc = LM_OK;
     if (rt_seq_wait(seq))
         rc = lm_fail(err, errlen, LM_ERR_DEVICE, "forward pass: %s", rt_seq_errmsg(seq));
     else if (pd->n_sel && pd->logits &&
-             rt_buffer_read(c->logits_host, 0, pd->logits + pd->n_out * n_vocab, (size_t)pd->n_sel * n_vocab * 4))
+             rt_buffer_read(c->logits_host, 0, pd->logits + pd->n_out * w, (size_t)pd->n_sel * w * 4))
         rc = lm_fail(err, errlen, LM_ERR_DEVICE, "reading logits: %s", rt_ctx_errmsg(c->m->ctx));
     else if (pd->n_sel && pd->argmax && rt_buffer_read(c->next, 0, pd->argmax + pd->n_out, (size_t)pd->n_sel * 4))
         rc = lm_fail(err, errlen, LM_ERR_DEVICE, "reading tokens: %s", rt_ctx_errmsg(c->m->ctx));

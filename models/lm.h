@@ -354,7 +354,7 @@ typedef struct lm_model lm_model;
 enum lm_rope_scaling { LM_ROPE_SCALING_NONE = 0, LM_ROPE_SCALING_LINEAR, LM_ROPE_SCALING_YARN };
 
 typedef struct lm_hparams {
-    char arch[32];          /* "llama", "qwen2" */
+    char arch[32];          /* general.architecture: "llama", "qwen2", ... */
     char name[128];         /* general.name, or the file's base name */
     int32_t n_vocab;
     int32_t dim;            /* embedding length */
@@ -373,6 +373,18 @@ typedef struct lm_hparams {
     bool has_rope_freqs;    /* rope_freqs.weight (Llama 3.1+ per-frequency factors) */
     bool has_qkv_bias;      /* qwen2 */
     bool tied_output;       /* the output matrix is the token embedding */
+    /* what some families add (0: off) */
+    float embd_scale;       /* the embeddings multiplied by this (Gemma: sqrt(dim)); 0: 1 */
+    float attn_scale;       /* attention scores multiplied by this; 0: 1/sqrt(head_dim) */
+    float attn_softcap;     /* scores s -> c tanh(s / c) (Gemma 2) */
+    float final_softcap;    /* logits likewise */
+    int32_t swa_window;     /* sliding-window attention: a position sees the swa_window last keys */
+    int32_t swa_pattern;    /* which layers slide: all when 1, else all but every swa_pattern-th
+                             * (layer l is global when (l + 1) % swa_pattern == 0); 0: none */
+    float rope_base_swa;    /* the RoPE base of sliding layers (0: rope_base) */
+    int32_t n_expert, n_expert_used, expert_ffn_dim; /* mixture of experts */
+    int32_t pooling_type;   /* <arch>.pooling_type (enum lm_pooling), -1 when the file has none */
+    int32_t n_token_types;  /* BERT's token types (tokenizer.ggml.token_type_count) */
     int64_t n_params;       /* elements in all weight tensors */
     int weight_type;        /* enum lm_ggml_type of most matrices */
 } lm_hparams;
@@ -382,6 +394,11 @@ typedef struct lm_load_opts {
     void (*progress)(void *user, float done);
     void *user;
 } lm_load_opts;
+
+/* Whether vkllm runs GGUF architecture `name` (general.architecture), and the names it runs, ", "
+ * between them (a static string). */
+bool lm_arch_supported(const char *name);
+const char *lm_arch_names(void);
 
 /* CONSTRUCTOR: a GGUF model. LM_ERR_UNSUPPORTED names an unknown architecture or tensor type;
  * LM_ERR_FORMAT a missing or misshapen tensor; LM_ERR_DEVICE when the device cannot hold it (the
@@ -430,6 +447,8 @@ typedef struct lm_ctx_opts {
     int32_t n_kv_blocks;    /* blocks in the pool; 0: room for n_seq_max sequences of n_ctx positions */
     int32_t block_size;     /* positions per block, a power of 2 up to 256; 0: 16 */
     bool kv_f32;            /* f32 KV cache (twice the memory) instead of the default f16 */
+    bool embeddings;        /* passes give the final hidden states [rows wanted][dim] (after the output
+                             * norm where the model has one) in place of logits (models/embed.c) */
 } lm_ctx_opts;
 
 int lm_ctx_create(lm_model *m, const lm_ctx_opts *opts, lm_ctx **out, char *err, size_t errlen);
@@ -548,6 +567,28 @@ int lm_session_profile(const lm_session *s, bool prefill,
 void lm_session_counts(const lm_session *s, bool prefill, int *commands, int *barriers);
 /* The model the session was created on. */
 const lm_model *lm_session_model(const lm_session *s);
+
+/* ======================================================================== embeddings (models/embed.c) */
+
+/* How a sequence's hidden states become one vector: as <arch>.pooling_type says (llama.cpp's numbers). */
+enum lm_pooling { LM_POOL_NONE = 0, LM_POOL_MEAN = 1, LM_POOL_CLS = 2, LM_POOL_LAST = 3 };
+/* The model's pooling: the file's pooling_type; a file without one pools by the mean (encoders) or the
+ * last token (decoders). */
+int lm_model_pooling(const lm_model *m);
+/* Whether the model attends in both directions (an encoder: bert, nomic-bert): it embeds, and does not
+ * generate. */
+bool lm_model_is_encoder(const lm_model *m);
+/* Embeds n_inputs token sequences (ids[i][0..n_ids[i])): out [n_inputs][dim], each the pooled final
+ * hidden state (decoders: after the output norm), L2-normalised when normalize. Inputs are batched into
+ * passes of as many as fit; each must fit the model's context (LM_ERR_CONTEXT_FULL otherwise, naming
+ * it) and be non-empty. */
+int lm_embed_tokens(lm_model *m, const int32_t *const *ids, const int64_t *n_ids, int n_inputs, bool normalize,
+                    float *out, char *err, size_t errlen);
+/* Tokenizes each text as the model's tokenizer does for embeddings (add_special: [CLS] .. [SEP] for
+ * WordPiece, BOS for the others) and embeds them; *n_tokens (may be NULL) gets the tokens of all inputs
+ * (for OpenAI's usage). */
+int lm_embed_texts(lm_model *m, const char *const *texts, int n_inputs, bool normalize, float *out,
+                   int64_t *n_tokens, char *err, size_t errlen);
 
 /* ======================================================================== chat templates (models/tmpl_*.c) */
 

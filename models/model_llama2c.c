@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "model_internal.h"
+#include "arch.h"
 
 /* LM_ERR_FORMAT, saying so, when the file at fd starts with GGUF's magic: the wrong container. */
 static int not_gguf(int fd, const char *path, const char *what, char *err, size_t errlen)
@@ -126,7 +126,8 @@ int lm_model_load_llama2c(rt_ctx *ctx, const char *checkpoint, const char *token
                      lm_vocab_n_tokens(m->vocab), checkpoint, hp->n_vocab);
         goto out_free;
     }
-    m->layers = calloc((size_t)L, sizeof *m->layers);
+    m->arch = &lm_arch_llama;
+    m->layers = calloc((size_t)L, sizeof(lm_llama_layer));
     if (!m->layers) {
         rc = lm_fail(err, errlen, LM_ERR_NOMEM, "out of host memory");
         goto out_free;
@@ -151,20 +152,20 @@ int lm_model_load_llama2c(rt_ctx *ctx, const char *checkpoint, const char *token
 #define UP(w, src, ne0, ne1)                                                                   \
     if ((rc = lm_weight_upload(m, &(w), src, LM_GGML_F32, ne0, ne1, false, err, errlen)))      \
         goto out_free;
-    UP(m->tok_embd, embd, dim, V)
-    UP(m->out_norm, rms_final, dim, 1)
+    UP(m->g.tok_embd, embd, dim, V)
+    UP(m->g.out_norm, rms_final, dim, 1)
     if (shared) {
-        m->output = m->tok_embd;
+        m->g.output = m->g.tok_embd;
     } else {
-        UP(m->output, wcls, dim, V)
+        UP(m->g.output, wcls, dim, V)
     }
     for (int64_t l = 0; l < L; l++) {
-        lm_layer *ly = &m->layers[l];
+        lm_llama_layer *ly = (lm_llama_layer *)m->layers + l;
         UP(ly->attn_norm, rms_att + l * dim, dim, 1)
-        UP(ly->wq, wq + l * dim * dim, dim, dim)
-        UP(ly->wk, wk + l * kv_dim * dim, dim, kv_dim)
-        UP(ly->wv, wv + l * kv_dim * dim, dim, kv_dim)
-        UP(ly->wo, wo + l * dim * dim, dim, dim)
+        UP(ly->a.wq, wq + l * dim * dim, dim, dim)
+        UP(ly->a.wk, wk + l * kv_dim * dim, dim, kv_dim)
+        UP(ly->a.wv, wv + l * kv_dim * dim, dim, kv_dim)
+        UP(ly->a.wo, wo + l * dim * dim, dim, dim)
         UP(ly->ffn_norm, rms_ffn + l * dim, dim, 1)
         UP(ly->w_gate, w1 + l * ffn * dim, dim, ffn)
         UP(ly->w_down, w2 + l * dim * ffn, ffn, dim)

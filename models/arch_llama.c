@@ -1,0 +1,98 @@
+/* arch_llama.c: the llama family (Llama 1-3, Mistral, SmolLM, TinyLlama, ...) and qwen2, which is llama
+ * with Q/K/V biases and neox RoPE. A layer:
+ *     x += wo · attention(rope(wq · norm(x)), cache(rope(wk · norm(x))), cache(wv · norm(x)))
+ *     x += w_down · (silu(w_gate · norm(x)) * (w_up · norm(x)))
+ * with RMSNorm, grouped-query attention, and the sliding window where the metadata asks for one
+ * (attention.sliding_window, which llama.cpp does not read: Mistral's converted files do not carry it).
+ * A llama file with experts (expert_count: Mixtral) has a mixture of experts for its feed-forward. */
+#include <stddef.h>
+#include <string.h>
+
+#include "arch.h"
+
+#define G(field) offsetof(lm_model, g.field)
+#define L(field) offsetof(lm_llama_layer, field)
+
+static const lm_tensor_spec model_tensors[] = {
+    { "token_embd.weight", G(tok_embd), LM_D_DIM, LM_D_VOCAB, LM_D_1, 0 },
+    { "output_norm.weight", G(out_norm), LM_D_DIM, LM_D_1, LM_D_1, LM_T_F32 },
+    { "output.weight", G(output), LM_D_DIM, LM_D_VOCAB, LM_D_1, LM_T_OPTIONAL },
+    { "rope_freqs.weight", G(rope_freqs), LM_D_ROT2, LM_D_1, LM_D_1, LM_T_OPTIONAL | LM_T_F32 },
+    { NULL, 0, 0, 0, 0, 0 },
+};
+
+static const lm_tensor_spec layer_tensors[] = {
+    { "attn_norm.weight", L(attn_norm), LM_D_DIM, LM_D_1, LM_D_1, LM_T_F32 },
+    { "attn_output.weight", L(a.wo), LM_D_Q, LM_D_DIM, LM_D_1, 0 },
+    { "ffn_norm.weight", L(ffn_norm), LM_D_DIM, LM_D_1, LM_D_1, LM_T_F32 },
+    { "ffn_gate.weight", L(w_gate), LM_D_DIM, LM_D_FFN, LM_D_1, LM_T_DENSE },
+    { "ffn_up.weight", L(w_up), LM_D_DIM, LM_D_FFN, LM_D_1, LM_T_DENSE },
+    { "ffn_down.weight", L(w_down), LM_D_FFN, LM_D_DIM, LM_D_1, LM_T_DENSE },
+    { "ffn_gate_inp.weight", L(gate_inp), LM_D_DIM, LM_D_EXPERTS, LM_D_1, LM_T_MOE },
+    { "ffn_gate_exps.weight", L(gate_exps), LM_D_DIM, LM_D_EFFN, LM_D_EXPERTS, LM_T_MOE },
+    { "ffn_up_exps.weight", L(up_exps), LM_D_DIM, LM_D_EFFN, LM_D_EXPERTS, LM_T_MOE },
+    { "ffn_down_exps.weight", L(down_exps), LM_D_EFFN, LM_D_DIM, LM_D_EXPERTS, LM_T_MOE },
+    { NULL, 0, 0, 0, 0, 0 },
+};
+
+/* Mistral's sliding window, as llama.cpp reads it: attention.sliding_window, every layer. */
+static int read_swa(lm_loader *ld, lm_hparams *hp)
+{
+    int rc = lm_load_u32(ld, "attention.sliding_window", &hp->swa_window, 0, false);
+    hp->swa_pattern = hp->swa_window > 0 ? 1 : 0;
+    return rc;
+}
+
+static int llama_hparams(lm_loader *ld, lm_hparams *hp)
+{
+    hp->rope_mode = RT_ROPE_ADJACENT;
+    return read_swa(ld, hp);
+}
+
+static int qwen2_hparams(lm_loader *ld, lm_hparams *hp)
+{
+    hp->rope_mode = RT_ROPE_NEOX;
+    hp->has_qkv_bias = true;
+    return read_swa(ld, hp);
+}
+
+static int load_layer(lm_loader *ld, int l, void *layer)
+{
+    return lm_load_qkv(ld, l, &((lm_llama_layer *)layer)->a, lm_loader_hparams(ld)->has_qkv_bias);
+}
+
+static void layer(const lm_fwd *f, int l)
+{
+    const lm_hparams *hp = f->hp;
+    const lm_llama_layer *L = lm_fwd_layer(f, l);
+    rt_seq *seq = f->seq;
+    int64_t n = f->n, dim = hp->dim, q_dim = (int64_t)hp->n_heads * hp->head_dim;
+
+    /* attention: the three projections with the norm folded in; Q and K rotated, K and V written to
+     * the cache rows the block tables give; attention; x += wo · att */
+    lm_fwd_qkv(f, &L->attn_norm, &L->a);
+    rt_rope_desc rope = lm_fwd_rope(f, hp->rope_base);
+    rt_attn_desc attn = lm_fwd_attn(f);
+    attn.window = lm_layer_slides(hp, l) ? hp->swa_window : 0;
+    lm_fwd_attention(f, l, &rope, &attn);
+    rt_op_matmul_acc(seq, f->x, f->att, lm_w(&L->a.wo), L->a.wo.type, (rt_ref){ 0 }, n, dim, q_dim);
+
+    /* feed-forward: the norm, both projections and the SwiGLU in one dispatch; x += w_down · hb (or the
+     * experts' sum) */
+    if (hp->n_expert > 0) {
+        lm_fwd_moe(f, &L->ffn_norm, &L->gate_inp, &L->gate_exps, &L->up_exps, &L->down_exps);
+        return;
+    }
+    lm_fwd_ffn_gated(f, &L->ffn_norm, &L->w_gate, &L->w_up, RT_GATE_SILU);
+    rt_op_matmul_acc(seq, f->x, f->hb, lm_w(&L->w_down), L->w_down.type, (rt_ref){ 0 }, n, dim, hp->ffn_dim);
+}
+
+const lm_arch lm_arch_llama = {
+    .name = "llama", .layer_size = sizeof(lm_llama_layer), .tensors = model_tensors, .layer_tensors = layer_tensors,
+    .hparams = llama_hparams, .load_layer = load_layer, .layer = layer,
+};
+
+const lm_arch lm_arch_qwen2 = {
+    .name = "qwen2", .layer_size = sizeof(lm_llama_layer), .tensors = model_tensors, .layer_tensors = layer_tensors,
+    .hparams = qwen2_hparams, .load_layer = load_layer, .layer = layer,
+};

@@ -51,6 +51,8 @@ static const fam variants[] = {
     { "qwen3-q8_0", "qwen3", 64, 2, 4, 1, 32, 64, LM_GGML_Q8_0, 10000, { .linear = 0 } },
     { "gemma2", "gemma2", 64, 3, 4, 2, 16, 96, LM_GGML_F32, 10000,
       { .base_swa = 100, .window = 3, .attn_cap = 0.3f, .final_cap = 2.0f } },
+    { "gemma2-q8_0", "gemma2", 64, 2, 4, 2, 16, 64, LM_GGML_Q8_0, 10000,
+      { .window = 5, .attn_cap = 0.5f, .final_cap = 3.0f } },
     { "gemma2-defaults", "gemma2", 64, 2, 2, 1, 32, 64, LM_GGML_F16, 10000, { .linear = 0 } },
     { "gemma3", "gemma3", 64, 3, 4, 2, 16, 96, LM_GGML_F32, 1000000,
       { .base_swa = 500, .window = 3, .pattern = 2, .final_cap = 1.5f, .linear = 4 } },

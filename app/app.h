@@ -86,6 +86,12 @@ char *app_read_file(const char *path, size_t *len);
 char *app_slurp(const char *path, size_t *len, char *err, size_t errlen);
 char *app_read_text(const char *path, size_t *len);
 
+/* Writes data[0..n) as the whole of file path, safely: into a new temporary file beside it (mkstemp: never
+ * a file or a link already there), flushed and synced, given the usual mode, and renamed onto path only
+ * when complete, so that a crash or a full disk never leaves a truncated file under path. false with
+ * the reason in err (the temporary file removed). */
+bool app_write_file(const char *path, const void *data, size_t n, char *err, size_t errlen);
+
 /* Length of the valid UTF-8 character at s (n bytes left), 0 when there is none. */
 int app_utf8_char(const char *s, size_t n);
 

@@ -311,3 +311,44 @@ int app_stdout_status(const char *cmd, int status)
     }
     return status;
 }
+
+bool app_write_file(const char *path, const void *data, size_t n, char *err, size_t errlen)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return false;
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+        free(tmp);
+        return false;
+    }
+    bool ok = true;
+    for (size_t at = 0; ok && at < n;) {
+        ssize_t w = write(fd, (const char *)data + at, n - at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        ok = w > 0;
+        at += ok ? (size_t)w : 0;
+    }
+    mode_t um = umask(0); /* mkstemp makes it 0600: the usual 0666 less the umask */
+    umask(um);
+    ok = ok && fsync(fd) == 0 && fchmod(fd, 0666 & ~um) == 0;
+    int saved = errno;
+    ok = close(fd) == 0 && ok;
+    if (ok && rename(tmp, path) != 0) {
+        saved = errno;
+        ok = false;
+    }
+    if (!ok) {
+        snprintf(err, errlen, "%s: cannot write it: %s", path, strerror(saved ? saved : EIO));
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok;
+}

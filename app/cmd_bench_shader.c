@@ -606,13 +606,11 @@ static bool run_dump(const io_opt *io, rt_buffer *buf, uint64_t bytes)
         free(host);
         return app_fail("--dump %d: cannot read the buffer", io->binding), false;
     }
-    FILE *f = fopen(io->path, "wb");
-    bool ok = f && fwrite(host, 1, bytes, f) == bytes;
-    if (f && fclose(f) != 0)
-        ok = false;
+    char err[512];
+    bool ok = app_write_file(io->path, host, bytes, err, sizeof err);
     free(host);
     if (!ok)
-        return app_fail("--dump %d: cannot write %s: %s", io->binding, io->path, strerror(errno)), false;
+        return app_fail("--dump %d: %s", io->binding, err), false;
     return true;
 }
 

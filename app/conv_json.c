@@ -213,45 +213,17 @@ bool conv_save(const char *path, const conv_msg *msgs, int n, char *err, size_t 
     cJSON_Delete(root);
     if (!text)
         return fail(err, errlen, "%s: out of memory", path);
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) {
+    /* the JSON and its newline, written safely (a crash or a full disk leaves the old file as it was) */
+    size_t tl = strlen(text);
+    char *buf = malloc(tl + 1);
+    if (!buf) {
         cJSON_free(text);
         return fail(err, errlen, "%s: out of memory", path);
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        ok = fail(err, errlen, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-        goto out;
-    }
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        ok = false;
-    } else {
-        size_t tl = strlen(text);
-        ok = fwrite(text, 1, tl, f) == tl && fputc('\n', f) != EOF;
-        ok = fflush(f) == 0 && ok;
-        ok = fsync(fileno(f)) == 0 && ok;
-        ok = fclose(f) == 0 && ok;
-    }
-    if (!ok) {
-        ok = fail(err, errlen, "%s: write error: %s", path, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    /* mkstemp makes the file 0600; a conversation file gets the usual 0666 less the umask */
-    mode_t um = umask(0);
-    umask(um);
-    chmod(tmp, 0666 & ~um);
-    if (rename(tmp, path)) {
-        ok = fail(err, errlen, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-    }
-out:
-    free(tmp);
+    memcpy(buf, text, tl);
+    buf[tl] = '\n';
+    ok = app_write_file(path, buf, tl + 1, err, errlen);
+    free(buf);
     cJSON_free(text);
     return ok;
 }

@@ -51,11 +51,19 @@ int kld_writer_open(kld_writer *w, const char *path, int32_t n_vocab, int32_t n_
         kld_writer_abort(w);
         return app_fail("out of memory");
     }
-    snprintf(w->tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    w->f = fopen(w->tmp, "wb");
-    if (!w->f) {
-        app_fail("%s: %s", w->tmp, strerror(errno));
-        kld_writer_abort(w);
+    /* a new file of our own beside path (never one, or a link, already there), renamed onto path when
+     * complete: a crash or a full disk leaves no truncated base file under its name */
+    snprintf(w->tmp, len, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(w->tmp);
+    if (fd < 0 || !(w->f = fdopen(fd, "wb"))) {
+        app_fail("%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            remove(w->tmp);
+        }
+        free(w->path);
+        free(w->tmp);
+        memset(w, 0, sizeof *w);
         return 1;
     }
     w->n_vocab = n_vocab;
@@ -86,6 +94,10 @@ int kld_writer_finish(kld_writer *w)
     if (fclose(w->f) && !rc)
         rc = app_fail("%s: %s", w->tmp, strerror(errno));
     w->f = NULL;
+    mode_t um = umask(0); /* mkstemp makes it 0600: the usual 0666 less the umask */
+    umask(um);
+    if (!rc && chmod(w->tmp, 0666 & ~um))
+        rc = app_fail("%s: %s", w->tmp, strerror(errno));
     if (!rc && rename(w->tmp, w->path))
         rc = app_fail("renaming %s to %s: %s", w->tmp, w->path, strerror(errno));
     if (rc)

@@ -425,6 +425,10 @@ static int terminal_chat(const app_chat_opts *o)
     }
     if (app_model_open(&t.am, o->model, o->tokenizer, &o->dev))
         goto out;
+    if (lm_model_is_encoder(t.am.model)) {
+        app_fail("chat: %s is an encoder model: it computes embeddings (`vkllm embed`) and cannot chat", o->model);
+        goto out;
+    }
     lm_session_opts so = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_f32 = o->kv_f32 };
     if (lm_session_create(t.am.model, &so, &t.s, err, sizeof err)) {
         app_fail("%s", err);

@@ -123,6 +123,10 @@ int cmd_run(int argc, char **argv)
     char err[1024];
     if (app_model_open(&am, model, tokenizer, &dev))
         goto out;
+    if (lm_model_is_encoder(am.model)) {
+        app_fail("run: %s is an encoder model: it computes embeddings (`vkllm embed`) and cannot generate text", model);
+        goto out;
+    }
     const lm_vocab *v = lm_model_vocab(am.model);
     const lm_hparams *hp = lm_model_hparams(am.model);
     int64_t n_ids;

@@ -1,5 +1,5 @@
 /* cmd_serve.c: `vkllm serve -m FILE`: an OpenAI-compatible HTTP server (/v1/chat/completions,
- * /v1/completions, /v1/models, /health, /metrics). The flags, the model and chat template, then the
+ * /v1/completions, /v1/embeddings, /v1/models, /health, /metrics; an encoder model only embeds). The flags, the model and chat template, then the
  * engine (serve_engine.c) and the HTTP server (serve_http.c); SIGINT or SIGTERM stop it cleanly: new
  * requests get 503, running ones end, connections close, the device is released. */
 #include <pthread.h>
@@ -161,6 +161,9 @@ int cmd_serve(int argc, char **argv)
         .kv_positions = srv_engine_kv_positions(eng),
         .model_id = alias ? alias : base ? base + 1 : model,
         .defaults = sp,
+        .encoder = lm_model_is_encoder(am.model),
+        .embed_ctx = lm_model_hparams(am.model)->n_ctx_train,
+        .dim = lm_model_hparams(am.model)->dim,
     };
     srv_http_opts ho = { .host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
                          .timeout_s = (unsigned)timeout, .max_connections = 256 };
@@ -171,6 +174,9 @@ int cmd_serve(int argc, char **argv)
     fprintf(stderr, "vkllm: serve: %s, %ld sequence%s of %d positions, a KV pool of %lld positions, loaded in %.2f s\n",
             lm_model_hparams(am.model)->name, parallel, parallel == 1 ? "" : "s", srv_engine_n_ctx(eng),
             (long long)srv_engine_kv_positions(eng), am.load_s);
+    if (api.encoder)
+        fprintf(stderr, "vkllm: serve: %s is an encoder: it answers /v1/embeddings, and completions and chat with "
+                        "400\n", lm_model_hparams(am.model)->name);
     printf("vkllm: listening on %s\n", srv_http_url(http));
     fflush(stdout);
 

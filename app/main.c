@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+int cmd_embed(int argc, char **argv); /* cmd_embed.c */
+
 static const struct {
     const char *name;
     app_cmd_fn fn;
@@ -19,6 +21,7 @@ static const struct {
     { "chat", cmd_chat, "chat with a model: -m FILE [--system TEXT] [--window] (a terminal chat, or the window)" },
     { "serve", cmd_serve, "an OpenAI-compatible HTTP server: -m FILE [--host ADDR] [--port N] [--parallel N]" },
     { "template", cmd_template, "print a conversation as a chat template renders it: -m FILE -f CONV.json" },
+    { "embed", cmd_embed, "embeddings of texts, one per line: -m FILE (-p TEXT | -f FILE) [--similarity]" },
     { "tokenize", cmd_tokenize, "print the tokens of a text: -m FILE -p TEXT [--ids]" },
     { "info", cmd_info, "describe a model file: -m FILE [--json]" },
     { "perplexity", cmd_perplexity, "perplexity of a text file: -m FILE -f TEXT [-c N]" },

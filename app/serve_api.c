@@ -498,34 +498,45 @@ void srv_request_free(srv_request *r)
     memset(r, 0, sizeof *r);
 }
 
+/* The body as one JSON object: valid UTF-8, no NUL, nothing after it. NULL with e filled otherwise. */
+static cJSON *parse_body(const char *body, size_t len, srv_error *e)
+{
+    long bad = srv_utf8_invalid(body, len);
+    if (bad >= 0)
+        return BAD(NULL, "the request body is not valid UTF-8 (byte %ld)", bad), NULL;
+    if (has_nul_escape(body, len))
+        return BAD(NULL, "the request has a \\u0000 character in a string: NUL characters are not supported"), NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (!root) {
+        size_t off = end && end >= body && end <= body + len ? (size_t)(end - body) : 0;
+        return BAD(NULL, "the request body is not valid JSON (at byte %zu)", off), NULL;
+    }
+    while (end && end < body + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+        end++;
+    if (end && end < body + len)
+        BAD(NULL, "the request body has text after its JSON value (at byte %zu)", (size_t)(end - body));
+    else if (!cJSON_IsObject(root))
+        BAD(NULL, "the request body must be a JSON object");
+    else
+        return root;
+    cJSON_Delete(root);
+    return NULL;
+}
+
 bool srv_parse_request(const srv_api *a, enum srv_kind kind, const char *body, size_t len, srv_request *r,
                        srv_error *e)
 {
     memset(r, 0, sizeof *r);
     r->kind = kind;
     r->gen.n_logprobs = -1;
-    long bad = srv_utf8_invalid(body, len);
-    if (bad >= 0)
-        return BAD(NULL, "the request body is not valid UTF-8 (byte %ld)", bad);
-    if (has_nul_escape(body, len))
-        return BAD(NULL, "the request has a \\u0000 character in a string: NUL characters are not supported");
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
-    if (!root) {
-        size_t off = end && end >= body && end <= body + len ? (size_t)(end - body) : 0;
-        return BAD(NULL, "the request body is not valid JSON (at byte %zu)", off);
-    }
-    while (end && end < body + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-        end++;
+    if (a->encoder)
+        return BAD("model", "%s is an encoder: it computes embeddings (POST /v1/embeddings) and cannot generate text",
+                   a->model_id);
+    cJSON *root = parse_body(body, len, e);
+    if (!root)
+        return false;
     bool ok = false;
-    if (end && end < body + len) {
-        BAD(NULL, "the request body has text after its JSON value (at byte %zu)", (size_t)(end - body));
-        goto out;
-    }
-    if (!cJSON_IsObject(root)) {
-        BAD(NULL, "the request body must be a JSON object");
-        goto out;
-    }
     const cJSON *model = field(root, "model");
     if (model && !cJSON_IsString(model)) {
         BAD("model", "'model' must be a string");
@@ -861,5 +872,204 @@ char *srv_json_models(const srv_api *a, long long created)
     ok = add(m, "meta", meta) && ok;
     ok = add(data, NULL, m) && ok;
     ok = add(root, "data", data) && ok;
+    return print(root, ok);
+}
+
+/* ------------------------------------------------------------------------ embeddings */
+
+void srv_embed_request_free(srv_embed_request *r)
+{
+    for (int i = 0; r->ids && i < r->n_inputs; i++)
+        free(r->ids[i]);
+    free(r->ids);
+    free(r->n_ids);
+    free(r->model);
+    memset(r, 0, sizeof *r);
+}
+
+/* One input's tokens into r->ids[r->n_inputs]: a string (tokenized as lm_embed_texts does: with the
+ * vocabulary's special tokens, [CLS] .. [SEP] or BOS) or an array of token ids. param names it. */
+static bool embed_input(const srv_api *a, const cJSON *in, const char *param, srv_embed_request *r, srv_error *e)
+{
+    int k = r->n_inputs++; /* counted now: srv_embed_request_free frees what it holds on any failure */
+    if (cJSON_IsString(in)) {
+        if (!in->valuestring[0])
+            return BAD("input", "'%s' is an empty string", param);
+        char msg[512];
+        int rc = lm_tokenize(a->v, in->valuestring, strlen(in->valuestring), true, false, &r->ids[k], &r->n_ids[k], msg,
+                             sizeof msg);
+        if (rc == LM_ERR_NOMEM)
+            return oom(e);
+        if (rc)
+            return BAD("input", "'%s' cannot be tokenized: %s", param, msg);
+    } else {
+        int n = cJSON_GetArraySize(in);
+        if (!n)
+            return BAD("input", "'%s' is an empty array of token ids", param);
+        if (!(r->ids[k] = malloc(sizeof *r->ids[k] * (size_t)n)))
+            return oom(e);
+        const cJSON *t;
+        int32_t nv = lm_vocab_n_tokens(a->v);
+        cJSON_ArrayForEach(t, in) {
+            if (!cJSON_IsNumber(t) || t->valuedouble != floor(t->valuedouble) || t->valuedouble < 0 ||
+                t->valuedouble >= nv)
+                return BAD("input", "'%s[%lld]' is not a token id in [0, %d)", param, (long long)r->n_ids[k], nv);
+            r->ids[k][r->n_ids[k]++] = (int32_t)t->valuedouble;
+        }
+    }
+    if (!r->n_ids[k])
+        return BAD("input", "'%s' has no tokens", param);
+    if (r->n_ids[k] > a->embed_ctx) {
+        srv_error_set(e, 400, "invalid_request_error", "context_length_exceeded", "input",
+                      "'%s' is %lld tokens, more than the model's context of %d", param, (long long)r->n_ids[k],
+                      a->embed_ctx);
+        return false;
+    }
+    r->n_tokens += r->n_ids[k];
+    return true;
+}
+
+bool srv_parse_embed_request(const srv_api *a, const char *body, size_t len, srv_embed_request *r, srv_error *e)
+{
+    memset(r, 0, sizeof *r);
+    cJSON *root = parse_body(body, len, e);
+    if (!root)
+        return false;
+    bool ok = false;
+    const cJSON *model = field(root, "model"), *fmt = field(root, "encoding_format"), *in = field(root, "input");
+    long long dims = a->dim;
+    if (model && !cJSON_IsString(model)) {
+        BAD("model", "'model' must be a string");
+        goto out;
+    }
+    if (model && !(r->model = strdup(model->valuestring))) {
+        oom(e);
+        goto out;
+    }
+    if (fmt && (!cJSON_IsString(fmt) || (strcmp(fmt->valuestring, "float") && strcmp(fmt->valuestring, "base64")))) {
+        BAD("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
+        goto out;
+    }
+    r->base64 = fmt && !strcmp(fmt->valuestring, "base64");
+    if (!get_int(root, "dimensions", 1, 1e9, &dims, e))
+        goto out;
+    if (dims != a->dim) {
+        BAD("dimensions", "'dimensions' is %lld: this model's embeddings have %d", dims, a->dim);
+        goto out;
+    }
+    if (!in) {
+        BAD("input", "'input' is required");
+        goto out;
+    }
+    /* one input (a string, or an array of token ids), or an array of them */
+    bool many = cJSON_IsArray(in) && cJSON_GetArraySize(in) && !cJSON_IsNumber(in->child);
+    int n = many ? cJSON_GetArraySize(in) : 1;
+    if (!cJSON_IsString(in) && !cJSON_IsArray(in)) {
+        BAD("input", "'input' must be a string, an array of strings, an array of token ids or an array of those");
+        goto out;
+    }
+    if (cJSON_IsArray(in) && !cJSON_GetArraySize(in)) {
+        BAD("input", "'input' is an empty array");
+        goto out;
+    }
+    if (n > SRV_MAX_EMBED_INPUTS) {
+        BAD("input", "'input' has %d inputs: at most %d per request", n, SRV_MAX_EMBED_INPUTS);
+        goto out;
+    }
+    if (!(r->ids = calloc((size_t)n, sizeof *r->ids)) || !(r->n_ids = calloc((size_t)n, sizeof *r->n_ids))) {
+        oom(e);
+        goto out;
+    }
+    if (!many) {
+        if (!embed_input(a, in, "input", r, e))
+            goto out;
+    } else {
+        const cJSON *x;
+        int i = 0;
+        cJSON_ArrayForEach(x, in) {
+            char param[MAX_PARAM + 1];
+            snprintf(param, sizeof param, "input[%d]", i++);
+            if (!cJSON_IsString(x) && !cJSON_IsArray(x)) {
+                BAD("input", "'%s' must be a string or an array of token ids (as every input is)", param);
+                goto out;
+            }
+            if (!embed_input(a, x, param, r, e))
+                goto out;
+        }
+    }
+    ok = true;
+out:
+    cJSON_Delete(root);
+    return ok;
+}
+
+/* a vector as JSON numbers: %.9g gives every float32 back exactly */
+static char *float_list(const float *v, int32_t dim)
+{
+    size_t cap = (size_t)dim * 18 + 3, n = 0;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    s[n++] = '[';
+    for (int32_t i = 0; i < dim; i++)
+        n += (size_t)snprintf(s + n, cap - n, i ? ",%.9g" : "%.9g", (double)v[i]);
+    s[n++] = ']';
+    s[n] = 0;
+    return s;
+}
+
+/* the float32 values' little-endian bytes in base64 (RFC 4648, padded) */
+static char *float_base64(const float *v, int32_t dim)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t nb = (size_t)dim * 4;
+    unsigned char *b = malloc(nb);
+    char *s = malloc((nb + 2) / 3 * 4 + 1);
+    if (!b || !s) {
+        free(b);
+        free(s);
+        return NULL;
+    }
+    for (int32_t i = 0; i < dim; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        for (int k = 0; k < 4; k++)
+            b[(size_t)i * 4 + (size_t)k] = (unsigned char)(u >> (8 * k));
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < nb; i += 3) {
+        uint32_t x = (uint32_t)b[i] << 16 | (i + 1 < nb ? (uint32_t)b[i + 1] << 8 : 0) | (i + 2 < nb ? b[i + 2] : 0);
+        s[o++] = tab[x >> 18 & 63];
+        s[o++] = tab[x >> 12 & 63];
+        s[o++] = i + 1 < nb ? tab[x >> 6 & 63] : '=';
+        s[o++] = i + 2 < nb ? tab[x & 63] : '=';
+    }
+    s[o] = 0;
+    free(b);
+    return s;
+}
+
+char *srv_json_embeddings(const srv_api *a, const srv_embed_request *r, const float *vecs, bool *finite)
+{
+    *finite = true;
+    for (size_t i = 0; i < (size_t)r->n_inputs * (size_t)a->dim; i++)
+        if (!isfinite(vecs[i]))
+            return *finite = false, NULL;
+    cJSON *root = cJSON_CreateObject(), *data = cJSON_CreateArray(), *u = cJSON_CreateObject();
+    bool ok = add(root, "object", cJSON_CreateString("list"));
+    for (int i = 0; i < r->n_inputs && ok; i++) {
+        const float *v = vecs + (size_t)i * (size_t)a->dim;
+        char *text = r->base64 ? float_base64(v, a->dim) : float_list(v, a->dim);
+        cJSON *d = cJSON_CreateObject();
+        ok = text && add(d, "object", cJSON_CreateString("embedding")) && add(d, "index", cJSON_CreateNumber(i)) &&
+             add(d, "embedding", r->base64 ? cJSON_CreateString(text) : cJSON_CreateRaw(text));
+        free(text);
+        ok = add(data, NULL, d) && ok;
+    }
+    ok = add(root, "data", data) && ok;
+    ok = add(root, "model", cJSON_CreateString(r->model && r->model[0] ? r->model : a->model_id)) && ok;
+    ok = add(u, "prompt_tokens", cJSON_CreateNumber((double)r->n_tokens)) &&
+         add(u, "total_tokens", cJSON_CreateNumber((double)r->n_tokens)) && ok;
+    ok = add(root, "usage", u) && ok;
     return print(root, ok);
 }

@@ -36,6 +36,9 @@ typedef struct srv_api {
     int64_t kv_positions;           /* positions of the whole KV pool (0: not checked) */
     const char *model_id;           /* the name /v1/models lists */
     lm_sampler_params defaults;     /* sampling when a request does not say */
+    bool encoder;                   /* the model only embeds: completions and chat are refused (400) */
+    int32_t embed_ctx;              /* tokens one embeddings input may have (the model's training context) */
+    int32_t dim;                    /* the embeddings' length */
 } srv_api;
 
 typedef struct srv_request {
@@ -55,6 +58,25 @@ typedef struct srv_request {
 bool srv_parse_request(const srv_api *a, enum srv_kind kind, const char *body, size_t len, srv_request *r,
                        srv_error *e);
 void srv_request_free(srv_request *r);
+
+/* /v1/embeddings, as OpenAI's: "input" a string, an array of strings, an array of token ids or an array
+ * of such arrays (at most SRV_MAX_EMBED_INPUTS inputs, none empty, each within embed_ctx tokens; texts
+ * tokenized as lm_embed_texts does), "encoding_format" "float" (default) or "base64" (the float32 values'
+ * little-endian bytes), "dimensions" only the model's own, "user" ignored. */
+#define SRV_MAX_EMBED_INPUTS 2048
+typedef struct srv_embed_request {
+    char *model;                    /* the request's "model" (NULL: not given) */
+    bool base64;
+    int n_inputs;
+    int32_t **ids;                  /* [n_inputs] each input's tokens (malloc'd) */
+    int64_t *n_ids;                 /* [n_inputs] */
+    int64_t n_tokens;               /* all inputs' tokens (usage) */
+} srv_embed_request;
+bool srv_parse_embed_request(const srv_api *a, const char *body, size_t len, srv_embed_request *r, srv_error *e);
+void srv_embed_request_free(srv_embed_request *r);
+/* The response (malloc'd JSON text) for vecs [n_inputs][a->dim]; NULL when out of memory or a value is
+ * not finite (*finite says which). */
+char *srv_json_embeddings(const srv_api *a, const srv_embed_request *r, const float *vecs, bool *finite);
 
 /* Offset of the first byte of s[0..n) that is not valid UTF-8 (overlong forms, surrogates and code
  * points past U+10FFFF are invalid), or -1. */

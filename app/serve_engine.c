@@ -55,6 +55,20 @@ struct srv_job {
     srv_job *next;           /* the queue (engine mutex) */
 };
 
+/* An embeddings request waiting for the worker: on its caller's stack (the caller waits until done, and
+ * the worker does not touch it after setting done). */
+typedef struct embed_task {
+    const int32_t *const *ids;
+    const int64_t *n_ids;
+    int n;
+    bool normalize;
+    float *out;
+    int rc;
+    char err[512];
+    bool done, stopped;      /* engine mutex */
+    struct embed_task *next;
+} embed_task;
+
 enum slot_state {
     SLOT_FREE = 0,
     SLOT_WAITING,            /* preempted: no sequence now; recomputed when admitted again */
@@ -109,6 +123,9 @@ struct srv_engine {
     atomic_bool worker_done; /* the worker has left its loop */
     srv_job *q_head, *q_tail;
     int n_queued, n_active;  /* n_active: slots that hold a job (waiting ones included) */
+    embed_task *eq_head, *eq_tail; /* embeddings requests, in order */
+    int n_embed_queued;
+    pthread_cond_t embed_cv; /* the callers of srv_engine_embed wait on it */
     int n_waiting;           /* slots preempted, waiting to be admitted again */
     lm_kv_stats kv;          /* after the last pass (the worker's copy, published under mu) */
     int64_t passes, batch_rows, preemptions;
@@ -884,18 +901,77 @@ static void step(srv_engine *e)
     publish_kv(e);
 }
 
+/* ------------------------------------------------------------------------ embeddings */
+
+enum srv_submit srv_engine_embed(srv_engine *e, const int32_t *const *ids, const int64_t *n_ids, int n, bool normalize,
+                                 float *out, int *rc, char *err, size_t errlen)
+{
+    embed_task t = { .ids = ids, .n_ids = n_ids, .n = n, .normalize = normalize, .out = out };
+    pthread_mutex_lock(&e->mu);
+    if (e->stopping || e->n_embed_queued > e->queue_size) {
+        enum srv_submit s = e->stopping ? SRV_SUBMIT_STOPPING : SRV_SUBMIT_QUEUE_FULL;
+        pthread_mutex_unlock(&e->mu);
+        return s;
+    }
+    if (e->eq_tail)
+        e->eq_tail->next = &t;
+    else
+        e->eq_head = &t;
+    e->eq_tail = &t;
+    e->n_embed_queued++;
+    pthread_cond_signal(&e->cv);
+    while (!t.done)
+        pthread_cond_wait(&e->embed_cv, &e->mu);
+    pthread_mutex_unlock(&e->mu);
+    if (t.stopped)
+        return SRV_SUBMIT_STOPPING;
+    *rc = t.rc;
+    snprintf(err, errlen, "%s", t.err);
+    return SRV_SUBMIT_OK;
+}
+
+/* The next embeddings request off the queue (engine mutex held), NULL when none. */
+static embed_task *embed_pop(srv_engine *e)
+{
+    embed_task *t = e->eq_head;
+    if (t) {
+        e->eq_head = t->next;
+        if (!e->eq_head)
+            e->eq_tail = NULL;
+        e->n_embed_queued--;
+    }
+    return t;
+}
+
+static void embed_done(srv_engine *e, embed_task *t, bool stopped)
+{
+    pthread_mutex_lock(&e->mu);
+    t->stopped = stopped;
+    t->done = true;
+    pthread_cond_broadcast(&e->embed_cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* The worker: one embeddings request (when one waits) and one pass (when a job runs or waits) a turn,
+ * so that neither kind holds the other up for long. */
 static void *worker(void *arg)
 {
     srv_engine *e = arg;
     for (;;) {
         pthread_mutex_lock(&e->mu);
-        while (!e->stopping && !e->n_active && !e->q_head)
+        while (!e->stopping && !e->n_active && !e->q_head && !e->eq_head)
             pthread_cond_wait(&e->cv, &e->mu);
-        bool stop = e->stopping;
+        bool stop = e->stopping, gen = e->n_active || e->q_head;
+        embed_task *t = stop ? NULL : embed_pop(e);
         pthread_mutex_unlock(&e->mu);
         if (stop)
             break;
-        step(e);
+        if (t) {
+            t->rc = lm_embed_tokens(e->m, t->ids, t->n_ids, t->n, t->normalize, t->out, t->err, sizeof t->err);
+            embed_done(e, t, false);
+        }
+        if (gen)
+            step(e);
     }
     for (int i = 0; i < e->n_slots; i++)
         if (e->slots[i].state != SLOT_FREE)
@@ -925,6 +1001,7 @@ int srv_engine_create(lm_model *m, const srv_engine_opts *o, srv_engine **out, c
     atomic_init(&e->worker_done, false);
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
+    pthread_cond_init(&e->embed_cv, NULL);
     lm_ctx_opts co = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .n_seq_max = o->n_parallel,
                        .n_kv_blocks = o->n_kv_blocks, .kv_f32 = o->kv_f32 };
     int rc = lm_ctx_create(m, &co, &e->c, err, errlen);
@@ -980,6 +1057,12 @@ void srv_engine_shutdown(srv_engine *e)
     srv_job *q = e->q_head;
     e->q_head = e->q_tail = NULL;
     e->n_queued = 0;
+    /* and the embeddings requests waiting (one running finishes) */
+    for (embed_task *t; (t = embed_pop(e));) {
+        t->stopped = true;
+        t->done = true;
+    }
+    pthread_cond_broadcast(&e->embed_cv);
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
     while (q) {
@@ -1020,6 +1103,7 @@ void srv_engine_destroy(srv_engine *e)
     lm_ctx_free(e->c);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
+    pthread_cond_destroy(&e->embed_cv);
     free(e->slots);
     free(e->b_tok);
     free(e->b_seq);

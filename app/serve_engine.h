@@ -13,7 +13,8 @@
  * The HTTP side creates a job, submits it, then polls it for output: final text (complete UTF-8, cut
  * before a stop string, never a piece of one), per-token log-probabilities when asked, and at the end
  * the finish reason and counts. A job is reference-counted between the two sides; cancelling it (a
- * client that left) frees its sequence before the next pass. */
+ * client that left) frees its sequence before the next pass. Embeddings requests (srv_engine_embed) wait
+ * in a queue of their own and run on the worker too, one between two passes. */
 #ifndef VKLLM_SERVE_ENGINE_H
 #define VKLLM_SERVE_ENGINE_H
 
@@ -122,6 +123,12 @@ void srv_engine_get_stats(srv_engine *e, srv_engine_stats *st);
 srv_job *srv_job_create(const int32_t *ids, int64_t n, const srv_gen *g);
 /* Queues j (the engine takes its own reference when it accepts it). */
 enum srv_submit srv_engine_submit(srv_engine *e, srv_job *j);
+/* Embeds ids[i][0..n_ids[i]) for i < n into out [n][dim] (lm_embed_tokens) on the worker, between two
+ * passes: its context is on the engine's device, where two contexts must not run at once. Blocks until
+ * done. SRV_SUBMIT_OK when it ran (*rc its status, err why it failed), SRV_SUBMIT_QUEUE_FULL when more
+ * than queue_size embeddings requests wait already, SRV_SUBMIT_STOPPING when the engine stops first. */
+enum srv_submit srv_engine_embed(srv_engine *e, const int32_t *const *ids, const int64_t *n_ids, int n, bool normalize,
+                                 float *out, int *rc, char *err, size_t errlen);
 /* Waits up to ms for output or the end; true when u got something (u zeroed otherwise). */
 bool srv_job_poll(srv_job *j, int ms, srv_update *u);
 void srv_update_free(srv_update *u);

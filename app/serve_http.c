@@ -45,6 +45,7 @@ struct srv_http {
 typedef struct req {
     srv_http *h;
     enum srv_endpoint ep;
+    bool embed;          /* /v1/embeddings (counted as "other" in /metrics: serve_metrics.h has no label for it) */
     int status;          /* what was answered, for the metrics (0: nothing yet) */
     bool post;
     bool too_large;      /* the body passed max_body: the rest is read and dropped, then 413 */
@@ -83,6 +84,11 @@ static enum srv_endpoint endpoint_of(const char *url)
     if (!strcmp(url, "/metrics"))
         return SRV_EP_METRICS;
     return SRV_EP_OTHER;
+}
+
+static bool is_embeddings(const char *url)
+{
+    return !strcmp(url, "/v1/embeddings") || !strcmp(url, "/embeddings");
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, req *q, int status, char *text, const char *type,
@@ -444,6 +450,51 @@ static enum MHD_Result generate(struct MHD_Connection *c, req *q)
     return wait_and_answer(c, q, &r, j);
 }
 
+/* ------------------------------------------------------------------------ embeddings */
+
+/* Checked here, embedded on the engine's worker (which owns the device), answered at once. */
+static enum MHD_Result embed(struct MHD_Connection *c, req *q)
+{
+    srv_http *h = q->h;
+    srv_embed_request r;
+    srv_error err;
+    if (!srv_parse_embed_request(h->a, q->body ? q->body : "", q->n, &r, &err)) {
+        srv_embed_request_free(&r);
+        return send_error(c, q, &err);
+    }
+    float *vecs = malloc(sizeof *vecs * (size_t)r.n_inputs * (size_t)h->a->dim);
+    if (!vecs) {
+        srv_embed_request_free(&r);
+        return send_json(c, q, 500, NULL);
+    }
+    int rc = 0;
+    char msg[512] = "";
+    set_timeout(c, 0);
+    enum srv_submit s = atomic_load(&h->stopping) ? SRV_SUBMIT_STOPPING
+                                                   : srv_engine_embed(h->e, (const int32_t *const *)r.ids, r.n_ids,
+                                                                      r.n_inputs, true, vecs, &rc, msg, sizeof msg);
+    set_timeout(c, h->timeout_s);
+    char *json = NULL;
+    bool finite = true;
+    if (s != SRV_SUBMIT_OK)
+        srv_error_set(&err, 503, "unavailable_error", NULL, NULL, "%s",
+                      s == SRV_SUBMIT_QUEUE_FULL ? "the server is busy: the queue of embeddings requests is full; "
+                                                   "retry later"
+                                                 : "the server is stopping");
+    else if (rc == LM_ERR_INVALID || rc == LM_ERR_CONTEXT_FULL)
+        srv_error_set(&err, 400, "invalid_request_error", NULL, "input", "%s", msg);
+    else if (rc)
+        srv_error_set(&err, 500, "server_error", NULL, NULL, "embedding failed: %s", msg);
+    else if (!(json = srv_json_embeddings(h->a, &r, vecs, &finite)) && !finite)
+        srv_error_set(&err, 500, "server_error", NULL, NULL,
+                      "embedding failed: the model's output is not finite (NaN or infinite)");
+    free(vecs);
+    srv_embed_request_free(&r);
+    if (s != SRV_SUBMIT_OK || rc || !finite)
+        return send_error(c, q, &err);
+    return send_json(c, q, 200, json);
+}
+
 /* ------------------------------------------------------------------------ the handler */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -459,15 +510,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         q->h = h;
         *con_cls = q;
         q->ep = endpoint_of(url);
-        q->post = q->ep == SRV_EP_CHAT || q->ep == SRV_EP_COMPLETIONS;
-        if (q->ep == SRV_EP_OTHER) {
+        q->embed = is_embeddings(url);
+        q->post = q->embed || q->ep == SRV_EP_CHAT || q->ep == SRV_EP_COMPLETIONS;
+        if (q->ep == SRV_EP_OTHER && !q->embed) {
             srv_error_set(&err, 404, "invalid_request_error", NULL, NULL, "Invalid URL (%.16s %.200s)", method, url);
             return send_error(c, q, &err);
         }
         bool get_ok = !q->post && (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
         if (q->post ? strcmp(method, "POST") : !get_ok) {
             srv_error_set(&err, 405, "invalid_request_error", NULL, NULL, "%.16s is not allowed on %s (use %s)", method,
-                          srv_endpoint_path(q->ep), q->post ? "POST" : "GET");
+                          q->embed ? "/v1/embeddings" : srv_endpoint_path(q->ep), q->post ? "POST" : "GET");
             return send_text(c, q, 405, srv_error_json(&err), "application/json", MHD_HTTP_HEADER_ALLOW,
                              q->post ? "POST" : "GET, HEAD");
         }
@@ -521,7 +573,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                       "the request body is larger than the %zu bytes accepted", h->max_body);
         return send_error(c, q, &err);
     }
-    return generate(c, q);
+    return q->embed ? embed(c, q) : generate(c, q);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)

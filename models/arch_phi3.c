@@ -2,7 +2,8 @@
  * Q, K, V projections come as one matrix (attn_qkv, rows Q | K | V) and whose gate and up projections
  * come as one (ffn_up, rows gate | up). Long-context models carry two sets of RoPE frequency factors:
  * the long ones serve a context longer than the original one (rope.scaling.original_context_length),
- * the short ones any other, for every position (llama.cpp chooses once per context, not per position);
+ * the short ones any other, for every position (llama.cpp chooses once per context, not per position,
+ * and by the context rounded up to a multiple of 256);
  * rope.scaling.attn_factor scales the rotations. The sliding window the files name is not used (as in
  * llama.cpp). */
 #include <stddef.h>
@@ -70,7 +71,9 @@ static void layer(const lm_fwd *f, int l)
     lm_fwd_qkv(f, &L->attn_norm, &L->a);
     rt_rope_desc rope = lm_fwd_rope(f, hp->rope_base);
     if (!g->rope_freqs.buf) {
-        const lm_weight *factors = f->max_keys > hp->rope_n_ctx_orig ? &g->rope_long : &g->rope_short;
+        /* by the context rounded up to 256 positions, as llama.cpp sizes its contexts */
+        int64_t n_ctx = (f->max_keys + 255) / 256 * 256;
+        const lm_weight *factors = n_ctx > hp->rope_n_ctx_orig ? &g->rope_long : &g->rope_short;
         rope.freq_factors = lm_w(factors);
     }
     rt_attn_desc attn = lm_fwd_attn(f);

@@ -95,13 +95,6 @@ uint qoff(uint qi, uint G)
     return ((qi / G) * p.n_heads + kvh * G + qi % G) * HD;
 }
 
-// a score s (scaled) capped: c tanh(s / c), tanh from e^(-2|u|) <= 1 (no inf / inf for large |u|)
-float capped(float s, float c)
-{
-    float e = exp(-2.0 * abs(s / c));
-    return c * sign(s) * (1.0 - e) / (1.0 + e);
-}
-
 vec2 kvval(uint w)
 {
     return KVP == 2u ? unpackHalf2x16(w) : vec2(uintBitsToFloat(w), 0.0);
@@ -294,7 +287,7 @@ void main()
                     [[unroll]] for (uint d = 0u; d < DS; d++)
                         x += ps[(d * NQ + ri) * PS + j];
                 if (p.softcap > 0.0)
-                    x = capped(x, p.softcap);
+                    x = softcapped(x, p.softcap);
                 int key = j0 + int(j);
                 sv[k] = j < nk && key <= lim[ri] && key >= low[ri] ? x : NEG_INF;  // the causal mask, the window
                 vmax = max(vmax, sv[k]);

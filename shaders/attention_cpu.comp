@@ -35,13 +35,6 @@ shared float qs[MAXD];
 shared float sm[gl_WorkGroupSize.x];
 shared float sacc[gl_WorkGroupSize.x * CHUNK];
 
-// a score s (scaled) capped: c tanh(s / c), tanh from e^(-2|u|) <= 1 (no inf / inf for large |u|)
-float capped(float s, float c)
-{
-    float e = exp(-2.0 * abs(s / c));
-    return c * sign(s) * (1.0 - e) / (1.0 + e);
-}
-
 // elements i and i + 1 of a cache (i even when PAIRS)
 vec2 load2(uint which, uint i)
 {
@@ -101,7 +94,7 @@ void main()
         }
         if (p.softcap > 0.0)
             for (uint g = 0; g < G; g++)
-                s[g] = capped(s[g], p.softcap);
+                s[g] = softcapped(s[g], p.softcap);
         for (uint g = 0; g < G; g++) {
             float m_new = max(m[g], s[g]);
             corr[g] = exp(m[g] - m_new);

@@ -38,13 +38,6 @@ shared int tile_last[gl_WorkGroupSize.x];
 shared int tile_first[gl_WorkGroupSize.x];
 shared uint tile_tab[gl_WorkGroupSize.x];
 
-// a score s (scaled) capped: c tanh(s / c), tanh from e^(-2|u|) <= 1 (no inf / inf for large |u|)
-float capped(float s, float c)
-{
-    float e = exp(-2.0 * abs(s / c));
-    return c * sign(s) * (1.0 - e) / (1.0 + e);
-}
-
 // elements i and i + 1 of a cache (i even when PAIRS)
 vec2 load2(uint which, uint i)
 {
@@ -79,7 +72,7 @@ void walk(int first, int jmax, int own, int last, uint kvh, uint kv_dim, uint D,
         }
         if (p.softcap > 0.0)
             for (uint g = 0; g < G; g++)
-                s[g] = capped(s[g], p.softcap);
+                s[g] = softcapped(s[g], p.softcap);
         bool take = j <= last && j >= own;  // the causal mask of this row, its window
         for (uint g = 0; g < G; g++) {
             float m_new = take ? max(m[g], s[g]) : m[g];

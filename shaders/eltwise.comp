@@ -30,9 +30,7 @@ void main()
             if (p.op == RT_ELT_GEGLU)
                 r *= b[p.off_b + i];
         } else if (p.op == RT_ELT_SOFTCAP) {
-            // s tanh(x / s) with tanh from e^(-2|u|) <= 1 (no inf / inf, see above)
-            float e = exp(-2.0 * abs(x / p.s));
-            r = p.s * sign(x) * (1.0 - e) / (1.0 + e);
+            r = softcapped(x, p.s);
         } else
             r = x;
         y[p.off_y + i] = r;

@@ -77,7 +77,8 @@ static const fam variants[] = {
 };
 
 
-#define N_CTX 32 /* the sessions' context: phi3-long's original context (16) is shorter, phi3-short's longer */
+#define N_CTX 32 /* the sessions' context (256 as llama.cpp rounds it): phi3-long's original context (16) is
+                  * shorter, phi3-short's longer */
 
 /* ---------------------------------------------------------------- the reference */
 
@@ -434,7 +435,7 @@ static bool write_variant(const fam *v, uint64_t seed, const char *path, writer 
     if (v->o.factors) {
         double *lng = tensor(wr, "rope_factors_long.weight", v->hd / 2, 1, LM_GGML_F32, G_FACTOR);
         double *sht = tensor(wr, "rope_factors_short.weight", v->hd / 2, 1, LM_GGML_F32, G_FACTOR);
-        m->factors = N_CTX > v->o.n_ctx_orig ? lng : sht;
+        m->factors = (N_CTX + 255) / 256 * 256 > v->o.n_ctx_orig ? lng : sht; /* llama.cpp's rounding */
     }
     m->L = calloc((size_t)v->n_layers, sizeof *m->L);
     for (int l = 0; l < v->n_layers; l++) {

@@ -382,6 +382,7 @@ void srv_engine_get_stats(srv_engine *e, srv_engine_stats *st)
     st->prefix_queries = e->kv.prefix_queries;
     st->prefix_hits = e->kv.prefix_hits;
     st->passes = e->passes;
+    st->device_lost = lm_model_device_lost(e->m);
     st->batch_rows = e->batch_rows;
     st->last_batch = e->last_batch;
     st->preemptions = e->preemptions;

@@ -103,6 +103,7 @@ typedef struct srv_engine_stats {
     int64_t prompt_tokens, cached_tokens, gen_tokens;   /* totals of finished and running jobs */
     double prompt_s, gen_s;       /* totals */
     int64_t jobs_done, jobs_cancelled, jobs_failed;
+    bool device_lost;             /* the device is gone: the server is unhealthy */
 } srv_engine_stats;
 
 /* CONSTRUCTOR: creates the batched context on m's device and starts the worker. m must outlive the engine. */

@@ -174,12 +174,13 @@ static enum MHD_Result get_health(struct MHD_Connection *c, req *q)
 {
     srv_engine_stats st;
     srv_engine_get_stats(q->h->e, &st);
-    bool stopping = atomic_load(&q->h->stopping);
+    bool stopping = atomic_load(&q->h->stopping), ok = !stopping && !st.device_lost;
     char *s = malloc(256);
     if (s)
         snprintf(s, 256, "{\"status\":\"%s\",\"slots_idle\":%d,\"slots_processing\":%d,\"queue\":%d}",
-                 stopping ? "unavailable" : "ok", st.n_slots - st.active - st.preempted, st.active, st.queued);
-    return send_json(c, q, stopping ? 503 : 200, s);
+                 st.device_lost ? "unhealthy: device lost" : stopping ? "unavailable" : "ok",
+                 st.n_slots - st.active - st.preempted, st.active, st.queued);
+    return send_json(c, q, ok ? 200 : 503, s);
 }
 
 static enum MHD_Result get_metrics(struct MHD_Connection *c, req *q)

@@ -155,6 +155,19 @@ static rt_seq *pass_for(lm_ctx *c, int64_t n, int64_t n_sel, int out, char *err,
     return r->seq;
 }
 
+/* A recording whose submission or wait failed keeps its error (sequences' errors are sticky): it is
+ * recorded anew on its next use, so that one failed pass does not fail every later one. */
+static void forget(lm_ctx *c, const rt_seq *seq)
+{
+    for (int i = 0; i < N_RECORDED; i++)
+        if (c->rec[i].seq == seq)
+            c->rec[i].valid = false;
+    if (c->last_step == seq)
+        c->last_step = NULL;
+    if (c->last_pass == seq)
+        c->last_pass = NULL;
+}
+
 /* ---------------------------------------------------------------- creation */
 
 static int finish_pass(lm_ctx *c, char *err, size_t errlen);
@@ -468,8 +481,10 @@ static int eval_pass(lm_ctx *c, const lm_batch *b, int64_t r0, int64_t n, const 
     for (int i = 0; i < N_IN && !rc; i++)
         if (sizes[i] && rt_buffer_write(c->in[i], 0, c->h_in[i], sizes[i] * 4))
             rc = lm_fail(err, errlen, LM_ERR_DEVICE, "writing inputs: %s", rt_ctx_errmsg(c->m->ctx));
-    if (!rc && rt_seq_submit(seq))
+    if (!rc && rt_seq_submit(seq)) {
         rc = lm_fail(err, errlen, LM_ERR_DEVICE, "forward pass: %s", rt_seq_errmsg(seq));
+        forget(c, seq);
+    }
     if (rc)
         goto fail;
     struct pending *pd = &c->pend;
@@ -495,8 +510,10 @@ static int finish_pass(lm_ctx *c, char *err, size_t errlen)
     pd->seq = NULL;
     int32_t w = c->out_w;
     int rc = LM_OK;
-    if (rt_seq_wait(seq))
+    if (rt_seq_wait(seq)) {
         rc = lm_fail(err, errlen, LM_ERR_DEVICE, "forward pass: %s", rt_seq_errmsg(seq));
+        forget(c, seq);
+    }
     else if (pd->n_sel && pd->logits &&
              rt_buffer_read(c->logits_host, 0, pd->logits + pd->n_out * w, (size_t)pd->n_sel * w * 4))
         rc = lm_fail(err, errlen, LM_ERR_DEVICE, "reading logits: %s", rt_ctx_errmsg(c->m->ctx));

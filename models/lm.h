@@ -411,6 +411,8 @@ int lm_model_load_llama2c(rt_ctx *ctx, const char *checkpoint, const char *token
 void lm_model_free(lm_model *m);
 const lm_hparams *lm_model_hparams(const lm_model *m);
 const lm_vocab *lm_model_vocab(const lm_model *m);
+/* Whether the model's device was lost (VK_ERROR_DEVICE_LOST): nothing on it runs any more. Any thread. */
+bool lm_model_device_lost(const lm_model *m);
 /* Bytes of device memory the weights use. */
 uint64_t lm_model_device_bytes(const lm_model *m);
 /* The model's GGUF file, kept open (its metadata in memory, its tensor pages dropped after the upload):

@@ -188,6 +188,7 @@ void lm_model_free(lm_model *m)
 const lm_hparams *lm_model_hparams(const lm_model *m) { return &m->hp; }
 const lm_vocab *lm_model_vocab(const lm_model *m) { return m->vocab; }
 uint64_t lm_model_device_bytes(const lm_model *m) { return m->device_bytes; }
+bool lm_model_device_lost(const lm_model *m) { return rt_ctx_lost(m->ctx); }
 const lm_gguf *lm_model_gguf(const lm_model *m) { return m->gguf; }
 
 const char *lm_model_chat_template(const lm_model *m, const char *name)

@@ -38,6 +38,7 @@ enum rt_status {
     RT_ERR_INVALID,       /* a bad argument: a programming error or bad input passed down */
     RT_ERR_LIMIT,         /* a size exceeds a device limit */
     RT_ERR_IO,            /* a file could not be read or written */
+    RT_ERR_DEVICE_LOST,   /* VK_ERROR_DEVICE_LOST: the context cannot run anything any more */
 };
 
 /* CONSTANT: "ok", "Vulkan error", ... for an rt_status; never NULL. */
@@ -146,6 +147,16 @@ const rt_device_info *rt_ctx_device(const rt_ctx *ctx);
 /* METHOD: pipelines created so far, and how many of them were found in the on-disk cache (a driver
  * may not say: then hits stay 0). For tests of cache reuse. */
 void rt_ctx_pipeline_stats(const rt_ctx *ctx, int *created, int64_t *cache_bytes_loaded);
+/* METHOD: faults injected on purpose, so that tests drive every path that allocates or submits into
+ * failure. spec: comma-separated "alloc:N" (the Nth rt_buffer_create from now fails as if the device
+ * were full), "submit:N" (the Nth submission fails with VK_ERROR_OUT_OF_DEVICE_MEMORY), "lost:N"
+ * (the Nth submission reports VK_ERROR_DEVICE_LOST: every later one fails too), "mem:SIZE" (device
+ * memory capped at SIZE bytes, K/M/G suffixes), "" or "none": no faults. Counting restarts at each call.
+ * RT_ERR_INVALID for a spec it cannot read. rt_ctx_create applies $VKLLM_FAULT (an unreadable one fails
+ * the creation). */
+int rt_ctx_fault(rt_ctx *ctx, const char *spec);
+/* METHOD: whether the device was lost (a submission reported VK_ERROR_DEVICE_LOST); any thread. */
+bool rt_ctx_lost(const rt_ctx *ctx);
 /* METHOD: write the pipeline cache file now (also done by rt_ctx_destroy). */
 int rt_ctx_save_pipeline_cache(rt_ctx *ctx);
 /* METHOD: bytes of device memory held in blocks, and the bytes handed out of them to buffers (the

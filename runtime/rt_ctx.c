@@ -112,6 +112,88 @@ static int create_device(rt_ctx *ctx)
     return RT_OK;
 }
 
+/* ---------------------------------------------------------------- injected faults */
+
+static bool parse_count(const char *s, const char *end, int64_t *out)
+{
+    char *e;
+    long long v = strtoll(s, &e, 10);
+    if (e != end || e == s || v <= 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_size(const char *s, const char *end, uint64_t *out)
+{
+    char *e;
+    double v = strtod(s, &e);
+    double mul = 1;
+    if (e < end && e + 1 == end) {
+        mul = *e == 'K' || *e == 'k' ? 1024.0 : *e == 'M' || *e == 'm' ? 1048576.0
+              : *e == 'G' || *e == 'g' ? 1073741824.0 : 0;
+        e++;
+    }
+    if (e != end || !(v > 0) || mul == 0 || v * mul > 1e18)
+        return false;
+    *out = (uint64_t)(v * mul);
+    return true;
+}
+
+int rt_ctx_fault(rt_ctx *ctx, const char *spec)
+{
+    ctx->fail_alloc = ctx->fail_submit = ctx->lose_at = ctx->n_allocs = ctx->n_submits = 0;
+    ctx->mem_limit = 0;
+    if (!spec || !spec[0] || !strcmp(spec, "none"))
+        return RT_OK;
+    for (const char *s = spec; *s;) {
+        const char *end = strchr(s, ','), *colon = strchr(s, ':');
+        if (!end)
+            end = s + strlen(s);
+        bool ok = colon && colon < end;
+        if (ok && !strncmp(s, "alloc:", 6))
+            ok = parse_count(colon + 1, end, &ctx->fail_alloc);
+        else if (ok && !strncmp(s, "submit:", 7))
+            ok = parse_count(colon + 1, end, &ctx->fail_submit);
+        else if (ok && !strncmp(s, "lost:", 5))
+            ok = parse_count(colon + 1, end, &ctx->lose_at);
+        else if (ok && !strncmp(s, "mem:", 4))
+            ok = parse_size(colon + 1, end, &ctx->mem_limit);
+        else
+            ok = false;
+        if (!ok) {
+            ctx->fail_alloc = ctx->fail_submit = ctx->lose_at = 0;
+            ctx->mem_limit = 0;
+            return rt_ctx_fail(ctx, RT_ERR_INVALID,
+                               "fault '%.*s' is not one of alloc:N, submit:N, lost:N, mem:SIZE (N from 1, SIZE "
+                               "in bytes or with K, M, G)", (int)(end - s), s);
+        }
+        s = *end ? end + 1 : end;
+    }
+    return RT_OK;
+}
+
+bool rt_ctx_lost(const rt_ctx *ctx) { return atomic_load(&((rt_ctx *)ctx)->lost); }
+
+VkResult rt_ctx_submit(rt_ctx *ctx, VkCommandBuffer cb, VkFence fence)
+{
+    ctx->n_submits++;
+    VkResult r;
+    if (atomic_load(&ctx->lost) || (ctx->lose_at && ctx->n_submits >= ctx->lose_at))
+        r = VK_ERROR_DEVICE_LOST;
+    else if (ctx->fail_submit && ctx->n_submits == ctx->fail_submit)
+        r = VK_ERROR_OUT_OF_DEVICE_MEMORY;
+    else {
+        VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb };
+        r = vkQueueSubmit(ctx->queue, 1, &si, fence);
+    }
+    if (r == VK_ERROR_DEVICE_LOST)
+        atomic_store(&ctx->lost, true);
+    return r;
+}
+
+/* ---------------------------------------------------------------- creation */
+
 int rt_ctx_create(rt_instance *inst, const rt_ctx_desc *desc, rt_ctx **out)
 {
     *out = NULL;
@@ -156,6 +238,11 @@ int rt_ctx_create(rt_instance *inst, const rt_ctx_desc *desc, rt_ctx **out)
     int rc = create_device(ctx);
     if (rc)
         return rc;
+    if ((rc = rt_ctx_fault(ctx, getenv("VKLLM_FAULT")))) {
+        char msg[RT_ERRLEN];
+        snprintf(msg, sizeof msg, "%s", ctx->err);
+        return rt_ctx_fail(ctx, rc, "VKLLM_FAULT: %s", msg);
+    }
     return rt_pipeline_cache_open(ctx, desc ? desc->pipeline_cache : NULL);
 }
 
@@ -215,8 +302,7 @@ int rt_ctx_end_oneoff(rt_ctx *ctx, VkCommandBuffer cb)
 {
     VkResult r = vkEndCommandBuffer(cb);
     if (r == VK_SUCCESS) {
-        VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb };
-        r = vkQueueSubmit(ctx->queue, 1, &si, ctx->fence);
+        r = rt_ctx_submit(ctx, cb, ctx->fence);
         if (r == VK_SUCCESS) {
             r = vkWaitForFences(ctx->device, 1, &ctx->fence, VK_TRUE, UINT64_MAX);
             if (r != VK_SUCCESS) /* still pending, perhaps: leak it rather than free it (the device is lost) */

@@ -17,6 +17,7 @@ const char *rt_status_string(int status)
     case RT_ERR_INVALID: return "invalid argument";
     case RT_ERR_LIMIT: return "exceeds a device limit";
     case RT_ERR_IO: return "I/O error";
+    case RT_ERR_DEVICE_LOST: return "device lost";
     }
     return "unknown status";
 }
@@ -49,6 +50,8 @@ int rt_vk_status(VkResult r)
 {
     if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
         return RT_ERR_OUT_OF_MEMORY;
+    if (r == VK_ERROR_DEVICE_LOST)
+        return RT_ERR_DEVICE_LOST;
     return r == VK_SUCCESS ? RT_OK : RT_ERR_VULKAN;
 }
 

@@ -2,6 +2,7 @@
 #ifndef VKLLM_RT_INTERNAL_H
 #define VKLLM_RT_INTERNAL_H
 
+#include <stdatomic.h>
 #include <vulkan/vulkan.h>
 
 #include "rt.h"
@@ -100,9 +101,17 @@ struct rt_ctx {
     VkCommandBuffer up_cb[2];
     bool up_busy[2];
     int n_seqs;                    /* live sequences */
+    /* faults injected (rt_ctx_fault): the Nth allocation / submission fails, device memory capped */
+    int64_t fail_alloc, fail_submit, lose_at, n_allocs, n_submits;
+    uint64_t mem_limit;
+    atomic_bool lost;              /* VK_ERROR_DEVICE_LOST seen: every later submission fails (read from
+                                    * any thread: a server's health) */
     char err[RT_ERRLEN];
 };
 
+/* vkQueueSubmit of one command buffer, with the faults rt_ctx_fault asked for; a lost device is
+ * remembered. Every submission goes through it. */
+VkResult rt_ctx_submit(rt_ctx *ctx, VkCommandBuffer cb, VkFence fence);
 /* Error reporting on a ctx (message copied into ctx->err). */
 int rt_ctx_fail(rt_ctx *ctx, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int rt_ctx_vk_fail(rt_ctx *ctx, VkResult r, const char *what);

@@ -79,7 +79,11 @@ static int block_create(rt_ctx *ctx, rt_mem kind, VkDeviceSize size, rt_block **
     b->device_local = (flags & DL) && !(kind == RT_MEM_UPLOAD && force_staged());
     VkMemoryAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
                                 .memoryTypeIndex = (uint32_t)type };
-    if ((r = vkAllocateMemory(ctx->device, &ai, NULL, &b->memory)) != VK_SUCCESS)
+    if (ctx->mem_limit && ctx->reserved + req.size > ctx->mem_limit)
+        r = VK_ERROR_OUT_OF_DEVICE_MEMORY; /* the cap rt_ctx_fault set */
+    else
+        r = vkAllocateMemory(ctx->device, &ai, NULL, &b->memory);
+    if (r != VK_SUCCESS)
         goto out_destroy_buffer;
     ctx->reserved += b->size;
     if ((r = vkBindBufferMemory(ctx->device, b->buffer, b->memory, 0)) != VK_SUCCESS)
@@ -177,6 +181,10 @@ int rt_buffer_create(rt_ctx *ctx, rt_mem kind, size_t size, rt_buffer **out)
         return rt_ctx_fail(ctx, RT_ERR_LIMIT,
                            "a buffer of %.1f MiB exceeds the device's maxMemoryAllocationSize (%.1f MiB)",
                            size / 1048576.0, ctx->info.max_allocation_size / 1048576.0);
+    if (ctx->fail_alloc && ++ctx->n_allocs == ctx->fail_alloc)
+        return rt_ctx_fail(ctx, RT_ERR_OUT_OF_MEMORY,
+                           "device memory exhausted allocating %.1f MiB (a fault injected: buffer %lld)",
+                           size / 1048576.0, (long long)ctx->n_allocs);
     rt_buffer *buf = calloc(1, sizeof *buf);
     if (!buf)
         return rt_ctx_fail(ctx, RT_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -367,8 +375,7 @@ static int staged_upload(rt_buffer *buf, size_t offset, const void *host, size_t
                              NULL, 0, NULL);
         VkResult r = vkEndCommandBuffer(cb);
         if (r == VK_SUCCESS) {
-            VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb };
-            r = vkQueueSubmit(ctx->queue, 1, &si, ctx->up_fence[half]);
+            r = rt_ctx_submit(ctx, cb, ctx->up_fence[half]);
         }
         if (r != VK_SUCCESS) {
             vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &cb);

@@ -326,8 +326,7 @@ int rt_seq_submit(rt_seq *seq)
     int rc = rt_seq_wait(seq);
     if (rc)
         return rc;
-    VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &seq->cb };
-    VkResult r = vkQueueSubmit(seq->ctx->queue, 1, &si, seq->fence);
+    VkResult r = rt_ctx_submit(seq->ctx, seq->cb, seq->fence);
     if (r != VK_SUCCESS)
         return seq_vk_fail(seq, r, "vkQueueSubmit");
     seq->pending = true;

@@ -83,12 +83,9 @@ static enum srv_endpoint endpoint_of(const char *url)
         return SRV_EP_HEALTH;
     if (!strcmp(url, "/metrics"))
         return SRV_EP_METRICS;
+    if (!strcmp(url, "/v1/embeddings") || !strcmp(url, "/embeddings"))
+        return SRV_EP_EMBEDDINGS;
     return SRV_EP_OTHER;
-}
-
-static bool is_embeddings(const char *url)
-{
-    return !strcmp(url, "/v1/embeddings") || !strcmp(url, "/embeddings");
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, req *q, int status, char *text, const char *type,
@@ -511,16 +508,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         q->h = h;
         *con_cls = q;
         q->ep = endpoint_of(url);
-        q->embed = is_embeddings(url);
+        q->embed = q->ep == SRV_EP_EMBEDDINGS;
         q->post = q->embed || q->ep == SRV_EP_CHAT || q->ep == SRV_EP_COMPLETIONS;
-        if (q->ep == SRV_EP_OTHER && !q->embed) {
+        if (q->ep == SRV_EP_OTHER) {
             srv_error_set(&err, 404, "invalid_request_error", NULL, NULL, "Invalid URL (%.16s %.200s)", method, url);
             return send_error(c, q, &err);
         }
         bool get_ok = !q->post && (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
         if (q->post ? strcmp(method, "POST") : !get_ok) {
             srv_error_set(&err, 405, "invalid_request_error", NULL, NULL, "%.16s is not allowed on %s (use %s)", method,
-                          q->embed ? "/v1/embeddings" : srv_endpoint_path(q->ep), q->post ? "POST" : "GET");
+                          srv_endpoint_path(q->ep), q->post ? "POST" : "GET");
             return send_text(c, q, 405, srv_error_json(&err), "application/json", MHD_HTTP_HEADER_ALLOW,
                              q->post ? "POST" : "GET, HEAD");
         }

@@ -9,7 +9,7 @@
 
 static const int codes[SRV_N_CODES] = { 200, 400, 401, 404, 405, 413, 499, 500, 503, 0 /* other */ };
 static const char *const paths[SRV_EP_COUNT] = { "/v1/chat/completions", "/v1/completions", "/v1/models", "/health",
-                                                 "/metrics", "other" };
+                                                 "/metrics", "/v1/embeddings", "other" };
 
 const char *srv_endpoint_path(enum srv_endpoint ep)
 {

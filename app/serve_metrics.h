@@ -9,8 +9,8 @@
 
 #include "serve_engine.h"
 
-enum srv_endpoint { SRV_EP_CHAT = 0, SRV_EP_COMPLETIONS, SRV_EP_MODELS, SRV_EP_HEALTH, SRV_EP_METRICS, SRV_EP_OTHER,
-                    SRV_EP_COUNT };
+enum srv_endpoint { SRV_EP_CHAT = 0, SRV_EP_COMPLETIONS, SRV_EP_MODELS, SRV_EP_HEALTH, SRV_EP_METRICS,
+                    SRV_EP_EMBEDDINGS, SRV_EP_OTHER, SRV_EP_COUNT };
 #define SRV_N_CODES 10
 
 typedef struct srv_metrics {

@@ -28,6 +28,10 @@ void lm_session_free(lm_session *s)
 int lm_session_create(lm_model *m, const lm_session_opts *opts, lm_session **out, char *err, size_t errlen)
 {
     *out = NULL;
+    if (lm_model_is_encoder(m)) /* every front end that generates (run, chat, its window, perplexity) says so */
+        return lm_fail(err, errlen, LM_ERR_UNSUPPORTED,
+                       "%s is an encoder (%s): it embeds (vkllm embed, /v1/embeddings) and does not generate text",
+                       lm_model_hparams(m)->name, lm_model_hparams(m)->arch);
     lm_session *s = calloc(1, sizeof *s);
     if (!s)
         return lm_fail(err, errlen, LM_ERR_NOMEM, "out of host memory");

@@ -363,6 +363,21 @@ static void run_variant(tu_gpu *g, const enc *v, const lm_gguf *vocab, uint64_t 
                   LM_ERR_CONTEXT_FULL,
               "%s: an input of %lld tokens: %s", v->name, (long long)big, err);
         free(pbig);
+        /* it does not generate: sessions are refused, and so `run`, `chat` and perplexity */
+        lm_session *s = NULL;
+        rc = lm_session_create(m, NULL, &s, err, sizeof err);
+        CHECK(rc == LM_ERR_UNSUPPORTED && !s && strstr(err, "is an encoder"), "%s: a session: %s, \"%s\"", v->name,
+              lm_status_string(rc), err);
+        const char *bin = getenv("VKLLM_BIN");
+        if (bin && v == &variants[0]) {
+            char cmd[1024], out[4096];
+            snprintf(cmd, sizeof cmd, "'%s' run -m '%s' -p hi -n 1 2>&1", bin, path);
+            int st = tu_run(cmd, out, sizeof out);
+            CHECK(st == 1 && strstr(out, "is an encoder"), "run of an encoder: exit %d: %s", st, out);
+            snprintf(cmd, sizeof cmd, "'%s' embed -m '%s' -p 'Hello world!' --format array 2>&1", bin, path);
+            st = tu_run(cmd, out, sizeof out);
+            CHECK(st == 0 && out[0] == '[', "embed with an encoder: exit %d: %.300s", st, out);
+        }
         free(all), free(one), free(want);
         lm_model_free(m);
     }

@@ -1143,9 +1143,66 @@ static void test_special_split(const lm_vocab *llama3, const lm_vocab *qwen2, co
     lm_vocab_free(neox);
 }
 
+/* Pathological text (issue 11): a long run of one character (a letter, a space, a newline, a Cyrillic
+ * letter), scripts alternating at every character, a run of digits, 256 KiB each, through every kind of
+ * tokenizer: each must finish (ctest's timeout catches a hang) and give back the text. The times are
+ * printed, not asserted (1 MiB inputs measured: bench/RESULTS.md); a quadratic split would take minutes. */
+static void test_pathological(void)
+{
+    static const char *const vocabs[] = { "llama-bpe", "qwen2", "llama-spm", "gpt-2", "deepseek-llm", "bert-bge" };
+    static const char *const units[] = { "a", " ", "\n", "\xd0\xaf", "1" };
+    static const char *const mix[] = { "a", "\xd0\xaf", "\xe4\xb8\xad", "\xd8\xa7", "1", " ", "!", "\xc3\xa9" };
+    const size_t size = 256 << 10;
+    tu_rng r = { 0x9A7 };
+    for (size_t vi = 0; vi < sizeof vocabs / sizeof vocabs[0]; vi++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "tokenizer-vectors/ggml-vocab-%s.gguf", vocabs[vi]);
+        lm_vocab *v = open_gguf_vocab(rel);
+        if (!v)
+            continue;
+        bool wpm = !strcmp(vocabs[vi], "bert-bge"); /* WordPiece lowercases and splits: no round trip */
+        for (size_t k = 0; k <= sizeof units / sizeof units[0]; k++) {
+            char *text = malloc(size + 8);
+            size_t n = 0;
+            while (n < size) {
+                const char *u = k < sizeof units / sizeof units[0] ? units[k] : mix[tu_u32(&r) % 8];
+                size_t ul = strlen(u);
+                memcpy(text + n, u, ul);
+                n += ul;
+            }
+            int32_t *ids = NULL;
+            int64_t n_ids = 0;
+            char err[256] = "";
+            double t0 = now_ms();
+            int rc = lm_tokenize(v, text, n, false, false, &ids, &n_ids, err, sizeof err);
+            double t1 = now_ms();
+            const char *what = k < sizeof units / sizeof units[0] ? units[k] : "mixed scripts";
+            CHECK(rc == LM_OK && (n_ids > 0 || wpm), "%s: %zu bytes of '%s': %s", vocabs[vi], n, what, err);
+            if (rc == LM_OK && !wpm) {
+                char *back = NULL;
+                size_t blen = 0;
+                rc = lm_detokenize(v, ids, n_ids, false, &back, &blen, err, sizeof err);
+                /* SentencePiece gives back its leading space (add_dummy_prefix) */
+                const char *b = back;
+                if (rc == LM_OK && blen == n + 1 && b[0] == ' ')
+                    b++, blen--;
+                CHECK(rc == LM_OK && blen == n && !memcmp(b, text, n), "%s: '%s' does not come back (%zu of %zu bytes)",
+                      vocabs[vi], what, blen, n);
+                free(back);
+            }
+            printf("%-13s %7zu bytes of %-14s %8lld tokens in %6.1f ms\n", vocabs[vi], n,
+                   k == 1 ? "' '" : k == 2 ? "'\\n'" : what, (long long)n_ids, t1 - t0);
+            free(ids);
+            free(text);
+        }
+        lm_vocab_free(v);
+    }
+}
+
 int main(void)
 {
     test_small_spm();
+    test_pathological();
     test_vectors();
     test_falcon();
     test_llama2c();

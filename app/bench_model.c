@@ -314,23 +314,23 @@ int bench_model(int argc, char **argv)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!app_arg_str(argc, argv, &i, &v)) return 2;
+        } else if (app_opt_multi(a, "-m", "--model")) {
+            if (!app_arg_str(argc, argv, &i, &v)) return app_bad_args(usage);
             if (o.n_models == MAX_MODELS) return app_fail("bench: at most %d models", MAX_MODELS);
             o.models[o.n_models++] = v;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
-            if (!app_arg_str(argc, argv, &i, &v) || !parse_values(a, v, &o.p, 0, 1 << 20)) return 2;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
-            if (!app_arg_str(argc, argv, &i, &v) || !parse_values(a, v, &o.n, 0, 1 << 20)) return 2;
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-            if (!app_arg_str(argc, argv, &i, &v) || !parse_values(a, v, &o.b, 1, 1 << 16)) return 2;
-        } else if (!strcmp(a, "-d") || !strcmp(a, "--n-depth")) {
-            if (!app_arg_str(argc, argv, &i, &v) || !parse_values(a, v, &o.d, 0, 1 << 20)) return 2;
-        } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
-            if (!app_arg_int(argc, argv, &i, &r, 1, MAX_REPS)) return 2;
+        } else if (app_opt_multi(a, "-p", "--n-prompt")) {
+            if (!app_arg_str(argc, argv, &i, &v) || !parse_values(a, v, &o.p, 0, 1 << 20)) return app_bad_args(usage);
+        } else if (app_opt_multi(a, "-n", "--n-gen")) {
+            if (!app_arg_str(argc, argv, &i, &v) || !parse_values(a, v, &o.n, 0, 1 << 20)) return app_bad_args(usage);
+        } else if (app_opt_multi(a, "-b", "--batch-size")) {
+            if (!app_arg_str(argc, argv, &i, &v) || !parse_values(a, v, &o.b, 1, 1 << 16)) return app_bad_args(usage);
+        } else if (app_opt_multi(a, "-d", "--n-depth")) {
+            if (!app_arg_str(argc, argv, &i, &v) || !parse_values(a, v, &o.d, 0, 1 << 20)) return app_bad_args(usage);
+        } else if (app_opt(a, "-r", "--repetitions")) {
+            if (!app_arg_int(argc, argv, &i, &r, 1, MAX_REPS)) return app_bad_args(usage);
             o.reps = (int)r;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (!app_arg_str(argc, argv, &i, &o.output)) return 2;
+        } else if (app_opt(a, "-o", "--output")) {
+            if (!app_arg_str(argc, argv, &i, &o.output)) return app_bad_args(usage);
             if (strcmp(o.output, "md") && strcmp(o.output, "csv") && strcmp(o.output, "json"))
                 return app_fail("bench: -o '%s': expected md, csv or json", o.output);
         } else if (!strcmp(a, "--kv-f32")) o.kv_f32 = true;

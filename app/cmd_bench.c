@@ -59,18 +59,18 @@ int cmd_bench(int argc, char **argv)
             o.json = true;
         else if (!strcmp(argv[i], "--quick"))
             o.quick = true;
-        else if (!strcmp(argv[i], "--filter")) {
+        else if (app_opt(argv[i], NULL, "--filter")) {
             if (!app_arg_str(argc, argv, &i, &o.filter))
-                return 2;
-        } else if (!strcmp(argv[i], "--iters")) {
+                return app_bad_args(usage);
+        } else if (app_opt(argv[i], NULL, "--iters")) {
             if (!app_arg_int(argc, argv, &i, &v, 1, 100000))
-                return 2;
+                return app_bad_args(usage);
             o.iters = (int)v;
         } else if (!app_device_flag(argc, argv, &i, &o.dev, &bad)) {
             return app_usage_fail(usage, "bench: unknown option '%s'", argv[i]);
         }
         if (bad)
-            return 2;
+            return app_bad_args(usage);
     }
     return bench_kernels(&o);
 }

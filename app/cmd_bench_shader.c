@@ -263,52 +263,52 @@ static int parse(int argc, char **argv, shader_opts *o)
             return 0;
         } else if (!strcmp(a, "--json")) {
             o->json = true;
-        } else if (!strcmp(a, "--define") || !strcmp(a, "-D")) {
+        } else if (app_opt_multi(a, "-D", "--define")) {
             if (!app_arg_str(argc, argv, &i, &v))
-                return 1;
+                return app_bad_args(usage);
             if (o->n_defines == MAX_DEFINES || !*v || *v == '=')
                 return app_fail("%s: an empty name, or more than %d macros", a, MAX_DEFINES);
             o->defines[o->n_defines++] = v;
-        } else if (!strcmp(a, "-I")) {
+        } else if (app_opt_multi(a, "-I", NULL)) {
             if (!app_arg_str(argc, argv, &i, &v))
-                return 1;
+                return app_bad_args(usage);
             if (o->n_includes == MAX_INCLUDES)
                 return app_fail("-I: more than %d folders", MAX_INCLUDES);
             o->includes[o->n_includes++] = v;
-        } else if (!strcmp(a, "--buffer")) {
+        } else if (app_opt_multi(a, NULL, "--buffer")) {
             if (!app_arg_str(argc, argv, &i, &v))
-                return 1;
+                return app_bad_args(usage);
             if (o->n_bufs == RT_KERNEL_MAX_BUFFERS)
                 return app_fail("--buffer: at most %d buffers", RT_KERNEL_MAX_BUFFERS);
             if (!parse_buffer(v, &o->bufs[o->n_bufs++]))
                 return 1;
-        } else if (!strcmp(a, "--push")) {
+        } else if (app_opt_multi(a, NULL, "--push")) {
             if (!app_arg_str(argc, argv, &i, &v) || !parse_push(v, o))
-                return 1;
-        } else if (!strcmp(a, "--spec")) {
+                return app_bad_args(usage);
+        } else if (app_opt_multi(a, NULL, "--spec")) {
             if (!app_arg_str(argc, argv, &i, &v) || !parse_spec(v, o))
-                return 1;
-        } else if (!strcmp(a, "--groups")) {
+                return app_bad_args(usage);
+        } else if (app_opt(a, NULL, "--groups")) {
             if (!app_arg_str(argc, argv, &i, &v) || !parse_groups(v, o->groups))
-                return 1;
-        } else if (!strcmp(a, "-r") || !strcmp(a, "--runs")) {
+                return app_bad_args(usage);
+        } else if (app_opt(a, "-r", "--runs")) {
             if (!app_arg_int(argc, argv, &i, &n, 1, 1000000))
-                return 1;
+                return app_bad_args(usage);
             o->runs = (int)n;
-        } else if (!strcmp(a, "--seed")) {
+        } else if (app_opt(a, NULL, "--seed")) {
             if (!app_arg_int(argc, argv, &i, &n, 0, 0x7FFFFFFFl))
-                return 1;
+                return app_bad_args(usage);
             o->seed = (uint64_t)n;
-        } else if (!strcmp(a, "--bytes") || !strcmp(a, "--flops")) {
+        } else if (app_opt(a, NULL, "--bytes") || app_opt(a, NULL, "--flops")) {
             if (!app_arg_str(argc, argv, &i, &v))
-                return 1;
+                return app_bad_args(usage);
             if (!parse_count(v, &d))
                 return app_fail("%s %s: not a positive number (K, M, G allowed)", a, v);
             *(a[2] == 'b' ? &o->bytes : &o->flops) = d;
-        } else if (!strcmp(a, "--check") || !strcmp(a, "--dump")) {
+        } else if (app_opt_multi(a, NULL, "--check") || app_opt_multi(a, NULL, "--dump")) {
             bool check = a[2] == 'c';
             if (!app_arg_str(argc, argv, &i, &v))
-                return 1;
+                return app_bad_args(usage);
             if ((check ? o->n_checks : o->n_dumps) == MAX_IO)
                 return app_fail("%s: at most %d", a, MAX_IO);
             io_opt *io = check ? &o->checks[o->n_checks++] : &o->dumps[o->n_dumps++];

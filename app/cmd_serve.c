@@ -64,31 +64,31 @@ int cmd_serve(int argc, char **argv)
         } else if (app_input_flag(argc, argv, &i, &model, &tokenizer, NULL, &file_unused, &bad)) {
             if (file_unused)
                 return app_fail("serve: -f is not an option of serve");
-        } else if (!strcmp(a, "--host")) {
+        } else if (app_opt(a, NULL, "--host")) {
             bad = !app_arg_str(argc, argv, &i, &host);
-        } else if (!strcmp(a, "--port")) {
+        } else if (app_opt(a, NULL, "--port")) {
             bad = !app_arg_int(argc, argv, &i, &port, 0, 65535);
-        } else if (!strcmp(a, "--api-key")) {
+        } else if (app_opt(a, NULL, "--api-key")) {
             bad = !app_arg_str(argc, argv, &i, &api_key);
-        } else if (!strcmp(a, "-np") || !strcmp(a, "--parallel")) {
+        } else if (app_opt(a, "-np", "--parallel")) {
             bad = !app_arg_int(argc, argv, &i, &parallel, 1, 256);
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+        } else if (app_opt(a, "-c", "--ctx-size")) {
             bad = !app_arg_int(argc, argv, &i, &n_ctx, 0, 1 << 24);
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+        } else if (app_opt(a, "-b", "--batch-size")) {
             bad = !app_arg_int(argc, argv, &i, &n_batch, 1, 1 << 16);
-        } else if (!strcmp(a, "--kv-blocks")) {
+        } else if (app_opt(a, NULL, "--kv-blocks")) {
             bad = !app_arg_int(argc, argv, &i, &kv_blocks, 1, 1 << 24);
-        } else if (!strcmp(a, "--queue-size")) {
+        } else if (app_opt(a, NULL, "--queue-size")) {
             bad = !app_arg_int(argc, argv, &i, &queue_size, 0, 1 << 20);
-        } else if (!strcmp(a, "--max-body")) {
+        } else if (app_opt(a, NULL, "--max-body")) {
             bad = !app_arg_int(argc, argv, &i, &max_body, 1024, 1L << 32);
-        } else if (!strcmp(a, "--timeout")) {
+        } else if (app_opt(a, NULL, "--timeout")) {
             bad = !app_arg_int(argc, argv, &i, &timeout, 0, 1 << 24);
-        } else if (!strcmp(a, "--alias")) {
+        } else if (app_opt(a, NULL, "--alias")) {
             bad = !app_arg_str(argc, argv, &i, &alias);
-        } else if (!strcmp(a, "--chat-template")) {
+        } else if (app_opt(a, NULL, "--chat-template")) {
             bad = !app_arg_str(argc, argv, &i, &chat_template);
-        } else if (!strcmp(a, "--template-file")) {
+        } else if (app_opt(a, NULL, "--template-file")) {
             bad = !app_arg_str(argc, argv, &i, &template_file);
         } else if (!strcmp(a, "--kv-f32")) {
             kv_f32 = true;
@@ -99,7 +99,7 @@ int cmd_serve(int argc, char **argv)
         }
     }
     if (bad)
-        return 1;
+        return app_bad_args(usage);
     if (!model) {
         usage(stderr);
         return app_fail("serve: -m FILE is required");

@@ -303,6 +303,15 @@ static void options(void)
     CHECK(cli(a) == 0 && !strcmp(out, "1 403\n"), "--prompt=Once: '%s' %s", out, err);
     snprintf(a, sizeof a, "tokenize --ids -m '%s' -p Once -- extra", stories);
     expect(a, 2, "unexpected argument 'extra'");
+    /* the same forms in serve, bench and bench shader */
+    snprintf(a, sizeof a, "serve -m '%s' --port=1 --port 2", stories);
+    expect(a, 2, "--port is given twice");
+    snprintf(a, sizeof a, "serve -m '%s' --ctx-size=x", stories);
+    expect(a, 1, "--ctx-size");
+    snprintf(a, sizeof a, "bench --model='%s' --n-prompt=8 -n2 -r1 --output=csv", stories);
+    CHECK(cli(a) == 0 && strstr(out, "pp8") && strstr(out, "tg2"), "bench --model=F --n-prompt=8 -n2: %s %s", out, err);
+    expect("bench kernels --iters=0", 1, "--iters");
+    expect("bench shader --runs=1 --runs=2 x.comp", 2, "--runs is given twice");
     snprintf(a, sizeof a, "make-model -o '%s' -- llama-tiny Q8_0", in_dir("tiny.gguf"));
     CHECK(cli(a) == 0, "make-model ... -- SHAPE TYPE: %s", err);
     unlink(in_dir("tiny.gguf"));

@@ -24,6 +24,13 @@ void rt_op_grid_rows(rt_seq *seq, int64_t rows, uint32_t *gx, uint32_t *gy);
 int rt_op_pipeline(rt_seq *seq, enum rt_shader_id shader, const uint32_t *spec, int n_spec, int n_bindings,
                    uint32_t push_size, rt_pipeline **p);
 
+/* Whether matrix products take the kernels meant for CPU drivers (whole rows per invocation) rather than
+ * the GPU ones: a CPU device, unless VKLLM_MATMUL says gpu or cpu. lavapipe ends an invocation's loops
+ * after 65535 iterations of them all together (LP_MAX_TGSI_LOOP_ITERATIONS in Mesa's gallivm): the CPU
+ * kernels, whose threads loop over k once per pass, cut their work to stay below RT_CPU_MAX_LOOP. */
+bool rt_op_cpu_style(rt_ctx *ctx);
+#define RT_CPU_MAX_LOOP 60000
+
 /* Attention on a CPU driver, and of a paged cache (rt_ops_attention_cpu.c), for rt_op_attention once it
  * has checked the shapes. */
 int rt_attention_cpu(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref pos, int64_t rows,

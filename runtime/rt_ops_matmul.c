@@ -37,12 +37,10 @@
 #define GEMV_MAX_M 8
 /* Rows of X per pass of the CPU way. */
 #define CPU_MR 4
-/* lavapipe ends the loops of an invocation after 65535 iterations of them all together
- * (LP_MAX_TGSI_LOOP_ITERATIONS in Mesa's gallivm, shared by every loop of a shader): the CPU way, whose
- * threads loop over k once per pass, cuts m into dispatches that stay below this. */
-#define CPU_MAX_LOOP 60000
+/* the CPU way cuts m into dispatches that stay below lavapipe's loop limit (rt_ops.h) */
+#define CPU_MAX_LOOP RT_CPU_MAX_LOOP
 
-static bool cpu_style(rt_ctx *ctx)
+bool rt_op_cpu_style(rt_ctx *ctx)
 {
     const char *e = getenv("VKLLM_MATMUL");
     if (e && !strcmp(e, "gpu"))
@@ -310,7 +308,7 @@ static int matmul(rt_seq *seq, const rt_matmul_desc *d)
     bool xvec = k % 4 == 0 && d->x.off % 16 == 0 && (!norm || d->norm_w.off % 16 == 0);
     /* the CPU kernel's loop iterations per pass: k / 8 steps over W (k value by value); the norm's sums of
      * squares (gemv_cpu.comp's rms_inv) add k / 4 + 256 per row of X (k + k / 4 + 256 value by value) */
-    int64_t cpu_pass = cpu_style(ctx) ? (vec ? k / 8 : k) + 2 + (norm ? CPU_MR * ((xvec ? k / 4 : k + k / 4) + 256) : 0)
+    int64_t cpu_pass = rt_op_cpu_style(ctx) ? (vec ? k / 8 : k) + 2 + (norm ? CPU_MR * ((xvec ? k / 4 : k + k / 4) + 256) : 0)
                                       : 0;
     rt_matmul_plan plan;
     int rc = rt_matmul_plan_make(&lim, d->wt, m, n, k, cpu_pass, &plan);

@@ -18,18 +18,7 @@
 
 #include "rt_ops.h"
 
-/* lavapipe's loop limit per invocation (see rt_ops_matmul.c): the CPU way loops over k once */
-#define CPU_MAX_LOOP 60000
-
-static bool cpu_style(rt_ctx *ctx)
-{
-    const char *e = getenv("VKLLM_MATMUL");
-    if (e && !strcmp(e, "gpu"))
-        return false;
-    if (e && !strcmp(e, "cpu"))
-        return true;
-    return ctx->info.type == RT_DEVICE_CPU;
-}
+#define CPU_MAX_LOOP RT_CPU_MAX_LOOP
 
 static bool too_big(int64_t n) { return n <= 0 || n > 0xFFFFFFFFll; }
 
@@ -125,7 +114,7 @@ int rt_op_matmul_id(rt_seq *seq, const rt_matmul_id_desc *d)
      * there are 32 workgroups; it falls back to the GPU way where one invocation's loop over k would pass
      * lavapipe's limit. GPU way: 4 rows per workgroup of 64 threads (shared memory: 1 KiB). */
     int64_t loop = vec ? k / 8 : k;
-    bool cpu = cpu_style(ctx) && loop < CPU_MAX_LOOP;
+    bool cpu = rt_op_cpu_style(ctx) && loop < CPU_MAX_LOOP;
     uint32_t nr = cpu ? 8 : 4, outs = gate ? nr / 2 : nr, wg = rt_op_wg(seq, 64);
     if (cpu)
         while (wg > 8 && pairs * ((n + (int64_t)outs * wg - 1) / ((int64_t)outs * wg)) < 32)

@@ -23,10 +23,12 @@ typedef struct lm_attn_w {
     lm_weight wo;                   /* [dim][n_heads*hd] */
 } lm_attn_w;
 
-/* The llama family's layer (also what a llama2.c checkpoint loads into). */
+/* The llama family's layer (llama, qwen2, qwen3, their expert variants; also what a llama2.c checkpoint
+ * loads into). */
 typedef struct lm_llama_layer {
     lm_weight attn_norm;            /* [dim] f32 */
     lm_attn_w a;
+    lm_weight q_norm, k_norm;       /* [head_dim] f32, qwen3: RMSNorm of each head of Q and K */
     lm_weight ffn_norm;             /* [dim] f32 */
     lm_weight w_gate, w_up, w_down; /* [ffn][dim], [ffn][dim], [dim][ffn] */
     /* with experts (Mixtral) instead of w_gate .. w_down: the router [n_expert][dim] and the experts'

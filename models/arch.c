@@ -57,14 +57,21 @@ const void *lm_fwd_layer(const lm_fwd *f, int l)
 rt_rope_desc lm_fwd_rope(const lm_fwd *f, float base)
 {
     const lm_hparams *hp = f->hp;
+    const lm_globals *g = &f->m->g;
     bool yarn = hp->rope_scaling == LM_ROPE_SCALING_YARN;
+    /* frequency factors: rope_freqs, else Phi-3's long or short ones, the long ones for a context longer
+     * than the original (rounded up to 256 positions first, as llama.cpp sizes its contexts; chosen once
+     * per context, not per position) */
+    const lm_weight *factors = &g->rope_freqs;
+    if (!factors->buf && (g->rope_long.buf || g->rope_short.buf))
+        factors = (f->max_keys + 255) / 256 * 256 > hp->rope_n_ctx_orig ? &g->rope_long : &g->rope_short;
     return (rt_rope_desc){
         .mode = hp->rope_mode, .n_rot = hp->n_rot, .base = base,
         .freq_scale = hp->rope_scaling == LM_ROPE_SCALING_NONE ? 1.0f : 1.0f / hp->rope_factor,
         /* rope.scaling.attn_factor scales every rotation, as llama.cpp's mscale (YaRN adds its own) */
         .ext_factor = yarn ? 1.0f : 0.0f, .attn_factor = hp->yarn_attn_factor,
         .beta_fast = hp->yarn_beta_fast, .beta_slow = hp->yarn_beta_slow, .n_ctx_orig = hp->rope_n_ctx_orig,
-        .freq_factors = lm_w(&f->m->g.rope_freqs),
+        .freq_factors = lm_w(factors),
     };
 }
 

@@ -107,7 +107,7 @@ bool lm_layer_slides(const lm_hparams *hp, int l);
 /* The weights of a family's layer l (its struct, from the layer table). */
 const void *lm_fwd_layer(const lm_fwd *f, int l);
 static inline rt_ref lm_w(const lm_weight *w) { return w->buf ? rt_at(w->buf, 0) : (rt_ref){ 0 }; }
-/* RoPE as the hyper-parameters say, with theta base `base`. */
+/* RoPE as the hyper-parameters say, with theta base `base` (and the model's frequency factors). */
 rt_rope_desc lm_fwd_rope(const lm_fwd *f, float base);
 /* Attention over the context's paged cache, scale 1/sqrt(head_dim). */
 rt_attn_desc lm_fwd_attn(const lm_fwd *f);
@@ -149,6 +149,9 @@ typedef struct lm_arch {
     void (*embed)(const lm_fwd *f);
     bool encoder;               /* attention in both directions; embeds, does not generate */
 } lm_arch;
+
+/* The llama family's layer (arch_llama.c), which Phi-3 runs too. */
+void lm_llama_layer_forward(const lm_fwd *f, int l);
 
 /* The family of a GGUF architecture name, NULL when none. */
 const lm_arch *lm_arch_find(const char *name);

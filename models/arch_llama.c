@@ -90,7 +90,7 @@ static int load_layer(lm_loader *ld, int l, void *layer)
     return lm_load_qkv(ld, l, &((lm_llama_layer *)layer)->a, lm_loader_hparams(ld)->has_qkv_bias);
 }
 
-static void layer(const lm_fwd *f, int l)
+void lm_llama_layer_forward(const lm_fwd *f, int l)
 {
     const lm_hparams *hp = f->hp;
     const lm_llama_layer *L = lm_fwd_layer(f, l);
@@ -120,20 +120,20 @@ static void layer(const lm_fwd *f, int l)
 
 const lm_arch lm_arch_llama = {
     .name = "llama", .layer_size = sizeof(lm_llama_layer), .tensors = model_tensors, .layer_tensors = layer_tensors,
-    .hparams = llama_hparams, .load_layer = load_layer, .layer = layer,
+    .hparams = llama_hparams, .load_layer = load_layer, .layer = lm_llama_layer_forward,
 };
 
 const lm_arch lm_arch_qwen2 = {
     .name = "qwen2", .layer_size = sizeof(lm_llama_layer), .tensors = model_tensors, .layer_tensors = layer_tensors,
-    .hparams = qwen2_hparams, .load_layer = load_layer, .layer = layer,
+    .hparams = qwen2_hparams, .load_layer = load_layer, .layer = lm_llama_layer_forward,
 };
 
 const lm_arch lm_arch_qwen3 = {
     .name = "qwen3", .layer_size = sizeof(lm_llama_layer), .tensors = model_tensors,
-    .layer_tensors = qwen3_layer_tensors, .hparams = qwen3_hparams, .load_layer = load_layer, .layer = layer,
+    .layer_tensors = qwen3_layer_tensors, .hparams = qwen3_hparams, .load_layer = load_layer, .layer = lm_llama_layer_forward,
 };
 
 const lm_arch lm_arch_qwen3moe = {
     .name = "qwen3moe", .layer_size = sizeof(lm_llama_layer), .tensors = model_tensors,
-    .layer_tensors = qwen3_layer_tensors, .hparams = qwen3moe_hparams, .load_layer = load_layer, .layer = layer,
+    .layer_tensors = qwen3_layer_tensors, .hparams = qwen3moe_hparams, .load_layer = load_layer, .layer = lm_llama_layer_forward,
 };

@@ -1,11 +1,9 @@
-/* arch_phi3.c: Phi-3 and Phi-4, as llama.cpp reads their GGUF files: a llama layer with neox RoPE whose
- * Q, K, V projections come as one matrix (attn_qkv, rows Q | K | V) and whose gate and up projections
- * come as one (ffn_up, rows gate | up). Long-context models carry two sets of RoPE frequency factors:
- * the long ones serve a context longer than the original one (rope.scaling.original_context_length),
- * the short ones any other, for every position (llama.cpp chooses once per context, not per position,
- * and by the context rounded up to a multiple of 256);
- * rope.scaling.attn_factor scales the rotations. The sliding window the files name is not used (as in
- * llama.cpp). */
+/* arch_phi3.c: Phi-3 and Phi-4, as llama.cpp reads their GGUF files: the llama layer (arch_llama.c) with
+ * neox RoPE, its Q, K, V projections one matrix in the file (attn_qkv, rows Q | K | V) and its gate and
+ * up projections one (ffn_up, rows gate | up). Long-context models carry two sets of RoPE frequency
+ * factors, the long ones for a context longer than rope.scaling.original_context_length, the short ones
+ * for any other (lm_fwd_rope chooses); rope.scaling.attn_factor scales the rotations. The sliding window
+ * the files name is not used (as in llama.cpp). */
 #include <stddef.h>
 #include <stdio.h>
 
@@ -61,30 +59,7 @@ static int load_layer(lm_loader *ld, int l, void *layer)
     return lm_load_halves(ld, &L->w_gate, &L->w_up, n, hp->dim, hp->ffn_dim);
 }
 
-static void layer(const lm_fwd *f, int l)
-{
-    const lm_hparams *hp = f->hp;
-    const lm_globals *g = &f->m->g;
-    const lm_llama_layer *L = lm_fwd_layer(f, l);
-    int64_t n = f->n, dim = hp->dim, q_dim = (int64_t)hp->n_heads * hp->head_dim;
-
-    lm_fwd_qkv(f, &L->attn_norm, &L->a);
-    rt_rope_desc rope = lm_fwd_rope(f, hp->rope_base);
-    if (!g->rope_freqs.buf) {
-        /* by the context rounded up to 256 positions, as llama.cpp sizes its contexts */
-        int64_t n_ctx = (f->max_keys + 255) / 256 * 256;
-        const lm_weight *factors = n_ctx > hp->rope_n_ctx_orig ? &g->rope_long : &g->rope_short;
-        rope.freq_factors = lm_w(factors);
-    }
-    rt_attn_desc attn = lm_fwd_attn(f);
-    lm_fwd_attention(f, l, &rope, &attn);
-    rt_op_matmul_acc(f->seq, f->x, f->att, lm_w(&L->a.wo), L->a.wo.type, (rt_ref){ 0 }, n, dim, q_dim);
-
-    lm_fwd_ffn_gated(f, &L->ffn_norm, &L->w_gate, &L->w_up, RT_GATE_SILU);
-    rt_op_matmul_acc(f->seq, f->x, f->hb, lm_w(&L->w_down), L->w_down.type, (rt_ref){ 0 }, n, dim, hp->ffn_dim);
-}
-
 const lm_arch lm_arch_phi3 = {
     .name = "phi3", .layer_size = sizeof(lm_llama_layer), .tensors = model_tensors, .layer_tensors = layer_tensors,
-    .hparams = hparams, .load_layer = load_layer, .layer = layer,
+    .hparams = hparams, .load_layer = load_layer, .layer = lm_llama_layer_forward,
 };

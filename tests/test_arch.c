@@ -183,28 +183,6 @@ typedef struct rmodel {
     rlayer *L;
 } rmodel;
 
-static void rmsnorm(double *o, const double *x, const double *w, int n, double eps)
-{
-    double ss = 0;
-    for (int i = 0; i < n; i++)
-        ss += x[i] * x[i];
-    double r = 1.0 / sqrt(ss / n + eps);
-    for (int i = 0; i < n; i++)
-        o[i] = x[i] * r * w[i];
-}
-
-/* o[rows] = W[rows][cols] · x (+ b) */
-static void matvec(double *o, const double *W, const double *x, const double *b, int rows, int cols)
-{
-    for (int r = 0; r < rows; r++) {
-        double s = b ? b[r] : 0;
-        const double *w = W + (size_t)r * cols;
-        for (int c = 0; c < cols; c++)
-            s += w[c] * x[c];
-        o[r] = s;
-    }
-}
-
 /* YaRN: the dimension at which a frequency makes n_turns rotations over the original context:
  * solving n_ctx_orig / (2 pi base^(2d / n_rot)) = n_turns for d. */
 static double yarn_corr_dim(const rmodel *m, double n_turns)
@@ -260,10 +238,10 @@ static void ref_forward(const rmodel *m, const int32_t *ids, int n, double *logi
         const rlayer *L = &m->L[l];
         for (int p = 0; p < n; p++) {
             double *xp = x + (size_t)p * dim, *kp = k + (size_t)p * kvd, *vp = v + (size_t)p * kvd;
-            rmsnorm(xb, xp, L->attn_norm, dim, m->eps);
-            matvec(q, L->wq, xb, L->bq, qd, dim);
-            matvec(kp, L->wk, xb, L->bk, kvd, dim);
-            matvec(vp, L->wv, xb, L->bv, kvd, dim);
+            tu_rmsnorm(xb, xp, L->attn_norm, dim, m->eps);
+            tu_matvec(q, L->wq, xb, L->bq, qd, dim);
+            tu_matvec(kp, L->wk, xb, L->bk, kvd, dim);
+            tu_matvec(vp, L->wv, xb, L->bv, kvd, dim);
             ref_rope(m, q, m->n_heads, p);
             ref_rope(m, kp, m->n_kv, p);
             for (int h = 0; h < m->n_heads; h++) {
@@ -287,22 +265,22 @@ static void ref_forward(const rmodel *m, const int32_t *ids, int n, double *logi
                     att[h * hd + d] = a / sum;
                 }
             }
-            matvec(o, L->wo, att, NULL, dim, qd);
+            tu_matvec(o, L->wo, att, NULL, dim, qd);
             for (int i = 0; i < dim; i++)
                 xp[i] += o[i];
-            rmsnorm(xb, xp, L->ffn_norm, dim, m->eps);
-            matvec(h1, L->gate, xb, NULL, m->ffn, dim);
-            matvec(h2, L->up, xb, NULL, m->ffn, dim);
+            tu_rmsnorm(xb, xp, L->ffn_norm, dim, m->eps);
+            tu_matvec(h1, L->gate, xb, NULL, m->ffn, dim);
+            tu_matvec(h2, L->up, xb, NULL, m->ffn, dim);
             for (int i = 0; i < m->ffn; i++)
                 h1[i] = h1[i] / (1 + exp(-h1[i])) * h2[i];
-            matvec(o, L->down, h1, NULL, dim, m->ffn);
+            tu_matvec(o, L->down, h1, NULL, dim, m->ffn);
             for (int i = 0; i < dim; i++)
                 xp[i] += o[i];
         }
     }
     for (int p = 0; p < n; p++) {
-        rmsnorm(xb, x + (size_t)p * dim, m->out_norm, dim, m->eps);
-        matvec(logits + (size_t)p * m->n_vocab, m->output, xb, NULL, m->n_vocab, dim);
+        tu_rmsnorm(xb, x + (size_t)p * dim, m->out_norm, dim, m->eps);
+        tu_matvec(logits + (size_t)p * m->n_vocab, m->output, xb, NULL, m->n_vocab, dim);
     }
     free(x), free(xb), free(q), free(k), free(v), free(att), free(o), free(h1), free(h2), free(sc);
 }

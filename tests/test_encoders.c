@@ -67,16 +67,6 @@ static void layernorm(double *x, const double *w, const double *b, int n, double
         x[i] = (x[i] - mean) * r * w[i] + b[i];
 }
 
-static void matvec(double *o, const double *W, const double *b, const double *x, int rows, int cols)
-{
-    for (int r = 0; r < rows; r++) {
-        double s = b ? b[r] : 0;
-        for (int c = 0; c < cols; c++)
-            s += W[(size_t)r * cols + c] * x[c];
-        o[r] = s;
-    }
-}
-
 static double gelu(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
 
 static void rope_neox(double *v, int n_heads, int hd, int pos, double base)
@@ -109,9 +99,9 @@ static void ref_embed(const rmodel *m, const int32_t *ids, int n, double *out)
         const rlayer *L = &m->L[l];
         for (int p = 0; p < n; p++) {
             double *xp = x + (size_t)p * dim;
-            matvec(q + (size_t)p * dim, L->wq, L->bq, xp, dim, dim);
-            matvec(k + (size_t)p * dim, L->wk, L->bk, xp, dim, dim);
-            matvec(v + (size_t)p * dim, L->wv, L->bv, xp, dim, dim);
+            tu_matvec(q + (size_t)p * dim, L->wq, xp, L->bq, dim, dim);
+            tu_matvec(k + (size_t)p * dim, L->wk, xp, L->bk, dim, dim);
+            tu_matvec(v + (size_t)p * dim, L->wv, xp, L->bv, dim, dim);
             if (m->nomic) {
                 rope_neox(q + (size_t)p * dim, m->n_heads, hd, p, m->base);
                 rope_neox(k + (size_t)p * dim, m->n_heads, hd, p, m->base);
@@ -136,7 +126,7 @@ static void ref_embed(const rmodel *m, const int32_t *ids, int n, double *out)
                     att[h * hd + d] = a / sum;
                 }
             }
-            matvec(o + (size_t)p * dim, L->wo, L->bo, att, dim, dim);
+            tu_matvec(o + (size_t)p * dim, L->wo, att, L->bo, dim, dim);
         }
         for (int p = 0; p < n; p++) {
             double *xp = x + (size_t)p * dim, *op = o + (size_t)p * dim;
@@ -144,16 +134,16 @@ static void ref_embed(const rmodel *m, const int32_t *ids, int n, double *out)
                 xp[i] += op[i];
             layernorm(xp, L->n1, L->n1b, dim, m->eps);
             if (m->nomic) {
-                matvec(h1, L->gate, NULL, xp, m->ffn, dim);
-                matvec(h2, L->up, NULL, xp, m->ffn, dim);
+                tu_matvec(h1, L->gate, xp, NULL, m->ffn, dim);
+                tu_matvec(h2, L->up, xp, NULL, m->ffn, dim);
                 for (int i = 0; i < m->ffn; i++)
                     h1[i] = h1[i] / (1 + exp(-h1[i])) * h2[i];
             } else {
-                matvec(h1, L->up, L->bup, xp, m->ffn, dim);
+                tu_matvec(h1, L->up, xp, L->bup, m->ffn, dim);
                 for (int i = 0; i < m->ffn; i++)
                     h1[i] = gelu(h1[i]);
             }
-            matvec(op, L->down, L->bdown, h1, dim, m->ffn);
+            tu_matvec(op, L->down, h1, L->bdown, dim, m->ffn);
             for (int i = 0; i < dim; i++)
                 xp[i] += op[i];
             layernorm(xp, L->n2, L->n2b, dim, m->eps);

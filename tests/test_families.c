@@ -98,26 +98,6 @@ typedef struct rmodel {
     rlayer *L;
 } rmodel;
 
-static void rmsnorm(double *o, const double *x, const double *w, int n, double eps)
-{
-    double ss = 0;
-    for (int i = 0; i < n; i++)
-        ss += x[i] * x[i];
-    double r = 1.0 / sqrt(ss / n + eps);
-    for (int i = 0; i < n; i++)
-        o[i] = x[i] * r * w[i];
-}
-
-static void matvec(double *o, const double *W, const double *x, int rows, int cols)
-{
-    for (int r = 0; r < rows; r++) {
-        double s = 0;
-        for (int c = 0; c < cols; c++)
-            s += W[(size_t)r * cols + c] * x[c];
-        o[r] = s;
-    }
-}
-
 static bool slides(const rmodel *m, int l)
 {
     if (m->window <= 0 || m->pattern <= 0)
@@ -151,7 +131,7 @@ static void ref_moe(const rmodel *m, const rlayer *L, const double *xb, double *
 {
     double logit[16], p[16], sum = 0, mx = -INFINITY, h1[128], h2[128], y[128];
     bool taken[16] = { false };
-    matvec(logit, L->router, xb, m->n_expert, m->dim);
+    tu_matvec(logit, L->router, xb, NULL, m->n_expert, m->dim);
     for (int e = 0; e < m->n_expert; e++)
         mx = fmax(mx, logit[e]);
     for (int e = 0; e < m->n_expert; e++)
@@ -171,11 +151,11 @@ static void ref_moe(const rmodel *m, const rlayer *L, const double *xb, double *
     for (int s = 0; s < m->n_used; s++) {
         int e = sel[s];
         size_t up = (size_t)e * m->effn * m->dim, down = (size_t)e * m->dim * m->effn;
-        matvec(h1, L->gate_exps + up, xb, m->effn, m->dim);
-        matvec(h2, L->up_exps + up, xb, m->effn, m->dim);
+        tu_matvec(h1, L->gate_exps + up, xb, NULL, m->effn, m->dim);
+        tu_matvec(h2, L->up_exps + up, xb, NULL, m->effn, m->dim);
         for (int i = 0; i < m->effn; i++)
             h1[i] = h1[i] / (1 + exp(-h1[i])) * h2[i];
-        matvec(y, L->down_exps + down, h1, m->dim, m->effn);
+        tu_matvec(y, L->down_exps + down, h1, NULL, m->dim, m->effn);
         for (int i = 0; i < m->dim; i++)
             o[i] += p[e] / sum / wsum * y[i];
     }
@@ -198,15 +178,15 @@ static void ref_forward(const rmodel *m, const int32_t *ids, int n, double *logi
         double base = sw ? m->base_swa : m->base, fs = sw && m->local_unscaled ? 1 : m->freq_scale;
         for (int p = 0; p < n; p++) {
             double *xp = x + (size_t)p * dim, *kp = k + (size_t)p * kvd, *vp = v + (size_t)p * kvd;
-            rmsnorm(xb, xp, L->attn_norm, dim, m->eps);
-            matvec(q, L->wq, xb, qd, dim);
-            matvec(kp, L->wk, xb, kvd, dim);
-            matvec(vp, L->wv, xb, kvd, dim);
+            tu_rmsnorm(xb, xp, L->attn_norm, dim, m->eps);
+            tu_matvec(q, L->wq, xb, NULL, qd, dim);
+            tu_matvec(kp, L->wk, xb, NULL, kvd, dim);
+            tu_matvec(vp, L->wv, xb, NULL, kvd, dim);
             if (m->qk_norm) {
                 for (int h = 0; h < m->n_heads; h++)
-                    rmsnorm(q + h * hd, q + h * hd, L->q_norm, hd, m->eps);
+                    tu_rmsnorm(q + h * hd, q + h * hd, L->q_norm, hd, m->eps);
                 for (int h = 0; h < m->n_kv; h++)
-                    rmsnorm(kp + h * hd, kp + h * hd, L->k_norm, hd, m->eps);
+                    tu_rmsnorm(kp + h * hd, kp + h * hd, L->k_norm, hd, m->eps);
             }
             rope(m, q, m->n_heads, p, base, fs);
             rope(m, kp, m->n_kv, p, base, fs);
@@ -234,31 +214,31 @@ static void ref_forward(const rmodel *m, const int32_t *ids, int n, double *logi
                     att[h * hd + d] = a / sum;
                 }
             }
-            matvec(o, L->wo, att, dim, qd);
+            tu_matvec(o, L->wo, att, NULL, dim, qd);
             if (m->post_norms)
-                rmsnorm(o, memcpy(o2, o, sizeof *o * dim), L->post_attn, dim, m->eps);
+                tu_rmsnorm(o, memcpy(o2, o, sizeof *o * dim), L->post_attn, dim, m->eps);
             for (int i = 0; i < dim; i++)
                 xp[i] += o[i];
-            rmsnorm(xb, xp, L->ffn_norm, dim, m->eps);
+            tu_rmsnorm(xb, xp, L->ffn_norm, dim, m->eps);
             if (m->n_expert)
                 ref_moe(m, L, xb, o);
             else {
-                matvec(h1, L->gate, xb, m->ffn, dim);
-                matvec(h2, L->up, xb, m->ffn, dim);
+                tu_matvec(h1, L->gate, xb, NULL, m->ffn, dim);
+                tu_matvec(h2, L->up, xb, NULL, m->ffn, dim);
                 for (int i = 0; i < m->ffn; i++)
                     h1[i] = (m->gelu ? gelu(h1[i]) : h1[i] / (1 + exp(-h1[i]))) * h2[i];
-                matvec(o, L->down, h1, dim, m->ffn);
+                tu_matvec(o, L->down, h1, NULL, dim, m->ffn);
             }
             if (m->post_norms)
-                rmsnorm(o, memcpy(o2, o, sizeof *o * dim), L->post_ffw, dim, m->eps);
+                tu_rmsnorm(o, memcpy(o2, o, sizeof *o * dim), L->post_ffw, dim, m->eps);
             for (int i = 0; i < dim; i++)
                 xp[i] += o[i];
         }
     }
     for (int p = 0; p < n; p++) {
         double *row = logits + (size_t)p * m->n_vocab;
-        rmsnorm(xb, x + (size_t)p * dim, m->out_norm, dim, m->eps);
-        matvec(row, m->output, xb, m->n_vocab, dim);
+        tu_rmsnorm(xb, x + (size_t)p * dim, m->out_norm, dim, m->eps);
+        tu_matvec(row, m->output, xb, NULL, m->n_vocab, dim);
         if (m->final_cap > 0)
             for (int i = 0; i < m->n_vocab; i++)
                 row[i] = m->final_cap * tanh(row[i] / m->final_cap);

@@ -209,3 +209,24 @@ fail:
     lm_gguf_close(g);
     return false;
 }
+
+void tu_rmsnorm(double *o, const double *x, const double *w, int n, double eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    double r = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++)
+        o[i] = x[i] * r * w[i];
+}
+
+void tu_matvec(double *o, const double *W, const double *x, const double *b, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        double s = b ? b[r] : 0;
+        const double *w = W + (size_t)r * cols;
+        for (int c = 0; c < cols; c++)
+            s += w[c] * x[c];
+        o[r] = s;
+    }
+}

@@ -35,6 +35,10 @@ float tu_normal(tu_rng *r);
 
 /* sum((a-b)^2) / sum(b^2); a NaN or inf in a gives INFINITY. */
 double tu_nmse(const float *a, const double *ref, int64_t n);
+/* Double-precision pieces of the reference forward passes (test_arch, test_families, test_encoders):
+ * o = x / sqrt(mean(x^2) + eps) * w (o may be x); o[rows] = W[rows][cols] . x (+ b when not NULL). */
+void tu_rmsnorm(double *o, const double *x, const double *w, int n, double eps);
+void tu_matvec(double *o, const double *W, const double *x, const double *b, int rows, int cols);
 /* the same against a float reference */
 double tu_nmse_f(const float *a, const float *ref, int64_t n);
 

@@ -378,6 +378,7 @@ void srv_engine_get_stats(srv_engine *e, srv_engine_stats *st)
     st->kv_block_size = e->kv.block_size;
     st->kv_used = e->kv.used;
     st->kv_cached = e->kv.cached;
+    st->kv_tokens = e->kv.tokens;
     st->kv_used_bytes = e->kv.n_blocks ? e->kv_bytes * (uint64_t)e->kv.used / (uint64_t)e->kv.n_blocks : 0;
     st->prefix_queries = e->kv.prefix_queries;
     st->prefix_hits = e->kv.prefix_hits;

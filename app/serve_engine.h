@@ -96,6 +96,7 @@ typedef struct srv_engine_stats {
     uint64_t kv_bytes;            /* KV pool memory */
     uint64_t kv_used_bytes;       /* the part in blocks that sequences hold now */
     int32_t kv_blocks, kv_block_size, kv_used, kv_cached; /* the pool (lm_ctx_kv_stats) after the last pass */
+    int64_t kv_tokens;            /* tokens the running sequences hold then */
     int64_t prefix_queries, prefix_hits;  /* blocks looked up in the prefix cache, and found */
     int64_t passes, batch_rows;   /* passes evaluated, and their rows all together */
     int32_t last_batch;           /* rows of the last pass */

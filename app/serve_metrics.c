@@ -143,6 +143,9 @@ char *srv_metrics_text(srv_metrics *m, const srv_engine_stats *st)
     put(&t, "vkllm_kv_block_size %d\n", st->kv_block_size);
     metric(&t, "vkllm_kv_blocks_used", "gauge", "KV cache blocks that running sequences hold.");
     put(&t, "vkllm_kv_blocks_used %d\n", st->kv_used);
+    metric(&t, "vkllm_kv_tokens", "gauge",
+           "Tokens the running sequences hold (kv_blocks_used * kv_block_size over it: KV memory per live token).");
+    put(&t, "vkllm_kv_tokens %lld\n", (long long)st->kv_tokens);
     metric(&t, "vkllm_kv_blocks_cached", "gauge", "KV cache blocks of finished sequences kept for the prefix cache.");
     put(&t, "vkllm_kv_blocks_cached %d\n", st->kv_cached);
     metric(&t, "vkllm_prefix_cache_queries_total", "counter", "KV blocks looked up in the prefix cache by new sequences.");

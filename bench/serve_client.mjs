@@ -9,7 +9,10 @@
 // from sending to the first text event) and time per output token (TPOT: from the first text event to
 // the last, over completion_tokens - 1); per level: aggregate output tokens/s (all completion tokens
 // over the level's wall time), the median and 99th percentile of TPOT over the requests, and of the
-// gaps between text events (ITL; the server may put several tokens in one event).
+// gaps between text events (ITL; the server may put several tokens in one event); and the KV pool's
+// memory per live token, sampled from /metrics every 100 ms while the level runs: the positions of the
+// blocks in use (kv_blocks_used * kv_block_size) over the tokens the sequences hold (kv_tokens), 1.0
+// when paging wastes nothing.
 //
 // Then the prefix cache: BENCH_PREFIX_RUNS (default 2) times, a new long system prompt (about
 // BENCH_PREFIX_CHARS characters, default 600, each run's own) with one question, then the same system
@@ -115,11 +118,26 @@ async function level(streams) {
         prompts.push(`${streams}-${i}: ${sentence(3)}`);
     const results = [];
     const t0 = performance.now();
+    // the KV pool while the streams run: the positions its used blocks hold per token the sequences hold
+    let running = true;
+    const kv = [];
+    const sampler = (async () => {
+        while (running) {
+            const m = await (await fetch(base + '/metrics')).text();
+            const used = metric(m, 'vkllm_kv_blocks_used') * metric(m, 'vkllm_kv_block_size');
+            const live = metric(m, 'vkllm_kv_tokens');
+            if (live > 0)
+                kv.push(used / live);
+            await new Promise((r) => setTimeout(r, 100));
+        }
+    })();
     await Promise.all(Array.from({ length: streams }, async (_, c) => {
         for (let r = 0; r < rounds; r++)
             results.push(await streamed('/v1/completions', { prompt: prompts[c * rounds + r], max_tokens: nTokens,
                                                               temperature: 0, ignore_eos: true }));
     }));
+    running = false;
+    await sampler;
     const wall = (performance.now() - t0) / 1000;
     const tokens = results.reduce((s, r) => s + r.tokens, 0);
     const gaps = results.flatMap((r) => r.gaps);
@@ -128,6 +146,7 @@ async function level(streams) {
         ttft_median_ms: pct(results.map((r) => r.ttft), 50),
         tpot_median_ms: pct(results.map((r) => r.tpot), 50), tpot_p99_ms: pct(results.map((r) => r.tpot), 99),
         itl_median_ms: pct(gaps, 50), itl_p99_ms: pct(gaps, 99),
+        kv_per_token: kv.length ? kv.reduce((s, x) => s + x, 0) / kv.length : NaN, kv_samples: kv.length,
     };
 }
 
@@ -162,14 +181,14 @@ function metric(text, name) {
     await Promise.all([0, 1, 2, 3].map((i) => streamed('/v1/completions', { prompt: `warm up ${i}`, max_tokens: 4,
                                                                             temperature: 0, ignore_eos: true })));
     console.log(`| streams | requests | output tokens | wall s | aggregate tokens/s | TTFT median ms | ` +
-                `TPOT median ms | TPOT p99 ms | ITL median ms | ITL p99 ms |`);
-    console.log('|---|---|---|---|---|---|---|---|---|---|');
+                `TPOT median ms | TPOT p99 ms | ITL median ms | ITL p99 ms | KV positions per live token |`);
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const s of levels) {
         const r = await level(s);
         out.levels.push(r);
         console.log(`| ${r.streams} | ${r.requests} | ${r.tokens} | ${r.wall_s.toFixed(1)} | ${r.tokens_per_s.toFixed(1)} | ` +
                     `${ms(r.ttft_median_ms)} | ${ms(r.tpot_median_ms)} | ${ms(r.tpot_p99_ms)} | ${ms(r.itl_median_ms)} | ` +
-                    `${ms(r.itl_p99_ms)} |`);
+                    `${ms(r.itl_p99_ms)} | ${Number.isFinite(r.kv_per_token) ? r.kv_per_token.toFixed(3) : '-'} |`);
     }
     if (prefixRuns > 0) {
         const p = await prefix();

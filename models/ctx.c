@@ -366,7 +366,7 @@ void lm_ctx_kv_stats(const lm_ctx *c, lm_kv_stats *st)
     kvb_stats k;
     kvb_get_stats(c->kv, &k);
     *st = (lm_kv_stats){ .n_blocks = k.n_blocks, .block_size = k.block_size, .used = k.used, .cached = k.cached,
-                         .free = k.free, .n_seqs = k.n_seqs, .prefix_queries = k.prefix_queries,
+                         .free = k.free, .n_seqs = k.n_seqs, .tokens = k.tokens, .prefix_queries = k.prefix_queries,
                          .prefix_hits = k.prefix_hits };
 }
 

@@ -217,11 +217,14 @@ void kvb_destroy(kvb_pool *p)
 void kvb_get_stats(const kvb_pool *p, kvb_stats *st)
 {
     int32_t live = 0;
-    for (int32_t i = 0; i < p->n_s; i++)
+    int64_t tokens = 0;
+    for (int32_t i = 0; i < p->n_s; i++) {
         live += p->s[i].live;
+        tokens += p->s[i].live ? p->s[i].n : 0;
+    }
     *st = (kvb_stats){ .n_blocks = p->n_blocks, .block_size = p->bs, .cached = p->n_cached, .free = p->n_free,
                        .used = p->n_blocks - p->n_cached - p->n_free, .prefix_queries = p->queries,
-                       .prefix_hits = p->hits, .n_seqs = live };
+                       .prefix_hits = p->hits, .n_seqs = live, .tokens = tokens };
 }
 
 /* ---------------------------------------------------------------- sequences */

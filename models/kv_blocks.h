@@ -25,6 +25,7 @@ typedef struct kvb_stats {
     int32_t free;          /* neither */
     int64_t prefix_queries, prefix_hits; /* blocks looked up by kvb_match_prefix, and found */
     int32_t n_seqs;
+    int64_t tokens;        /* tokens the live sequences hold, all together */
 } kvb_stats;
 
 /* A block copy that copy on write needs: rows [0, rows) of block src to block dst. */

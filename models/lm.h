@@ -502,6 +502,8 @@ typedef struct lm_kv_stats {
     int32_t n_blocks, block_size;
     int32_t used, cached, free; /* blocks in sequences, kept for reuse, neither */
     int32_t n_seqs;
+    int64_t tokens;                      /* tokens the sequences hold, all together (used * block_size over
+                                          * it: the pool's memory per live token, paging's waste) */
     int64_t prefix_queries, prefix_hits; /* blocks looked up by lm_ctx_seq_reuse, and found */
 } lm_kv_stats;
 void lm_ctx_kv_stats(const lm_ctx *c, lm_kv_stats *st);

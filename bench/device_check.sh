@@ -28,7 +28,8 @@ export VKLLM_MODELS=$PWD/.models VKLLM_BIN=$PWD/build/vkllm VKLLM_NO_VALIDATION=
     ./build/vkllm devices --json > "$OUT/devices.json"
     echo "== correctness on the device (validation layer not installed there)"
     for t in test_runtime test_kernels test_matmul test_quant_kernels test_quant_model test_e2e test_arch \
-             test_rope_kv test_paged_attention test_ctx test_session; do
+             test_rope_kv test_paged_attention test_ctx test_session test_arch_ops test_moe_ops test_families \
+             test_encoders test_faults; do
         timeout 300 ./build/tests/$t > "$OUT/$t.log" 2>&1
         echo "$t: exit $? ($(tail -n 1 "$OUT/$t.log"))"
     done

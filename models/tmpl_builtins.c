@@ -644,6 +644,7 @@ tv *tb_filter(tmpl_ev *E, const node *at, const char *nm, size_t nl, tv *in, con
         return r ? r : NOMEM();
     }
     if (IS("abs")) {
+        if (in->t == TV_INT && in->u.i == INT64_MIN) return te_fail(E, at, "integer overflow in abs (results are 64-bit)");
         if (in->t == TV_INT) return tv_int(A, in->u.i < 0 ? -in->u.i : in->u.i);
         if (in->t == TV_FLOAT) return tv_float(A, fabs(in->u.f));
         return te_fail(E, at, "abs of a %s", tv_type_name(in));

@@ -357,22 +357,36 @@ static tv *binop(tmpl_ev *E, const node *n, tv *l, tv *r)
         return tv_float(a, num(l) / num(r));
     }
     if (!fl) {
-        int64_t x = inum(l), y = inum(r);
-        if (!strcmp(op, "+")) return tv_int(a, x + y);
-        if (!strcmp(op, "-")) return tv_int(a, x - y);
-        if (!strcmp(op, "*")) return tv_int(a, x * y);
-        if (!strcmp(op, "//") || !strcmp(op, "%")) {
+        /* Python's integers do not overflow, ours are 64-bit: a result that does not fit is an error
+         * (found by tests/fuzz: 9223372036854775807 * 2) */
+        int64_t x = inum(l), y = inum(r), res;
+        bool ovf = false;
+        if (!strcmp(op, "+")) ovf = __builtin_add_overflow(x, y, &res);
+        else if (!strcmp(op, "-")) ovf = __builtin_sub_overflow(x, y, &res);
+        else if (!strcmp(op, "*")) ovf = __builtin_mul_overflow(x, y, &res);
+        else if (!strcmp(op, "//") || !strcmp(op, "%")) {
             if (!y) return te_fail(E, n, "integer division or modulo by zero");
-            int64_t q = x / y, m = x % y;
-            if (m && ((m < 0) != (y < 0))) { q--; m += y; }
-            return tv_int(a, op[0] == '%' ? m : q);
-        }
-        if (!strcmp(op, "**")) {
+            if (x == INT64_MIN && y == -1) {
+                ovf = op[0] != '%';
+                res = 0;
+            } else {
+                int64_t q = x / y, m = x % y;
+                if (m && ((m < 0) != (y < 0))) { q--; m += y; }
+                res = op[0] == '%' ? m : q;
+            }
+        } else if (!strcmp(op, "**")) {
             if (y < 0) return tv_float(a, __builtin_pow((double)x, (double)y));
-            int64_t p = 1;
-            for (int64_t i = 0; i < y && i < 64; i++) p *= x;
-            return tv_int(a, p);
+            res = 1;
+            /* |x| >= 2 overflows by 64 steps; 0, 1 and -1 need no more than the parity of y */
+            for (int64_t i = 0; i < y && !ovf; i++) {
+                ovf = __builtin_mul_overflow(res, x, &res);
+                if (i == 64) i = y - 1 - (y - 1 - i) % 2;
+            }
+        } else {
+            return te_fail(E, n, "unknown operator '%s'", op);
         }
+        if (ovf) return te_fail(E, n, "integer overflow in '%s' (results are 64-bit)", op);
+        return tv_int(a, res);
     } else {
         double x = num(l), y = num(r);
         if (!strcmp(op, "+")) return tv_float(a, x + y);
@@ -465,7 +479,9 @@ static tv *eval(tmpl_ev *E, scope *s, const node *n)
         if (!v) break;
         if (!is_num(v)) { r = te_fail(E, n, "bad operand type for unary %c: %s", n->t == N_NEG ? '-' : '+', tv_type_name(v)); break; }
         if (n->t == N_POS) r = v->t == TV_BOOL ? tv_int(E->a, v->u.b) : v;
-        else r = v->t == TV_FLOAT ? tv_float(E->a, -v->u.f) : tv_int(E->a, -inum(v));
+        else if (v->t == TV_FLOAT) r = tv_float(E->a, -v->u.f);
+        else if (inum(v) == INT64_MIN) r = te_fail(E, n, "integer overflow in unary - (results are 64-bit)");
+        else r = tv_int(E->a, -inum(v));
         break;
     }
     case N_BIN: {

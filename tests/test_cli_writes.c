@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,6 +52,14 @@ static void check(const char *what, const char *args, const char *name, int kib)
     FILE *f = fopen(path, "wb");
     CHECK(f && fputs("the old file\n", f) >= 0 && fclose(f) == 0, "cannot write %s", path);
     int st = run(args, kib, err, sizeof err);
+    if (st == 128 + SIGBUS) {
+        /* Mesa 25's lavapipe backs device memory with memfd files, which the size limit also caps: its
+         * stores to them are SIGBUS before vkllm writes anything (the limit stands in for a full disk,
+         * which does not touch memfds): this driver cannot run the command so limited */
+        printf("%-28s skipped: this driver's device memory is a file the limit caps (SIGBUS)\n", what);
+        unlink(path);
+        return;
+    }
     char *old = tu_read_file(path, NULL);
     CHECK(st == 1 && strstr(err, "File too large"), "%s with %d KiB files at most: exit %d, stderr:\n%s", what, kib, st,
           err);

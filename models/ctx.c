@@ -85,9 +85,13 @@ static int record_forward(lm_ctx *c, rt_seq *seq, int64_t n, int64_t n_sel, int 
     const lm_arch *a = m->arch;
     lm_fwd f = { .seq = seq, .m = m, .hp = hp, .n = n, .x = at(c->x, 0), .qkv = at(c->qkv, 0), .q = at(c->q, 0),
                  .att = at(c->att, 0), .hb = at(c->hb, 0), .t = at(c->t, 0), .ids = input(c, IN_IDS),
-                 .pos = input(c, IN_POS), .kend = input(c, IN_KEND), .slots = input(c, IN_ROW), .pages = input(c, IN_PAGES), .kc = c->kc,
+                 .pos = input(c, IN_POS), .slots = input(c, IN_ROW), .pages = input(c, IN_PAGES), .kc = c->kc,
                  .vc = c->vc, .cache_rows = (int64_t)c->n_blocks * c->bs, .cache_type = c->kv_type,
                  .block_size = c->bs, .max_keys = c->n_ctx };
+    /* a row's last key: its position, but for an encoder its sequence's last (an input of its own, which
+     * a decoder neither fills nor uploads) */
+    bool both_ways = lm_model_is_encoder(m);
+    f.kend = both_ways ? input(c, IN_KEND) : f.pos;
     if (c->moe[0]) {
         f.moe_logits = at(c->moe[0], 0), f.moe_ids = at(c->moe[1], 0), f.moe_w = at(c->moe[2], 0);
         f.moe_h = at(c->moe[3], 0), f.moe_o = at(c->moe[4], 0);
@@ -95,7 +99,7 @@ static int record_forward(lm_ctx *c, rt_seq *seq, int64_t n, int64_t n_sel, int 
 
     rt_seq_begin(seq);
     for (int i = 0; i < N_IN; i++)
-        if (c->in_dev[i])
+        if (c->in_dev[i] && (i != IN_KEND || both_ways))
             rt_seq_copy(seq, at(c->in_dev[i], 0), at(c->in[i], 0),
                         (i == IN_PAGES ? c->in_elems[i] : i == IN_SEL ? (size_t)n_sel : (size_t)n) * 4);
     (a->embed ? a->embed : lm_fwd_embed)(&f);
@@ -460,12 +464,14 @@ static int eval_pass(lm_ctx *c, const lm_batch *b, int64_t r0, int64_t n, const 
     bool both_ways = lm_model_is_encoder(c->m);
     for (int64_t i = 0; i < n; i++) {
         int32_t k = 0;
-        int64_t len;
         while (seqs[k] != b->seq[r0 + i])
             k++;
         pages[i] = starts[k];
-        kvb_seq_tokens(c->kv, seqs[k], &len); /* after this pass's rows */
-        kend[i] = both_ways ? (int32_t)len - 1 : pos[i];
+        if (both_ways) { /* an encoder's row sees its sequence's every row, this pass's included */
+            int64_t len;
+            kvb_seq_tokens(c->kv, seqs[k], &len);
+            kend[i] = (int32_t)len - 1;
+        }
     }
     if ((rc = do_copies(c, err, errlen)))
         goto fail;
@@ -477,7 +483,8 @@ static int eval_pass(lm_ctx *c, const lm_batch *b, int64_t r0, int64_t n, const 
         rc = LM_ERR_DEVICE;
         goto fail;
     }
-    size_t sizes[N_IN] = { (size_t)n, (size_t)n, (size_t)n, (size_t)n_pages, (size_t)n_sel, (size_t)n };
+    size_t sizes[N_IN] = { (size_t)n, (size_t)n, (size_t)n, (size_t)n_pages, (size_t)n_sel,
+                           both_ways ? (size_t)n : 0 };
     for (int i = 0; i < N_IN && !rc; i++)
         if (sizes[i] && rt_buffer_write(c->in[i], 0, c->h_in[i], sizes[i] * 4))
             rc = lm_fail(err, errlen, LM_ERR_DEVICE, "writing inputs: %s", rt_ctx_errmsg(c->m->ctx));

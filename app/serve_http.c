@@ -618,6 +618,22 @@ int srv_http_start(const srv_http_opts *o, srv_engine *e, const srv_api *a, srv_
         h->key_len = strlen(o->api_key);
     }
     srv_metrics_init(&h->m);
+    if (o->external) {
+        h->d = MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, on_request, h,
+                                MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL, MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
+                                o->max_connections, MHD_OPTION_END);
+        if (!h->d) {
+            snprintf(err, errlen, "cannot start the HTTP server");
+            srv_metrics_destroy(&h->m);
+            free(h->api_key);
+            free(h);
+            return 1;
+        }
+        snprintf(h->url, sizeof h->url, "http://external");
+        *out = h;
+        return 0;
+    }
     char port[16];
     snprintf(port, sizeof port, "%d", o->port);
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV },
@@ -671,6 +687,24 @@ void srv_http_stopping(srv_http *h)
 {
     if (h)
         atomic_store(&h->stopping, 1);
+}
+
+bool srv_http_add_connection(srv_http *h, int fd)
+{
+    /* libmicrohttpd wants the peer's address: a loopback one stands for it */
+    struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(1), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    return MHD_add_connection(h->d, fd, (const struct sockaddr *)&peer, sizeof peer) == MHD_YES;
+}
+
+void srv_http_run(srv_http *h)
+{
+    MHD_run(h->d);
+}
+
+unsigned srv_http_connections(const srv_http *h)
+{
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return di ? di->num_connections : 0;
 }
 
 void srv_http_stop(srv_http *h)

@@ -3,6 +3,7 @@
 #ifndef VKLLM_SERVE_HTTP_H
 #define VKLLM_SERVE_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "serve_api.h"
@@ -17,6 +18,10 @@ typedef struct srv_http_opts {
     size_t max_body;           /* request bodies larger than this get 413 */
     unsigned timeout_s;        /* idle connections are closed after this (0: never) */
     unsigned max_connections;  /* connections at once */
+    bool external;             /* no listening socket and no threads of its own: connections are handed
+                                * over by srv_http_add_connection and served by srv_http_run on the
+                                * caller's thread, without logging (tests and fuzzing; the engine must then
+                                * never block) */
 } srv_http_opts;
 
 /* Starts listening; the engine and api must outlive the server. */
@@ -27,6 +32,13 @@ const char *srv_http_url(const srv_http *h);
 /* Stop in two steps: srv_http_stopping() makes every waiting request give up (their jobs cancelled) and
  * new ones get 503; srv_http_stop() closes every connection, joins their threads and frees h. */
 void srv_http_stopping(srv_http *h);
+/* external servers: serves fd (a connected stream socket, which h then owns and closes); false when
+ * refused (the connection limit, out of memory) */
+bool srv_http_add_connection(srv_http *h, int fd);
+/* external servers: one round of reading, answering and writing on every connection, without waiting */
+void srv_http_run(srv_http *h);
+/* the connections open now */
+unsigned srv_http_connections(const srv_http *h);
 void srv_http_stop(srv_http *h);
 
 #endif

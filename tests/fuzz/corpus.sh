@@ -7,7 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$1"
 models="${2:-${VKLLM_MODELS:-$here/../../../shared/models}}"
-for t in gguf tokenizer template conv serve llama2c; do mkdir -p "$out/$t"; done
+for t in gguf tokenizer template conv serve http llama2c; do mkdir -p "$out/$t"; done
 
 # little-endian integers and GGUF strings, as printf escapes
 u32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }

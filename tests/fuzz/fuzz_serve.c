@@ -1,8 +1,8 @@
 /* fuzz_serve.c: the request bodies of `vkllm serve` (app/serve_api.c), as the HTTP side hands them
  * over: byte 0 picks the endpoint (chat, completions, embeddings), the rest is the body. A request
  * that parses is answered as if generated (the response, a streamed chunk, the usage chunk, or the
- * embeddings), so the JSON writers see what the parser let through. The HTTP layer itself (routes,
- * headers, the API key) is libmicrohttpd's and needs a running engine: not fuzzed here. */
+ * embeddings), so the JSON writers see what the parser let through. The HTTP layer around it (routes,
+ * headers, the API key, body limits) is fuzz_http.c's. */
 #include "serve_api.h"
 
 #include "fuzz_util.h"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run.sh BUILDDIR SECONDS [TARGET...]: runs each fuzz target (all when none is named: gguf tokenizer
-# template conv serve llama2c) for SECONDS on its corpus, one after another, one process each. The
+# template conv serve http llama2c) for SECONDS on its corpus, one after another, one process each. The
 # corpus is BUILDDIR/fuzz-corpus/<target> (made by corpus.sh from the shared models; what the run finds
 # is added there) plus the committed seeds (tests/fuzz/seeds/<target>, the regression cases: each is
 # run first). A crash, leak, timeout or sanitizer report fails the run; the input is left in
@@ -15,7 +15,7 @@ build="$(cd "$1" && pwd)"
 secs="$2"
 shift 2
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(gguf tokenizer template conv serve llama2c)
+[ ${#targets[@]} -gt 0 ] || targets=(gguf tokenizer template conv serve http llama2c)
 
 "$here/corpus.sh" "$build/fuzz-corpus"
 mkdir -p "$build/fuzz-artifacts" "$build/fuzz-logs"

@@ -193,8 +193,10 @@ int cmd_devices(int argc, char **argv)
         status |= app_json_print(list, ok);
     else if (n == 0)
         printf("no Vulkan devices (Debian: apt-get install mesa-vulkan-drivers for the CPU driver, lavapipe)\n");
-    if (chosen < 0 && n > 0)
+    if (chosen < 0 && n > 0) {
         fprintf(stderr, "vkllm: %s\n", rt_instance_errmsg(inst));
+        status = 1;
+    }
     rt_instance_destroy(inst);
     return app_stdout_status("devices", status);
 }

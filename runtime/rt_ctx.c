@@ -355,22 +355,30 @@ static void pcache_header(const rt_ctx *ctx, const VkPhysicalDeviceProperties *p
     memcpy(h + 48, &hash, 8);
 }
 
-static void default_cache_path(rt_ctx *ctx, const VkPhysicalDeviceProperties *pp, char *buf, size_t n)
+/* The default cache file: under $XDG_CACHE_HOME/vkllm when that is an absolute path (a relative one is
+ * ignored, as the XDG base directory spec says), else under $HOME/.cache/vkllm; "" when neither is set.
+ * A path that would not fit is refused, never cut short. */
+static int default_cache_path(rt_ctx *ctx, const VkPhysicalDeviceProperties *pp, char *buf, size_t n)
 {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    char dir[768];
-    if (xdg && *xdg)
-        snprintf(dir, sizeof dir, "%s/vkllm", xdg);
-    else if (home && *home)
-        snprintf(dir, sizeof dir, "%s/.cache/vkllm", home);
-    else {
-        buf[0] = 0;
-        return;
+    const char *var = "XDG_CACHE_HOME", *base = xdg, *sub = "/vkllm";
+    buf[0] = 0;
+    if (!xdg || xdg[0] != '/') {
+        if (!home || !*home)
+            return RT_OK;
+        var = "HOME", base = home, sub = "/.cache/vkllm";
     }
     char uuid[33];
     for (int i = 0; i < 16; i++)
         snprintf(uuid + 2 * i, 3, "%02x", pp->pipelineCacheUUID[i]);
-    snprintf(buf, n, "%s/pipelines-%04x-%04x-%s.bin", dir, ctx->info.vendor_id, ctx->info.device_id, uuid);
+    int k = snprintf(buf, n, "%s%s/pipelines-%04x-%04x-%s.bin", base, sub, ctx->info.vendor_id, ctx->info.device_id,
+                     uuid);
+    if (k < 0 || (size_t)k >= n) {
+        buf[0] = 0;
+        return rt_ctx_fail(ctx, RT_ERR_INVALID, "%s is %zu bytes long: the pipeline cache's path under it would not fit "
+                           "in %zu bytes", var, strlen(base), n - 1);
+    }
+    return RT_OK;
 }
 
 static void make_parent_dirs(const char *path)
@@ -426,10 +434,13 @@ int rt_pipeline_cache_open(rt_ctx *ctx, const char *path)
 {
     VkPhysicalDeviceProperties pp;
     vkGetPhysicalDeviceProperties(ctx->phys, &pp);
+    if (path && strlen(path) >= sizeof ctx->pcache_path)
+        return rt_ctx_fail(ctx, RT_ERR_INVALID, "the pipeline cache's path is %zu bytes long: at most %zu are supported",
+                           strlen(path), sizeof ctx->pcache_path - 1);
     if (path)
         snprintf(ctx->pcache_path, sizeof ctx->pcache_path, "%s", path);
-    else
-        default_cache_path(ctx, &pp, ctx->pcache_path, sizeof ctx->pcache_path);
+    else if (default_cache_path(ctx, &pp, ctx->pcache_path, sizeof ctx->pcache_path))
+        return RT_ERR_INVALID;
     size_t size = 0;
     void *data = ctx->pcache_path[0] ? pcache_read(ctx, &pp, ctx->pcache_path, &size) : NULL;
     VkPipelineCacheCreateInfo ci = { .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,

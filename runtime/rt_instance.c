@@ -276,12 +276,11 @@ static void describe_device(VkInstance instance, VkPhysicalDevice pd, int index,
     d->en_int_dot = d->int_dot;
     d->en_subgroup_size_control = d->subgroup_size_control;
     d->en_coopmat = false;
-    const char *no_sg = getenv("VKLLM_NO_SUBGROUP");
-    bool no_subgroup = no_sg && *no_sg && strcmp(no_sg, "0");
+    bool no_subgroup = rt_env_on("VKLLM_NO_SUBGROUP");
     d->use_subgroup_arithmetic = d->subgroup_arithmetic && d->subgroup_size >= 4 && !no_subgroup;
     /* the GPU matrix-vector kernel with subgroup reductions asks for full subgroups (rt_ops_matmul.c):
      * used where that kernel runs, on every device but a CPU one unless VKLLM_MATMUL says otherwise */
-    const char *mm = getenv("VKLLM_MATMUL");
+    const char *mm = rt_env_matmul();
     bool gpu_matmul = mm && !strcmp(mm, "gpu") ? true : mm && !strcmp(mm, "cpu") ? false : d->type != RT_DEVICE_CPU;
     d->use_subgroup_size_control = d->en_subgroup_size_control && d->use_subgroup_arithmetic && gpu_matmul;
 
@@ -329,6 +328,44 @@ static bool layer_available(const char *name, uint32_t *spec)
     return found;
 }
 
+static const struct {
+    const char *name, *values[2];
+} ENV_SWITCHES[] = {
+    { "VKLLM_MATMUL", { "gpu", "cpu" } },         { "VKLLM_NO_SUBGROUP", { "0", "1" } },
+    { "VKLLM_ATTN_TILED", { "0", "1" } },         { "VKLLM_STAGED_UPLOAD", { "0", "1" } },
+    { "VKLLM_NO_SYNC_VALIDATION", { "0", "1" } },
+};
+
+bool rt_env_on(const char *name)
+{
+    const char *v = getenv(name);
+    return v && !strcmp(v, "1");
+}
+
+const char *rt_env_matmul(void)
+{
+    const char *v = getenv("VKLLM_MATMUL");
+    return v && (!strcmp(v, "gpu") || !strcmp(v, "cpu")) ? v : NULL;
+}
+
+int rt_env_check(char *err)
+{
+    for (size_t i = 0; i < sizeof ENV_SWITCHES / sizeof ENV_SWITCHES[0]; i++) {
+        const char *v = getenv(ENV_SWITCHES[i].name);
+        if (!v || !*v || !strcmp(v, ENV_SWITCHES[i].values[0]) || !strcmp(v, ENV_SWITCHES[i].values[1]))
+            continue;
+        char shown[64];
+        size_t k = 0;
+        for (const char *c = v; *c && k + 5 < sizeof shown; c++)
+            k += (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f
+                     ? (size_t)snprintf(shown + k, sizeof shown - k, "\\x%02x", (unsigned char)*c)
+                     : (size_t)snprintf(shown + k, sizeof shown - k, "%c", *c);
+        return rt_set_err(err, RT_ERR_INVALID, "%s='%s'%s: must be %s or %s (or unset)", ENV_SWITCHES[i].name, shown,
+                          strlen(v) > k ? "..." : "", ENV_SWITCHES[i].values[0], ENV_SWITCHES[i].values[1]);
+    }
+    return RT_OK;
+}
+
 int rt_instance_create(const rt_instance_desc *desc, rt_instance **out)
 {
     static const char *validation_layer = "VK_LAYER_KHRONOS_validation";
@@ -342,6 +379,9 @@ int rt_instance_create(const rt_instance_desc *desc, rt_instance **out)
         inst->on_message = desc->on_message;
         inst->user = desc->user;
     }
+    int env = rt_env_check(inst->err);
+    if (env)
+        return env;
 
     uint32_t loader_version = 0;
     if (vkEnumerateInstanceVersion(&loader_version) != VK_SUCCESS || loader_version < VK_API_VERSION_1_2)
@@ -379,8 +419,7 @@ int rt_instance_create(const rt_instance_desc *desc, rt_instance **out)
     VkValidationFeaturesEXT vf = { .sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT, .pNext = &dbg,
                                    .enabledValidationFeatureCount = 1, .pEnabledValidationFeatures = &sync };
     const void *chain = inst->validation ? (const void *)&dbg : NULL;
-    const char *nsv = getenv("VKLLM_NO_SYNC_VALIDATION");
-    if (inst->validation && !(nsv && *nsv && strcmp(nsv, "0"))) {
+    if (inst->validation && !rt_env_on("VKLLM_NO_SYNC_VALIDATION")) {
         exts[n_exts++] = VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME;
         chain = &vf;
     }

@@ -12,6 +12,12 @@
 
 /* Formats an error message into a handle's buffer; returns status (for `return rt_fail(...)`). */
 int rt_set_err(char *buf, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The runtime's switches in the environment (README: VKLLM_MATMUL, VKLLM_NO_SUBGROUP, VKLLM_ATTN_TILED,
+ * VKLLM_STAGED_UPLOAD, VKLLM_NO_SYNC_VALIDATION), read where they act (tests change them between
+ * operations). rt_instance_create refuses a value that is not one of theirs. */
+bool rt_env_on(const char *name);          /* the variable is 1 (unset, empty or 0: off) */
+const char *rt_env_matmul(void);           /* VKLLM_MATMUL: "gpu", "cpu", or NULL (unset or empty) */
+int rt_env_check(char *err);               /* RT_ERR_INVALID naming the first variable whose value is wrong */
 /* Maps a VkResult to an rt_status (out of memory stays out of memory). */
 int rt_vk_status(VkResult r);
 const char *rt_vk_result_string(VkResult r);

@@ -394,8 +394,7 @@ static int staged_upload(rt_buffer *buf, size_t offset, const void *host, size_t
  * CPU driver tests them. */
 static bool force_staged(void)
 {
-    const char *e = getenv("VKLLM_STAGED_UPLOAD");
-    return e && *e && strcmp(e, "0");
+    return rt_env_on("VKLLM_STAGED_UPLOAD");
 }
 
 /* Copies between buf and the staging buffer with one-off command buffers, chunk by chunk. */

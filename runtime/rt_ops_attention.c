@@ -161,7 +161,7 @@ int rt_op_attention(rt_seq *seq, rt_ref o, rt_ref q, rt_ref k, rt_ref v, rt_ref 
                            (int)a->window);
     /* CPU drivers (rt_ops_attention_cpu.c) unless asked (VKLLM_ATTN_TILED) or for head sizes that are no
      * multiple of 8 */
-    bool cpu = rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU && a->head_dim % 8 == 0 && !getenv("VKLLM_ATTN_TILED");
+    bool cpu = rt_seq_ctx(seq)->info.type == RT_DEVICE_CPU && a->head_dim % 8 == 0 && !rt_env_on("VKLLM_ATTN_TILED");
     if (cpu)
         return rt_attention_cpu(seq, o, q, k, v, pos, rows, a);
     return attention_tiled(seq, o, q, k, v, pos, rows, a);

@@ -42,7 +42,7 @@
 
 bool rt_op_cpu_style(rt_ctx *ctx)
 {
-    const char *e = getenv("VKLLM_MATMUL");
+    const char *e = rt_env_matmul();
     if (e && !strcmp(e, "gpu"))
         return false;
     if (e && !strcmp(e, "cpu"))

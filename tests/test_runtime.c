@@ -283,6 +283,65 @@ static void pipeline_cache(tu_gpu *g)
     unlink(path);
 }
 
+/* The runtime's switches refuse values that are not theirs (at rt_instance_create), and the default
+ * pipeline cache lives under an absolute XDG_CACHE_HOME only (a relative one is ignored: HOME's is used),
+ * a path too long for it being an error rather than cut short. */
+static void environment(tu_gpu *g)
+{
+    static const char *const vars[] = { "VKLLM_MATMUL", "VKLLM_NO_SUBGROUP", "VKLLM_ATTN_TILED", "VKLLM_STAGED_UPLOAD",
+                                        "VKLLM_NO_SYNC_VALIDATION" };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        setenv(vars[i], i ? "yes" : "fast", 1);
+        rt_instance *inst = NULL;
+        int rc = rt_instance_create(NULL, &inst);
+        CHECK(rc == RT_ERR_INVALID && strstr(rt_instance_errmsg(inst), vars[i]), "%s with a bad value: %d '%s'", vars[i],
+              rc, rt_instance_errmsg(inst));
+        rt_instance_destroy(inst);
+        setenv(vars[i], i ? "0" : "cpu", 1);
+        CHECK(rt_instance_create(NULL, &inst) == RT_OK, "%s with a good value refused", vars[i]);
+        rt_instance_destroy(inst);
+        unsetenv(vars[i]);
+    }
+
+    char home[] = "/tmp/vkllm-home-XXXXXX", file[1200];
+    CHECK(mkdtemp(home) != NULL, "mkdtemp");
+    const char *old_home = getenv("HOME"), *old_xdg = getenv("XDG_CACHE_HOME");
+    char *saved_home = old_home ? strdup(old_home) : NULL, *saved_xdg = old_xdg ? strdup(old_xdg) : NULL;
+    setenv("HOME", home, 1);
+    setenv("XDG_CACHE_HOME", "relative-cache", 1);
+    cache_run(g, NULL); /* the default path: one pipeline made, the cache saved */
+    CHECK(access("relative-cache", F_OK) != 0 || access("relative-cache/vkllm", F_OK) != 0,
+          "the relative XDG_CACHE_HOME was used");
+    snprintf(file, sizeof file, "%s/.cache/vkllm", home);
+    CHECK(access(file, F_OK) == 0, "no cache under HOME when XDG_CACHE_HOME is relative");
+
+    char *longdir = malloc(2100);
+    memset(longdir, 'x', 2099);
+    longdir[0] = '/';
+    longdir[2099] = 0;
+    setenv("XDG_CACHE_HOME", longdir, 1);
+    rt_ctx *ctx = NULL;
+    rt_ctx_desc cd = { .device = -1 };
+    int rc = rt_ctx_create(g->inst, &cd, &ctx);
+    CHECK(rc == RT_ERR_INVALID && strstr(rt_ctx_errmsg(ctx), "XDG_CACHE_HOME"), "an over-long XDG_CACHE_HOME: %d", rc);
+    rt_ctx_destroy(ctx);
+    free(longdir);
+
+    if (saved_xdg)
+        setenv("XDG_CACHE_HOME", saved_xdg, 1);
+    else
+        unsetenv("XDG_CACHE_HOME");
+    if (saved_home)
+        setenv("HOME", saved_home, 1);
+    else
+        unsetenv("HOME");
+    free(saved_home);
+    free(saved_xdg);
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
+    CHECK(system(cmd) == 0, "rm");
+}
+
 static void out_of_memory(tu_gpu *g)
 {
     rt_buffer *b = NULL;
@@ -309,6 +368,7 @@ int main(void)
     beyond_binding_range(&g);
     resubmit(&g);
     pipeline_cache(&g);
+    environment(&g);
     out_of_memory(&g);
     uint64_t reserved, used;
     rt_ctx_memory_usage(g.ctx, &reserved, &used);

@@ -4,7 +4,8 @@
  * drive the terminal, (5) info --json is valid UTF-8, (6) a file of the wrong kind says what it is,
  * (7) repeated and conflicting options are refused, ranges checked before loading, getopt's forms work,
  * (8) non-finite hyper-parameters and logits are errors, (9) exit status 2 for usage errors, 1 for
- * failures, the message before the usage text. The models are stories260K rewritten through the GGUF
+ * failures, the message before the usage text, (10) environment variables with values they do not
+ * know are errors, a relative XDG_CACHE_HOME is ignored. The models are stories260K rewritten through the GGUF
  * writer with one key or tensor changed. */
 #include "util.h"
 
@@ -369,6 +370,35 @@ static void exit_codes(void)
     expect("tokenize -m /nonexistent.gguf -p x", 1, "nonexistent");
 }
 
+/* (10) the runtime's switches, VKLLM_DEVICE and XDG_CACHE_HOME */
+static void environment(void)
+{
+    char a[2048];
+    setenv("VKLLM_MATMUL", "fast", 1);
+    expect("devices", 1, "VKLLM_MATMUL='fast': must be gpu or cpu");
+    unsetenv("VKLLM_MATMUL");
+    setenv("VKLLM_ATTN_TILED", "yes", 1);
+    snprintf(a, sizeof a, "run -m '%s' -p Once -n 2", stories);
+    expect(a, 1, "VKLLM_ATTN_TILED='yes': must be 0 or 1");
+    unsetenv("VKLLM_ATTN_TILED");
+    setenv("VKLLM_DEVICE", "first", 1);
+    expect("devices", 1, "VKLLM_DEVICE=first is not a device index");
+    unsetenv("VKLLM_DEVICE");
+    const char *old = getenv("XDG_CACHE_HOME");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("XDG_CACHE_HOME", "relative/cache", 1);
+    setenv("MESA_SHADER_CACHE_DISABLE", "true", 1); /* Mesa's own cache would take the relative path */
+    snprintf(a, sizeof a, "run -m '%s' -p Once -n 2 --temp 0", stories);
+    CHECK(cli(a) == 0, "a relative XDG_CACHE_HOME fails run: %s", err);
+    CHECK(access("relative/cache/vkllm", F_OK) != 0, "run used the relative XDG_CACHE_HOME");
+    unsetenv("MESA_SHADER_CACHE_DISABLE");
+    if (saved)
+        setenv("XDG_CACHE_HOME", saved, 1);
+    else
+        unsetenv("XDG_CACHE_HOME");
+    free(saved);
+}
+
 int main(void)
 {
     bin = getenv("VKLLM_BIN");
@@ -406,6 +436,8 @@ int main(void)
     printf("(8) non-finite hyper-parameters and logits: done\n");
     exit_codes();
     printf("(9) exit codes: done\n");
+    environment();
+    printf("(10) environment: done\n");
 
     char cmd[600], o[16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -617,6 +617,11 @@ int lm_tmpl_render(const lm_tmpl *t, const char *context_json, size_t context_le
  * the current time: a reproducible render. */
 int lm_tmpl_render_at(const lm_tmpl *t, const char *context_json, size_t context_len, int64_t now, char **out,
                       size_t *out_len, char *err, size_t errlen);
+/* Lowers t's render bounds (a fuzzer's, or a caller that wants renders cheap): max_iters loop iterations
+ * in one render (all loops together; also the items of a list made by + or range()), max_output bytes of
+ * output and of any one string. 0, or more than the default (1M iterations, 16 MiB), keeps the default.
+ * Call it before t is shared between threads. */
+void lm_tmpl_set_limits(lm_tmpl *t, int64_t max_iters, size_t max_output);
 
 /* ======================================================================== sampler (models/sampler.c) */
 

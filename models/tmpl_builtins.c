@@ -4,6 +4,7 @@
  * case mapping work on code points (case through utf8proc). */
 #include "tmpl_internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +28,7 @@ size_t tb_utf8_len(const char *s, size_t n)
 
 static bool name_is(const char *s, size_t n, const char *lit) { return strlen(lit) == n && !memcmp(s, lit, n); }
 
-static tv *mkstr(tmpl_ev *E, const node *at, tbuf *b)
-{
-    tv *r = b->oom ? NULL : tv_str(A, b->p ? b->p : "", b->n);
-    free(b->p);
-    b->p = NULL;
-    return r ? r : NOMEM();
-}
+static tv *mkstr(tmpl_ev *E, const node *at, tbuf *b) { return te_buf_str(E, at, b); }
 
 static bool py_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f); }
 
@@ -73,7 +68,7 @@ typedef enum { CASE_UPPER, CASE_LOWER, CASE_TITLE, CASE_CAPITALIZE } case_mode;
 
 static tv *change_case(tmpl_ev *E, const node *at, tv *s, case_mode mode)
 {
-    tbuf b = { 0 };
+    tbuf b = te_buf(E);
     const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s->u.s.s;
     utf8proc_ssize_t i = 0, n = (utf8proc_ssize_t)s->u.s.n;
     bool prev_cased = false, first = true;
@@ -102,7 +97,7 @@ static tv *change_case(tmpl_ev *E, const node *at, tv *s, case_mode mode)
 static tv *replace(tmpl_ev *E, const node *at, tv *s, tv *old, tv *new_, int64_t count)
 {
     if (old->t != TV_STR || new_->t != TV_STR) return te_fail(E, at, "replace expects strings");
-    tbuf b = { 0 };
+    tbuf b = te_buf(E);
     const char *p = s->u.s.s, *e = p + s->u.s.n;
     int64_t done = 0;
     if (!old->u.s.n) { /* Python inserts new between every character */
@@ -111,6 +106,7 @@ static tv *replace(tmpl_ev *E, const node *at, tv *s, tv *old, tv *new_, int64_t
                 tb_put(&b, new_->u.s.s, new_->u.s.n);
                 done++;
             }
+            if (tb_stopped(&b)) break;
             if (i < s->u.s.n) tb_putc(&b, p[i]);
         }
         return mkstr(E, at, &b);
@@ -120,7 +116,7 @@ static tv *replace(tmpl_ev *E, const node *at, tv *s, tv *old, tv *new_, int64_t
         if (!f) { tb_put(&b, p, (size_t)(e - p)); break; }
         tb_put(&b, p, (size_t)(f - p));
         tb_put(&b, new_->u.s.s, new_->u.s.n);
-        if (b.n > TMPL_MAX_OUTPUT) { free(b.p); return te_fail(E, at, "a string exceeds %u bytes", TMPL_MAX_OUTPUT); }
+        if (tb_stopped(&b)) break;
         p = f + old->u.s.n;
         done++;
     }
@@ -186,7 +182,7 @@ static tv *join(tmpl_ev *E, const node *at, tv *items, const tv *sep, const tv *
 {
     if (items->t == TV_UNDEF) return tv_str(A, "", 0);
     if (items->t != TV_LIST) return te_fail(E, at, "join expects a list, not %s", tv_type_name(items));
-    tbuf b = { 0 };
+    tbuf b = te_buf(E);
     for (size_t i = 0; i < items->u.l.n; i++) {
         if (i && sep && sep->t == TV_STR) tb_put(&b, sep->u.s.s, sep->u.s.n);
         tv *x = items->u.l.v[i];
@@ -195,7 +191,7 @@ static tv *join(tmpl_ev *E, const node *at, tv *items, const tv *sep, const tv *
             if (!x) x = &tv_undef_v;
         }
         tv_to_str(x, &b);
-        if (b.n > TMPL_MAX_OUTPUT) { free(b.p); return te_fail(E, at, "a string exceeds %u bytes", TMPL_MAX_OUTPUT); }
+        if (tb_stopped(&b)) break;
     }
     return mkstr(E, at, &b);
 }
@@ -317,7 +313,7 @@ static tv *sorted(tmpl_ev *E, const node *at, tv *l, const tv *attr, bool revers
 /* "%s %d %r %f %%" formatting (the format filter, and string % args) */
 static tv *printf_format(tmpl_ev *E, const node *at, tv *fmt, const targs *args)
 {
-    tbuf b = { 0 };
+    tbuf b = te_buf(E);
     size_t ai = 0;
     const char *p = fmt->u.s.s, *e = p + fmt->u.s.n;
     while (p < e) {
@@ -333,12 +329,13 @@ static tv *printf_format(tmpl_ev *E, const node *at, tv *fmt, const targs *args)
         tv *v = args->pos[ai++];
         char out[512];
         if (conv == 's' || conv == 'r') {
-            tbuf t = { 0 };
+            tbuf t = te_buf(E);
             if (conv == 'r') tv_repr(v, &t); else tv_to_str(v, &t);
             spec[sn++] = 's';
             spec[sn] = 0;
             if (sn == 2) tb_put(&b, t.p ? t.p : "", t.n);
             else { snprintf(out, sizeof out, spec, t.p ? t.p : ""); tb_puts(&b, out); }
+            tb_stop_as(&b, &t);
             free(t.p);
         } else if (strchr("dixXo", conv)) {
             if (v->t != TV_INT && v->t != TV_BOOL && v->t != TV_FLOAT) { free(b.p); return te_fail(E, at, "%%%c needs a number", conv); }
@@ -360,7 +357,7 @@ static tv *printf_format(tmpl_ev *E, const node *at, tv *fmt, const targs *args)
 /* "{} {0} {name}".format(...) */
 static tv *brace_format(tmpl_ev *E, const node *at, tv *fmt, const targs *args)
 {
-    tbuf b = { 0 };
+    tbuf b = te_buf(E);
     size_t auto_i = 0;
     const char *p = fmt->u.s.s, *e = p + fmt->u.s.n;
     while (p < e) {
@@ -391,7 +388,7 @@ static tv *brace_format(tmpl_ev *E, const node *at, tv *fmt, const targs *args)
 tv *tb_escape(tmpl_ev *E, const node *at, tv *s)
 {
     if (s->markup) return s;
-    tbuf b = { 0 };
+    tbuf b = te_buf(E);
     for (size_t i = 0; i < s->u.s.n; i++) {
         char c = s->u.s.s[i];
         switch (c) {
@@ -410,7 +407,7 @@ tv *tb_escape(tmpl_ev *E, const node *at, tv *s)
 
 static tv *indent(tmpl_ev *E, const node *at, tv *s, const tv *width, bool first, bool blank)
 {
-    tbuf pad = { 0 }, b = { 0 };
+    tbuf pad = te_buf(E), b = te_buf(E);
     if (width && width->t == TV_STR) tb_put(&pad, width->u.s.s, width->u.s.n);
     else
         for (int64_t i = 0; i < (width && width->t == TV_INT ? width->u.i : 4) && i < 1000; i++) tb_putc(&pad, ' ');
@@ -504,12 +501,12 @@ tv *tb_filter(tmpl_ev *E, const node *at, const char *nm, size_t nl, tv *in, con
 #define IS(lit) name_is(nm, nl, lit)
     tv *a0 = targ(args, 0, NULL);
     if (IS("safe")) {
-        tv *s = te_str_of(E, in), *r = s ? tv_str(A, s->u.s.s, s->u.s.n) : NULL;
+        tv *s = te_str_of(E, at, in), *r = s ? tv_str(A, s->u.s.s, s->u.s.n) : NULL;
         if (!r) return NOMEM();
         r->markup = true;
         return r;
     }
-    if (IS("string")) return te_str_of(E, in);
+    if (IS("string")) return te_str_of(E, at, in);
     if (IS("length") || IS("count")) {
         if (in->t == TV_STR) return tv_int(A, (int64_t)tb_utf8_len(in->u.s.s, in->u.s.n));
         if (in->t == TV_LIST) return tv_int(A, (int64_t)in->u.l.n);
@@ -524,8 +521,10 @@ tv *tb_filter(tmpl_ev *E, const node *at, const char *nm, size_t nl, tv *in, con
     }
     if (IS("tojson")) {
         tv *ind = targ(args, 0, "indent"), *sk = targ(args, SIZE_MAX, "sort_keys");
-        tbuf b = { 0 };
-        tv_to_json(in, &b, ind && ind->t == TV_INT ? (int)ind->u.i : -1, sk && tv_truthy(sk), 0);
+        int indent = -1;
+        if (ind && ind->t == TV_INT) indent = ind->u.i > INT_MAX ? INT_MAX : ind->u.i < INT_MIN ? INT_MIN : (int)ind->u.i;
+        tbuf b = te_buf(E);
+        tv_to_json(in, &b, indent, sk && tv_truthy(sk), 0);
         return mkstr(E, at, &b);
     }
     if (IS("items")) return items_of(E, at, in);
@@ -565,7 +564,7 @@ tv *tb_filter(tmpl_ev *E, const node *at, const char *nm, size_t nl, tv *in, con
         if (in->t == TV_STR) {
             tv *l = to_list(E, at, in);
             if (!l) return NULL;
-            tbuf b = { 0 };
+            tbuf b = te_buf(E);
             for (size_t i = l->u.l.n; i-- > 0;) tb_put(&b, l->u.l.v[i]->u.s.s, l->u.l.v[i]->u.s.n);
             return mkstr(E, at, &b);
         }
@@ -667,7 +666,7 @@ tv *tb_filter(tmpl_ev *E, const node *at, const char *nm, size_t nl, tv *in, con
     if (IS("trim") || IS("upper") || IS("lower") || IS("title") || IS("capitalize") || IS("replace") ||
         IS("escape") || IS("e") || IS("indent") || IS("wordcount") || IS("format") || IS("center") ||
         IS("truncate") || IS("striptags")) {
-        tv *s = in->t == TV_STR ? in : te_str_of(E, in);
+        tv *s = in->t == TV_STR ? in : te_str_of(E, at, in);
         if (!s) return NOMEM();
         if (IS("trim")) return strip(E, at, s, a0, true, true);
         if (IS("upper")) return change_case(E, at, s, CASE_UPPER);
@@ -693,7 +692,7 @@ tv *tb_filter(tmpl_ev *E, const node *at, const char *nm, size_t nl, tv *in, con
             int64_t w = a0 && a0->t == TV_INT ? a0->u.i : 80, len = (int64_t)tb_utf8_len(s->u.s.s, s->u.s.n);
             if (w <= len || w > 100000) return s;
             int64_t l = (w - len) / 2 + ((w - len) & w & 1), r = w - len - l;
-            tbuf b = { 0 };
+            tbuf b = te_buf(E);
             for (int64_t i = 0; i < l; i++) tb_putc(&b, ' ');
             tb_put(&b, s->u.s.s, s->u.s.n);
             for (int64_t i = 0; i < r; i++) tb_putc(&b, ' ');
@@ -804,7 +803,7 @@ tv *tb_method(tmpl_ev *E, const node *at, tv *obj, const char *nm, size_t nl, co
                 if (!all || (int64_t)all->u.l.n <= m + 1) return all;
                 size_t head = all->u.l.n - (size_t)m;
                 tv *r = tv_new(A, TV_LIST);
-                tbuf b = { 0 };
+                tbuf b = te_buf(E);
                 for (size_t i = 0; i < head; i++) {
                     if (i) { if (sep && sep->t == TV_STR) tb_put(&b, sep->u.s.s, sep->u.s.n); else tb_putc(&b, ' '); }
                     tb_put(&b, all->u.l.v[i]->u.s.s, all->u.l.v[i]->u.s.n);
@@ -915,7 +914,7 @@ tv *tb_call_fn(tmpl_ev *E, const node *at, int fn, const targs *args)
     tv *a0 = targ(args, 0, NULL);
     switch (fn) {
     case TB_FN_RAISE: {
-        tbuf b = { 0 };
+        tbuf b = te_buf(E);
         if (a0) tv_to_str(a0, &b);
         te_fail(E, at, "template error: %s", b.p ? b.p : "");
         free(b.p);
@@ -956,7 +955,8 @@ tv *tb_call_fn(tmpl_ev *E, const node *at, int fn, const targs *args)
         tv *l = tv_new(A, TV_LIST);
         if (!l) return NOMEM();
         for (int64_t i = v[0]; v[2] > 0 ? i < v[1] : i > v[1]; i += v[2]) {
-            if (l->u.l.n >= TMPL_MAX_ITERS) return te_fail(E, at, "range longer than %d", TMPL_MAX_ITERS);
+            if ((int64_t)l->u.l.n >= te_max_iters(E))
+                return te_fail(E, at, "range longer than %lld", (long long)te_max_iters(E));
             tv *x = tv_int(A, i);
             if (!x || !tv_list_push(A, l, x)) return NOMEM();
         }

@@ -3,8 +3,9 @@
  * of their own while if is not, namespace() objects are the only ones whose attributes can be set) and
  * writes the output. Filters, tests, methods and global functions are in tmpl_builtins.c.
  *
- * Bounds: recursion depth TMPL_MAX_DEPTH, TMPL_MAX_ITERS loop iterations per render, TMPL_MAX_OUTPUT
- * bytes of output; each is an error naming itself. */
+ * Bounds: recursion depth TMPL_MAX_DEPTH (also of the values printed or compared), TMPL_MAX_ITERS loop
+ * iterations per render (and items in a list made by + or range), TMPL_MAX_OUTPUT bytes of output and
+ * of any one string (lm_tmpl_set_limits lowers the last two); each is an error naming itself. */
 #include "tmpl_internal.h"
 
 #include <stdarg.h>
@@ -32,11 +33,15 @@ struct tmpl_ev {
     int ctl;
     scope *globals;
     int64_t now;
+    int64_t max_iters;
+    size_t max_output;
 };
 
 tmpl_arena *te_arena(tmpl_ev *E) { return E->a; }
 bool te_failed(const tmpl_ev *E) { return E->failed; }
 int64_t te_now(const tmpl_ev *E) { return E->now; }
+int64_t te_max_iters(const tmpl_ev *E) { return E->max_iters; }
+size_t te_max_output(const tmpl_ev *E) { return E->max_output; }
 
 tv *te_fail(tmpl_ev *E, const node *at, const char *fmt, ...)
 {
@@ -65,14 +70,25 @@ tv *targ(const targs *a, size_t i, const char *kw)
     return i < a->npos ? a->pos[i] : NULL;
 }
 
-tv *te_str_of(tmpl_ev *E, const tv *v)
+tbuf te_buf(const tmpl_ev *E) { return (tbuf){ .max = E->max_output }; }
+
+tv *te_buf_str(tmpl_ev *E, const node *at, tbuf *b)
+{
+    tv *r = NULL;
+    if (b->deep) te_fail(E, at, "a value nested deeper than %d levels (or holding itself) cannot be printed", TMPL_MAX_DEPTH);
+    else if (b->over) te_fail(E, at, "a string exceeds %zu bytes", b->max);
+    else if (!b->oom) r = tv_str(E->a, b->p ? b->p : "", b->n);
+    free(b->p);
+    b->p = NULL;
+    return r || E->failed ? r : oom(E, at);
+}
+
+tv *te_str_of(tmpl_ev *E, const node *at, const tv *v)
 {
     if (v->t == TV_STR) return (tv *)v;
-    tbuf b = { 0 };
+    tbuf b = te_buf(E);
     tv_to_str(v, &b);
-    tv *r = b.oom ? NULL : tv_str(E->a, b.p ? b.p : "", b.n);
-    free(b.p);
-    return r;
+    return te_buf_str(E, at, &b);
 }
 
 /* ---------------------------------------------------------------- scopes */
@@ -106,8 +122,8 @@ static bool assign(tmpl_ev *E, scope *s, const char *name, size_t n, tv *v)
 
 static bool emit(tmpl_ev *E, const node *at, const char *s, size_t n)
 {
-    if (E->out->n + n > TMPL_MAX_OUTPUT) {
-        te_fail(E, at, "the output exceeds %u bytes", TMPL_MAX_OUTPUT);
+    if (E->out->n + n > E->max_output) {
+        te_fail(E, at, "the output exceeds %zu bytes", E->max_output);
         return false;
     }
     tb_put(E->out, s, n);
@@ -255,8 +271,11 @@ static bool is_num(const tv *v) { return v->t == TV_INT || v->t == TV_FLOAT || v
 static double num(const tv *v) { return v->t == TV_FLOAT ? v->u.f : v->t == TV_INT ? (double)v->u.i : v->u.b; }
 static int64_t inum(const tv *v) { return v->t == TV_INT ? v->u.i : v->u.b; }
 
+/* l + r, no longer than the loop bound (doubling a list in a loop would take memory without one) */
 static tv *concat_lists(tmpl_ev *E, const node *at, const tv *l, const tv *r)
 {
+    if ((int64_t)(l->u.l.n + r->u.l.n) > E->max_iters)
+        return te_fail(E, at, "a list longer than %lld items", (long long)E->max_iters);
     tv *o = tv_new(E->a, TV_LIST);
     if (!o) return oom(E, at);
     for (size_t i = 0; i < l->u.l.n; i++)
@@ -268,7 +287,7 @@ static tv *concat_lists(tmpl_ev *E, const node *at, const tv *l, const tv *r)
 
 static tv *concat_strs(tmpl_ev *E, const node *at, const tv *l, const tv *r)
 {
-    if (l->u.s.n + r->u.s.n > TMPL_MAX_OUTPUT) return te_fail(E, at, "a string exceeds %u bytes", TMPL_MAX_OUTPUT);
+    if (l->u.s.n + r->u.s.n > E->max_output) return te_fail(E, at, "a string exceeds %zu bytes", E->max_output);
     tv *o = tv_new(E->a, TV_STR);
     char *p = ta_alloc(E->a, l->u.s.n + r->u.s.n + 1);
     if (!o || !p) return oom(E, at);
@@ -304,8 +323,8 @@ static tv *binop(tmpl_ev *E, const node *n, tv *l, tv *r)
     const char *op = n->s;
     tmpl_arena *a = E->a;
     if (!strcmp(op, "~")) {
-        tv *ls = te_str_of(E, l), *rs = te_str_of(E, r);
-        if (!ls || !rs) return oom(E, n);
+        tv *ls = te_str_of(E, n, l), *rs = ls ? te_str_of(E, n, r) : NULL;
+        if (!ls || !rs) return NULL;
         return concat_strs(E, n, ls, rs);
     }
     if (!strcmp(op, "==")) return tv_bool(a, tv_equal(l, r));
@@ -335,7 +354,7 @@ static tv *binop(tmpl_ev *E, const node *n, tv *l, tv *r)
         const tv *str = l->t == TV_STR ? l : r;
         int64_t k = l->t == TV_INT ? l->u.i : r->u.i;
         if (k <= 0 || !str->u.s.n) return tv_str(a, "", 0);
-        if ((uint64_t)k * str->u.s.n > TMPL_MAX_OUTPUT) return te_fail(E, n, "a string exceeds %u bytes", TMPL_MAX_OUTPUT);
+        if ((uint64_t)k * str->u.s.n > E->max_output) return te_fail(E, n, "a string exceeds %zu bytes", E->max_output);
         tbuf b = { 0 };
         for (int64_t i = 0; i < k; i++) tb_put(&b, str->u.s.s, str->u.s.n);
         tv *res = b.oom ? NULL : tv_str(a, b.p, b.n);
@@ -646,7 +665,10 @@ static bool exec_for(tmpl_ev *E, scope *s, const node *n)
     size_t len = items->u.l.n;
     if (!len) return n->else_body ? exec_body(E, s, n->else_body) : true;
     for (size_t i = 0; i < len; i++) {
-        if (++E->iters > TMPL_MAX_ITERS) { te_fail(E, n, "more than %d loop iterations", TMPL_MAX_ITERS); return false; }
+        if (++E->iters > E->max_iters) {
+            te_fail(E, n, "more than %lld loop iterations", (long long)E->max_iters);
+            return false;
+        }
         scope *ls = scope_new(E, s);
         tv *loop = tv_new(E->a, TV_DICT);
         if (!ls || !loop) return oom(E, n);
@@ -694,12 +716,8 @@ static bool exec_stmt(tmpl_ev *E, scope *s, const node *n)
         tv *v = eval(E, s, n->a);
         if (!v) return false;
         if (v->t == TV_STR) return emit(E, n, v->u.s.s, v->u.s.n);
-        tbuf b = { 0 };
-        tv_to_str(v, &b);
-        bool ok = !b.oom && emit(E, n, b.p ? b.p : "", b.n);
-        if (b.oom) oom(E, n);
-        free(b.p);
-        return ok;
+        tv *str = te_str_of(E, n, v);
+        return str && emit(E, n, str->u.s.s, str->u.s.n);
     }
     case N_IF:
         for (size_t i = 0; i + 1 < n->nkids; i += 2) {
@@ -750,12 +768,8 @@ static bool exec_stmt(tmpl_ev *E, scope *s, const node *n)
         if (!eval_args(E, s, n, 0, &args)) return false;
         tv *r = tb_filter(E, n, n->s, n->n, v, &args);
         if (!r) return false;
-        r = te_str_of(E, r);
-        if (!r) {
-            oom(E, n);
-            return false;
-        }
-        return emit(E, n, r->u.s.s, r->u.s.n);
+        r = te_str_of(E, n, r);
+        return r && emit(E, n, r->u.s.s, r->u.s.n);
     }
     case N_BREAK: E->ctl = CTL_BREAK; return true;
     case N_CONTINUE: E->ctl = CTL_CONTINUE; return true;
@@ -783,6 +797,8 @@ int lm_tmpl_parse(const char *src, size_t len, lm_tmpl **out, char *err, size_t 
     *out = NULL;
     lm_tmpl *t = calloc(1, sizeof(*t));
     if (!t) { snprintf(err, errlen, "out of memory"); return LM_ERR_NOMEM; }
+    t->max_iters = TMPL_MAX_ITERS;
+    t->max_output = TMPL_MAX_OUTPUT;
     tmpl_toks toks = { 0 };
     int st = tmpl_lex(src, len, &t->arena, &toks, err, errlen);
     if (st == LM_OK) st = tmpl_parse_toks(&toks, &t->arena, &t->root, err, errlen);
@@ -793,6 +809,12 @@ int lm_tmpl_parse(const char *src, size_t len, lm_tmpl **out, char *err, size_t 
     }
     *out = t;
     return LM_OK;
+}
+
+void lm_tmpl_set_limits(lm_tmpl *t, int64_t max_iters, size_t max_output)
+{
+    t->max_iters = max_iters > 0 && max_iters < TMPL_MAX_ITERS ? max_iters : TMPL_MAX_ITERS;
+    t->max_output = max_output && max_output < TMPL_MAX_OUTPUT ? max_output : TMPL_MAX_OUTPUT;
 }
 
 void lm_tmpl_free(lm_tmpl *t)
@@ -818,7 +840,8 @@ int lm_tmpl_render_at(const lm_tmpl *t, const char *context_json, size_t context
     if (out_len) *out_len = 0;
     tmpl_arena a = { 0 };
     tbuf b = { 0 };
-    tmpl_ev E = { .a = &a, .out = &b, .err = err, .errlen = errlen, .now = now };
+    tmpl_ev E = { .a = &a, .out = &b, .err = err, .errlen = errlen, .now = now, .max_iters = t->max_iters,
+                  .max_output = t->max_output };
     int st = LM_OK;
     tv *ctx = context_len ? tv_from_json(&a, context_json, context_len, err, errlen) : tv_new(&a, TV_DICT);
     if (!ctx) { st = err[0] ? LM_ERR_INVALID : LM_ERR_NOMEM; goto done; }

@@ -14,6 +14,7 @@
 #define TMPL_MAX_DEPTH 200            /* parser nesting and evaluator recursion (macro calls, expressions) */
 #define TMPL_MAX_ITERS 1000000        /* loop iterations in one render, all loops together */
 #define TMPL_MAX_OUTPUT (16u << 20)   /* bytes of output in one render, and of any one string */
+/* (the last two are the defaults: lm_tmpl_set_limits lowers them for one template) */
 
 /* ---- arena ---- */
 typedef struct tmpl_arena_block tmpl_arena_block;
@@ -21,8 +22,19 @@ typedef struct { tmpl_arena_block *head; size_t used; } tmpl_arena;
 void *ta_alloc(tmpl_arena *a, size_t n);   /* zeroed; NULL when out of memory */
 void ta_free(tmpl_arena *a);
 
-/* ---- growable byte buffer (malloc'd) ---- */
-typedef struct { char *p; size_t n, cap; bool oom; } tbuf;
+/* ---- growable byte buffer (malloc'd) ----
+ * max (0: none) bounds its length: a put past it sets over. deep is set by the printers (tv_to_str,
+ * tv_repr, tv_to_json) given a value nested deeper than TMPL_MAX_DEPTH, or one that holds itself (a
+ * namespace can). Each of oom, over and deep stops the buffer: later puts and prints do nothing. */
+typedef struct { char *p; size_t n, cap, max; bool oom, over, deep; } tbuf;
+static inline bool tb_stopped(const tbuf *b) { return b->oom || b->over || b->deep; }
+/* b stops as from did */
+static inline void tb_stop_as(tbuf *b, const tbuf *from)
+{
+    b->oom |= from->oom;
+    b->over |= from->over;
+    b->deep |= from->deep;
+}
 void tb_put(tbuf *b, const char *s, size_t n);
 void tb_puts(tbuf *b, const char *s);
 void tb_putc(tbuf *b, char c);
@@ -59,6 +71,8 @@ bool tv_dict_set(tmpl_arena *a, tv *d, tv *k, tv *v);
 tv *tv_dict_get(const tv *d, const tv *k);            /* NULL when absent */
 tv *tv_dict_gets(const tv *d, const char *k);
 bool tv_truthy(const tv *v);
+/* (lists and dicts nested deeper than TMPL_MAX_DEPTH, or with more than 64k items to look at, compare
+ * unequal and cannot be ordered) */
 bool tv_equal(const tv *a, const tv *b);
 /* <0, 0, >0; *ok false when the two cannot be ordered */
 int tv_compare(const tv *a, const tv *b, bool *ok);
@@ -111,6 +125,8 @@ struct node {
 struct lm_tmpl {
     tmpl_arena arena;
     node *root;
+    int64_t max_iters;    /* TMPL_MAX_ITERS unless lm_tmpl_set_limits lowered it */
+    size_t max_output;    /* TMPL_MAX_OUTPUT, likewise */
 };
 
 int tmpl_parse_toks(const tmpl_toks *toks, tmpl_arena *a, node **root, char *err, size_t errlen);
@@ -130,6 +146,8 @@ tmpl_arena *te_arena(tmpl_ev *E);
 tv *te_fail(tmpl_ev *E, const node *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool te_failed(const tmpl_ev *E);
 int64_t te_now(const tmpl_ev *E);   /* strftime_now's clock, seconds since 1970 */
+int64_t te_max_iters(const tmpl_ev *E);   /* the render's bounds (the template's) */
+size_t te_max_output(const tmpl_ev *E);
 /* Calls a macro or function value with args. */
 tv *te_call_value(tmpl_ev *E, const node *at, tv *fn, const targs *args);
 /* The named keyword argument, or positional i (-1: none), or NULL. */
@@ -145,8 +163,12 @@ enum { TB_FN_RAISE = 1, TB_FN_STRFTIME, TB_FN_NAMESPACE, TB_FN_RANGE, TB_FN_DICT
 extern const char *const tb_fn_names[TB_FN_COUNT];
 tv *tb_call_fn(tmpl_ev *E, const node *at, int fn, const targs *args);
 /* Helpers the two files share. */
-tv *te_str_of(tmpl_ev *E, const tv *v);
-tv *tb_escape(tmpl_ev *E, const node *at, tv *s);    /* HTML-escaped, as a markup string (markup stays as it is) */             /* str(v) as a string value */
+tv *te_str_of(tmpl_ev *E, const node *at, const tv *v);   /* str(v) as a string value; NULL after an error */
+tbuf te_buf(const tmpl_ev *E);                            /* an empty buffer bounded by the render's output bound */
+/* b's text as a string value (b is freed); NULL after an error: out of memory, over its bound, a value
+ * too deep to print */
+tv *te_buf_str(tmpl_ev *E, const node *at, tbuf *b);
+tv *tb_escape(tmpl_ev *E, const node *at, tv *s);    /* HTML-escaped, as a markup string (markup stays as it is) */
 size_t tb_utf8_len(const char *s, size_t n);        /* code points */
 
 #endif

@@ -43,7 +43,8 @@ void ta_free(tmpl_arena *a) {
 /* ======================== buffer ======================== */
 
 void tb_put(tbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
+    if (tb_stopped(b)) return;
+    if (b->max && n > b->max - b->n) { b->over = true; return; }
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1) cap *= 2;
@@ -146,7 +147,20 @@ static double tv_num(const tv *v) {
     return v->t == TV_FLOAT ? v->u.f : v->t == TV_INT ? (double)v->u.i : (double)v->u.b;
 }
 
-bool tv_equal(const tv *a, const tv *b) {
+/* Comparing lists and dicts is bounded: depth levels down (TMPL_MAX_DEPTH: a namespace can hold itself),
+ * and a budget of items looked at in one comparison (lists that hold one list twice, nested, double
+ * the work at each level). Past a bound, the two are unequal and cannot be ordered. */
+#define TV_CMP_BUDGET (1 << 16)
+
+static bool equal_at(const tv *a, const tv *b, int depth, int64_t *budget);
+
+static tv *dict_get_at(const tv *d, const tv *k, int depth, int64_t *budget) {
+    for (size_t i = 0; i < d->u.d.n; i++)
+        if (equal_at(d->u.d.k[i], k, depth, budget)) return d->u.d.v[i];
+    return NULL;
+}
+
+static bool equal_at(const tv *a, const tv *b, int depth, int64_t *budget) {
     if (tv_is_num(a) && tv_is_num(b)) {
         if (a->t != TV_FLOAT && b->t != TV_FLOAT)
             return (a->t == TV_INT ? a->u.i : a->u.b) == (b->t == TV_INT ? b->u.i : b->u.b);
@@ -157,22 +171,30 @@ bool tv_equal(const tv *a, const tv *b) {
     case TV_UNDEF: case TV_NONE: return true;
     case TV_STR: return a->u.s.n == b->u.s.n && memcmp(a->u.s.s, b->u.s.s, a->u.s.n) == 0;
     case TV_LIST:
-        if (a->u.l.n != b->u.l.n) return false;
+        if (a == b) return true; /* as Python's containers: an item is itself */
+        if (a->u.l.n != b->u.l.n || depth >= TMPL_MAX_DEPTH) return false;
         for (size_t i = 0; i < a->u.l.n; i++)
-            if (!tv_equal(a->u.l.v[i], b->u.l.v[i])) return false;
+            if (--*budget < 0 || !equal_at(a->u.l.v[i], b->u.l.v[i], depth + 1, budget)) return false;
         return true;
     case TV_DICT:
-        if (a->u.d.n != b->u.d.n) return false;
+        if (a == b) return true;
+        if (a->u.d.n != b->u.d.n || depth >= TMPL_MAX_DEPTH) return false;
         for (size_t i = 0; i < a->u.d.n; i++) {
-            tv *o = tv_dict_get(b, a->u.d.k[i]);
-            if (!o || !tv_equal(a->u.d.v[i], o)) return false;
+            if (--*budget < 0) return false;
+            tv *o = dict_get_at(b, a->u.d.k[i], depth + 1, budget);
+            if (!o || !equal_at(a->u.d.v[i], o, depth + 1, budget)) return false;
         }
         return true;
     default: return a == b;
     }
 }
 
-int tv_compare(const tv *a, const tv *b, bool *ok) {
+bool tv_equal(const tv *a, const tv *b) {
+    int64_t budget = TV_CMP_BUDGET;
+    return equal_at(a, b, 0, &budget);
+}
+
+static int compare_at(const tv *a, const tv *b, bool *ok, int depth, int64_t *budget) {
     *ok = true;
     if (tv_is_num(a) && tv_is_num(b)) {
         double x = tv_num(a), y = tv_num(b);
@@ -184,15 +206,21 @@ int tv_compare(const tv *a, const tv *b, bool *ok) {
         if (c) return c;
         return a->u.s.n < b->u.s.n ? -1 : a->u.s.n > b->u.s.n ? 1 : 0;
     }
-    if (a->t == TV_LIST && b->t == TV_LIST) {
+    if (a->t == TV_LIST && b->t == TV_LIST && depth < TMPL_MAX_DEPTH) {
         for (size_t i = 0; i < a->u.l.n && i < b->u.l.n; i++) {
-            int c = tv_compare(a->u.l.v[i], b->u.l.v[i], ok);
+            if (--*budget < 0) break;
+            int c = compare_at(a->u.l.v[i], b->u.l.v[i], ok, depth + 1, budget);
             if (!*ok || c) return c;
         }
-        return a->u.l.n < b->u.l.n ? -1 : a->u.l.n > b->u.l.n ? 1 : 0;
+        if (*budget >= 0) return a->u.l.n < b->u.l.n ? -1 : a->u.l.n > b->u.l.n ? 1 : 0;
     }
     *ok = false;
     return 0;
+}
+
+int tv_compare(const tv *a, const tv *b, bool *ok) {
+    int64_t budget = TV_CMP_BUDGET;
+    return compare_at(a, b, ok, 0, &budget);
 }
 
 const char *tv_type_name(const tv *v) {
@@ -247,13 +275,20 @@ static void put_pyrepr_str(tbuf *b, const char *s, size_t n) {
     tb_putc(b, q);
 }
 
-void tv_repr(const tv *v, tbuf *b) {
+static void to_str_at(const tv *v, tbuf *b, int depth);
+
+static void repr_at(const tv *v, tbuf *b, int depth) {
     if (v->t == TV_STR) put_pyrepr_str(b, v->u.s.s, v->u.s.n);
-    else tv_to_str(v, b);
+    else to_str_at(v, b, depth);
 }
 
-void tv_to_str(const tv *v, tbuf *b) {
+void tv_repr(const tv *v, tbuf *b) { repr_at(v, b, 0); }
+
+/* str(v), depth levels down the value printed */
+static void to_str_at(const tv *v, tbuf *b, int depth) {
     char s[32];
+    if (tb_stopped(b)) return;
+    if ((v->t == TV_LIST || (v->t == TV_DICT && !v->ns)) && depth >= TMPL_MAX_DEPTH) { b->deep = true; return; }
     switch (v->t) {
     case TV_UNDEF: break;
     case TV_NONE: tb_puts(b, "None"); break;
@@ -263,9 +298,9 @@ void tv_to_str(const tv *v, tbuf *b) {
     case TV_STR: tb_put(b, v->u.s.s, v->u.s.n); break;
     case TV_LIST:
         tb_putc(b, v->tuple ? '(' : '[');
-        for (size_t i = 0; i < v->u.l.n; i++) {
+        for (size_t i = 0; i < v->u.l.n && !tb_stopped(b); i++) {
             if (i) tb_puts(b, ", ");
-            tv_repr(v->u.l.v[i], b);
+            repr_at(v->u.l.v[i], b, depth + 1);
         }
         if (v->tuple && v->u.l.n == 1) tb_putc(b, ',');
         tb_putc(b, v->tuple ? ')' : ']');
@@ -273,11 +308,11 @@ void tv_to_str(const tv *v, tbuf *b) {
     case TV_DICT:
         if (v->ns) { tb_puts(b, "<Namespace>"); break; }
         tb_putc(b, '{');
-        for (size_t i = 0; i < v->u.d.n; i++) {
+        for (size_t i = 0; i < v->u.d.n && !tb_stopped(b); i++) {
             if (i) tb_puts(b, ", ");
-            tv_repr(v->u.d.k[i], b);
+            repr_at(v->u.d.k[i], b, depth + 1);
             tb_puts(b, ": ");
-            tv_repr(v->u.d.v[i], b);
+            repr_at(v->u.d.v[i], b, depth + 1);
         }
         tb_putc(b, '}');
         break;
@@ -285,6 +320,8 @@ void tv_to_str(const tv *v, tbuf *b) {
     case TV_FUNC: tb_puts(b, "<function>"); break;
     }
 }
+
+void tv_to_str(const tv *v, tbuf *b) { to_str_at(v, b, 0); }
 
 /* ======================== JSON ======================== */
 
@@ -310,7 +347,7 @@ static void put_json_str(tbuf *b, const char *s, size_t n) {
 
 static void json_nl(tbuf *b, int indent, int level) {
     tb_putc(b, '\n');
-    for (int i = 0; i < indent * level; i++) tb_putc(b, ' ');
+    for (int64_t i = 0; i < (int64_t)indent * level && !tb_stopped(b); i++) tb_putc(b, ' ');
 }
 
 static int key_cmp_str(const tv *a, const tv *b) {
@@ -319,6 +356,8 @@ static int key_cmp_str(const tv *a, const tv *b) {
 }
 
 void tv_to_json(const tv *v, tbuf *b, int indent, bool sort_keys, int level) {
+    if (tb_stopped(b)) return;
+    if ((v->t == TV_LIST || v->t == TV_DICT) && level >= TMPL_MAX_DEPTH) { b->deep = true; return; }
     switch (v->t) {
     case TV_UNDEF: case TV_NONE: tb_puts(b, "null"); break;
     case TV_BOOL: tb_puts(b, v->u.b ? "true" : "false"); break;
@@ -327,7 +366,7 @@ void tv_to_json(const tv *v, tbuf *b, int indent, bool sort_keys, int level) {
     case TV_LIST:
         if (!v->u.l.n) { tb_puts(b, "[]"); break; }
         tb_putc(b, '[');
-        for (size_t i = 0; i < v->u.l.n; i++) {
+        for (size_t i = 0; i < v->u.l.n && !tb_stopped(b); i++) {
             if (i) tb_puts(b, indent >= 0 ? "," : ", ");
             if (indent >= 0) json_nl(b, indent, level + 1);
             tv_to_json(v->u.l.v[i], b, indent, sort_keys, level + 1);
@@ -347,12 +386,18 @@ void tv_to_json(const tv *v, tbuf *b, int indent, bool sort_keys, int level) {
                     size_t t = ord[j]; ord[j] = ord[j - 1]; ord[j - 1] = t;
                 }
         tb_putc(b, '{');
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && !tb_stopped(b); i++) {
             if (i) tb_puts(b, indent >= 0 ? "," : ", ");
             if (indent >= 0) json_nl(b, indent, level + 1);
             const tv *k = v->u.d.k[ord[i]];
             if (k->t == TV_STR) put_json_str(b, k->u.s.s, k->u.s.n);
-            else { tbuf t = {0}; tv_to_json(k, &t, -1, false, 0); put_json_str(b, t.p ? t.p : "", t.n); free(t.p); }
+            else {
+                tbuf t = { .max = b->max };
+                tv_to_json(k, &t, -1, false, level + 1);
+                put_json_str(b, t.p ? t.p : "", t.n);
+                tb_stop_as(b, &t);
+                free(t.p);
+            }
             tb_puts(b, ": ");
             tv_to_json(v->u.d.v[ord[i]], b, indent, sort_keys, level + 1);
         }

@@ -146,6 +146,66 @@ static void test_output_bound(void)
     lm_tmpl_free(t);
 }
 
+/* Renders src with its bounds lowered to iters and output (0: the defaults); the status, the message in err. */
+static int render_limited(const char *src, int64_t iters, size_t output, char *err, size_t errlen)
+{
+    lm_tmpl *t = NULL;
+    char *out = NULL;
+    size_t len;
+    int st = lm_tmpl_parse(src, strlen(src), &t, err, errlen);
+    CHECK(st == LM_OK, "parse %s: %s", src, err);
+    if (st != LM_OK) return st;
+    lm_tmpl_set_limits(t, iters, output);
+    st = lm_tmpl_render_at(t, "{}", 2, NOW, &out, &len, err, errlen);
+    free(out);
+    lm_tmpl_free(t);
+    return st;
+}
+
+/* lm_tmpl_set_limits: a lowered bound is the bound's error, the defaults stay; and the bounds of values:
+ * too deep or holding itself (printed, compared), a list doubled, an indent or replace that would be huge */
+static void test_limits(void)
+{
+    static const struct { const char *src; int64_t iters; size_t output; const char *error; } cases[] = {
+        { "{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}", 5000, 0,
+          "more than 5000 loop iterations" },
+        { "{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}", 0, 0, NULL },
+        { "{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}", 20000000, 0, NULL },
+        { "{{ range(6000)|length }}", 5000, 0, "range longer than 5000" },
+        { "{% for i in range(20) %}{{ 'x' * 100 }}{% endfor %}", 0, 1000, "the output exceeds 1000 bytes" },
+        { "{{ 'x' * 1001 }}", 0, 1000, "a string exceeds 1000 bytes" },
+        { "{{ ('x' * 600) ~ ('y' * 600) }}", 0, 1000, "a string exceeds 1000 bytes" },
+        { "{{ (range(100)|list)|string|length }}", 0, 100, "a string exceeds 100 bytes" },
+        { "{{ [1, [2, 3]]|tojson(indent=2000000000) }}", 0, 0, "a string exceeds 16777216 bytes" },
+        { "{{ ('a' * 5000)|replace('', 'b' * 5000) }}", 0, 0, "a string exceeds 16777216 bytes" },
+        { "{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", 0, 0,
+          "a list longer than 1000000 items" },
+        { "{% set ns = namespace(a=1) %}{% set ns.b = ns %}{{ ns|tojson }}", 0, 0, "cannot be printed" },
+        { "{% set ns = namespace(a=1) %}{% set ns.b = [ns] %}{{ ns.b }}{{ ns.b|tojson }}", 0, 0,
+          "cannot be printed" },
+        { "{% set ns = namespace(a=1) %}{% set ns.b = ns %}{{ ns == ns.b }}", 0, 0, NULL },
+        { "{% set ns = namespace(a=[]) %}{% for i in range(300) %}{% set ns.a = [ns.a] %}{% endfor %}"
+          "{{ ns.a == ns.a }}{{ ns.a < ns.a }}", 0, 0, "not supported between list and list" },
+        { "{% set ns = namespace(a=[]) %}{% for i in range(300) %}{% set ns.a = [ns.a] %}{% endfor %}{{ ns.a }}", 0, 0,
+          "a value nested deeper than 200 levels" },
+        /* a list that holds one list twice, 150 times nested: 2^150 items to walk, compared and printed */
+        { "{% set ns = namespace(a=[], b=[]) %}{% for i in range(150) %}{% set ns.a = [ns.a, ns.a] %}"
+          "{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a == ns.b }}", 0, 0, NULL },
+        { "{% set ns = namespace(a=[], b=[]) %}{% for i in range(150) %}{% set ns.a = [ns.a, ns.a] %}"
+          "{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a < ns.b }}", 0, 0, "not supported between list and list" },
+        { "{% set ns = namespace(a=[]) %}{% for i in range(150) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}"
+          "{{ ns.a|tojson }}", 0, 0, "a string exceeds" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[512] = "";
+        int st = render_limited(cases[i].src, cases[i].iters, cases[i].output, err, sizeof err);
+        if (!cases[i].error) CHECK(st == LM_OK, "limits %zu: %s", i, err);
+        else
+            CHECK(st == LM_ERR_INVALID && strstr(err, cases[i].error), "limits %zu: status %d, \"%s\", expected \"%s\"",
+                  i, st, err, cases[i].error);
+    }
+}
+
 static void test_builtins(void)
 {
     const char *ctx = "{\"messages\": [{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": \"U1\"},"
@@ -181,6 +241,7 @@ int main(void)
     test_features();
     test_errors();
     test_output_bound();
+    test_limits();
     test_builtins();
     return tu_finish("test_template");
 }

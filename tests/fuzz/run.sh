@@ -4,7 +4,8 @@
 # corpus is BUILDDIR/fuzz-corpus/<target> (made by corpus.sh from the shared models; what the run finds
 # is added there) plus the committed seeds (tests/fuzz/seeds/<target>, the regression cases: each is
 # run first). A crash, leak, timeout or sanitizer report fails the run; the input is left in
-# BUILDDIR/fuzz-artifacts/ and the log in BUILDDIR/fuzz-logs/<target>.log.
+# BUILDDIR/fuzz-artifacts/ and the log in BUILDDIR/fuzz-logs/<target>.log. FUZZ_FLAGS adds libFuzzer
+# flags (after run.sh's own, so they win: FUZZ_FLAGS=-runs=10000000 with SECONDS 0 runs 10M inputs).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 if [ $# -lt 2 ]; then
@@ -32,6 +33,8 @@ for t in "${targets[@]}"; do
     args=(-max_total_time="$secs" -timeout=20 -rss_limit_mb=3072 -print_final_stats=1
           -artifact_prefix="$build/fuzz-artifacts/$t-")
     [ -f "$here/$t.dict" ] && args+=(-dict="$here/$t.dict")
+    # shellcheck disable=SC2206 # FUZZ_FLAGS is a list of flags, split on spaces
+    [ -n "${FUZZ_FLAGS:-}" ] && args+=($FUZZ_FLAGS)
     dirs=("$build/fuzz-corpus/$t")
     [ -d "$here/seeds/$t" ] && dirs+=("$here/seeds/$t")
     log="$build/fuzz-logs/$t.log"

@@ -21,7 +21,7 @@
 #include "serve_api.h"
 #include "serve_http.h"
 
-#include "fuzz_util.h"
+#include "fuzz_api.h"
 
 static lm_vocab *vocab;
 static lm_tmpl *tmpl;
@@ -32,24 +32,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    char path[4096], err[512];
-    snprintf(path, sizeof path, "%s/tokenizer-vectors/ggml-vocab-llama-spm.gguf", fuzz_models());
-    lm_gguf *g = NULL;
-    const char *src = lm_chat_builtin("chatml");
-    if (lm_gguf_open(path, &g, err, sizeof err) || lm_vocab_from_gguf(g, &vocab, err, sizeof err) || !src ||
-        lm_tmpl_parse(src, strlen(src), &tmpl, err, sizeof err)) {
-        fprintf(stderr, "fuzz_http: %s (set VKLLM_MODELS)\n", err);
-        exit(1);
-    }
-    lm_gguf_close(g);
-    api.v = vocab;
-    api.tmpl = tmpl;
-    api.n_ctx = 512;
-    api.kv_positions = 2048;
-    api.model_id = "fuzz";
-    lm_sampler_defaults(&api.defaults);
-    api.embed_ctx = 256;
-    api.dim = fake_engine.dim;
+    fuzz_api_init(&api, &vocab, &tmpl, "fuzz_http");
+    char err[512];
     for (int i = 0; i < 2; i++) {
         srv_http_opts o = { .api_key = i ? "fuzz-key" : NULL, .max_body = i ? 64 << 10 : 4 << 10,
                             .max_connections = 4, .external = true };

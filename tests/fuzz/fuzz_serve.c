@@ -5,7 +5,7 @@
  * headers, the API key, body limits) is fuzz_http.c's. */
 #include "serve_api.h"
 
-#include "fuzz_util.h"
+#include "fuzz_api.h"
 
 static lm_vocab *vocab;
 static lm_tmpl *tmpl;
@@ -15,24 +15,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    char path[4096], err[512];
-    snprintf(path, sizeof path, "%s/tokenizer-vectors/ggml-vocab-llama-spm.gguf", fuzz_models());
-    lm_gguf *g = NULL;
-    const char *src = lm_chat_builtin("chatml");
-    if (lm_gguf_open(path, &g, err, sizeof err) || lm_vocab_from_gguf(g, &vocab, err, sizeof err) || !src ||
-        lm_tmpl_parse(src, strlen(src), &tmpl, err, sizeof err)) {
-        fprintf(stderr, "fuzz_serve: %s (set VKLLM_MODELS)\n", err);
-        exit(1);
-    }
-    lm_gguf_close(g);
-    api.v = vocab;
-    api.tmpl = tmpl;
-    api.n_ctx = 512;
-    api.kv_positions = 2048;
-    api.model_id = "fuzz";
-    lm_sampler_defaults(&api.defaults);
-    api.embed_ctx = 256;
-    api.dim = 4;
+    fuzz_api_init(&api, &vocab, &tmpl, "fuzz_serve");
     return 0;
 }
 

@@ -12,7 +12,7 @@ for t in gguf tokenizer template conv serve http llama2c; do mkdir -p "$out/$t";
 # little-endian integers and GGUF strings, as printf escapes
 u32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }
 u64() { u32 $(($1 & 0xffffffff)); u32 $(($1 >> 32)); }
-str() { u64 ${#1}; printf '%s' "$1"; }
+str() { local LC_ALL=C; u64 ${#1}; printf '%s' "$1"; } # (a byte count)
 
 # gguf: real files (a model, an SPM and a WordPiece vocabulary) and two small ones made here
 cp -f "$models/gguf/stories260K.gguf" "$models/tokenizer-vectors/ggml-vocab-llama-spm.gguf" \
@@ -39,6 +39,38 @@ head -c $(( (32 - size % 32) % 32 + 64 )) /dev/zero >> "$out/gguf/small.gguf"
     str a.f64; u32 12; printf '\x00\x00\x00\x00\x00\x00\xf0\x3f'
     str a.arr; u32 9; u32 5; u64 2; u32 1; u32 2
 } > "$out/gguf/scalars.gguf"
+
+# and three small vocabularies (a few tokens each, one per tokenizer type: SPM with scores and types,
+# BPE with merges and a pre-tokenizer, WordPiece), so that the vocabulary code stays within reach of a
+# campaign run with a small -max_len
+strs() { u32 8; u64 $#; for x in "$@"; do str "$x"; done; }
+{   printf 'GGUF'; u32 3; u64 0; u64 7
+    str general.architecture; u32 8; str llama
+    str tokenizer.ggml.model; u32 8; str llama
+    str tokenizer.ggml.tokens; u32 9; strs '<unk>' '<s>' '</s>' '<0x41>' $'\xe2\x96\x81a' b ab $'\xe2\x96\x81ab'
+    str tokenizer.ggml.scores; u32 9; u32 6; u64 8
+    for f in 00000000 00000000 00000000 00000000 000080bf 000000c0 000040c0 0000803f; do printf "$(printf '%s' $f | sed 's/../\\x&/g')"; done
+    str tokenizer.ggml.token_type; u32 9; u32 5; u64 8; u32 2; u32 3; u32 3; u32 6; u32 1; u32 1; u32 1; u32 1
+    str tokenizer.ggml.bos_token_id; u32 4; u32 1
+    str tokenizer.ggml.add_bos_token; u32 7; printf '\x01'
+} > "$out/gguf/vocab-spm.gguf"
+{   printf 'GGUF'; u32 3; u64 0; u64 6
+    str general.architecture; u32 8; str qwen2
+    str tokenizer.ggml.model; u32 8; str gpt2
+    str tokenizer.ggml.pre; u32 8; str qwen2
+    str tokenizer.ggml.tokens; u32 9; strs a b c $'\xc4\xa0' ab $'\xc4\xa0a' abc '<|endoftext|>'
+    str tokenizer.ggml.merges; u32 9; strs 'a b' $'\xc4\xa0 a' 'ab c'
+    str tokenizer.ggml.eos_token_id; u32 4; u32 7
+} > "$out/gguf/vocab-bpe.gguf"
+{   printf 'GGUF'; u32 3; u64 0; u64 6
+    str general.architecture; u32 8; str bert
+    str tokenizer.ggml.model; u32 8; str bert
+    str tokenizer.ggml.tokens; u32 9; strs '[PAD]' '[UNK]' '[CLS]' '[SEP]' \
+        $'\xe2\x96\x81hello' s $'\xe2\x96\x81world' $'\xe2\x96\x81,' lo $'\xe2\x96\x81hel' # (word starts marked)
+    str tokenizer.ggml.token_type; u32 9; u32 5; u64 10; u32 3; u32 2; u32 3; u32 3; for _ in 1 2 3 4 5 6; do u32 1; done
+    str tokenizer.ggml.cls_token_id; u32 4; u32 2
+    str tokenizer.ggml.seperator_token_id; u32 4; u32 3
+} > "$out/gguf/vocab-wpm.gguf"
 
 # tokenizer: the test vectors' inputs, one file each, behind the byte that picks their vocabulary
 # (its index in fuzz_tokenizer.c's VOCABS, 0 written as 14; add_special and parse_special set)

@@ -356,12 +356,13 @@ int rt_env_check(char *err)
             continue;
         char shown[64];
         size_t k = 0;
-        for (const char *c = v; *c && k + 5 < sizeof shown; c++)
+        const char *c = v;
+        for (; *c && k + 5 < sizeof shown; c++)
             k += (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f
                      ? (size_t)snprintf(shown + k, sizeof shown - k, "\\x%02x", (unsigned char)*c)
                      : (size_t)snprintf(shown + k, sizeof shown - k, "%c", *c);
         return rt_set_err(err, RT_ERR_INVALID, "%s='%s'%s: must be %s or %s (or unset)", ENV_SWITCHES[i].name, shown,
-                          strlen(v) > k ? "..." : "", ENV_SWITCHES[i].values[0], ENV_SWITCHES[i].values[1]);
+                          *c ? "..." : "", ENV_SWITCHES[i].values[0], ENV_SWITCHES[i].values[1]);
     }
     return RT_OK;
 }

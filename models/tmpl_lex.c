@@ -258,7 +258,7 @@ int tmpl_lex(const char *src, size_t len, tmpl_arena *a, tmpl_toks *out, char *e
                     k->s = src + rs;
                     k->n = re - rs;
                 }
-                const char *close = strstr(e, "%}");
+                const char *close = memmem(e, len - (size_t)(e - src), "%}", 2); /* src is not NUL-terminated */
                 if (!close) return lex_fail(&L, (size_t)(e - src), "unclosed '{%'");
                 strip_after = close[-1] == '-';
                 keep_nl = close[-1] == '+';

@@ -125,6 +125,20 @@ static rt_buffer *upload(tu_gpu *g, size_t off, const void *data, size_t n)
 }
 
 /* Runs one case; returns false when it failed (a message is printed). */
+/* ref = y0 + x W^T (+ bias), in double */
+TU_REFERENCE static void reference(int64_t m, int64_t n, int64_t k, const float *x, const float *w,
+                                   const float *bias, const float *y0, double *ref)
+{
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t j = 0; j < n; j++) {
+            const float *xr = x + r * k, *wr = w + j * k;
+            double s = (bias ? bias[j] : 0.0) + y0[r * n + j];
+            for (int64_t i = 0; i < k; i++)
+                s += (double)xr[i] * wr[i];
+            ref[r * n + j] = s;
+        }
+}
+
 static bool run_case(tu_gpu *g, tu_rng *rng, const mm_case *c, const char *label)
 {
     int64_t m = c->m, n = c->n, k = c->k;
@@ -148,15 +162,7 @@ static bool run_case(tu_gpu *g, tu_rng *rng, const mm_case *c, const char *label
     for (int64_t i = 0; i < m * n; i++)
         y0[i] = c->acc ? tu_uniform(rng, -4.0f, 4.0f) : 0.0f;
 
-    /* reference */
-    for (int64_t r = 0; r < m; r++)
-        for (int64_t j = 0; j < n; j++) {
-            const float *xr = x + r * k, *wr = wv + j * k;
-            double s = (c->bias ? bias[j] : 0.0) + y0[r * n + j];
-            for (int64_t i = 0; i < k; i++)
-                s += (double)xr[i] * wr[i];
-            ref[r * n + j] = s;
-        }
+    reference(m, n, k, x, wv, c->bias ? bias : NULL, y0, ref);
 
     bool ok = true;
     rt_buffer *bx = upload(g, c->off_x, x, xs), *bw = upload(g, c->off_w, wb, ws);

@@ -124,7 +124,6 @@ static rt_buffer *upload(tu_gpu *g, size_t off, const void *data, size_t n)
     return b;
 }
 
-/* Runs one case; returns false when it failed (a message is printed). */
 /* ref = y0 + x W^T (+ bias), in double */
 TU_REFERENCE static void reference(int64_t m, int64_t n, int64_t k, const float *x, const float *w,
                                    const float *bias, const float *y0, double *ref)
@@ -139,6 +138,7 @@ TU_REFERENCE static void reference(int64_t m, int64_t n, int64_t k, const float 
         }
 }
 
+/* Runs one case; returns false when it failed (a message is printed). */
 static bool run_case(tu_gpu *g, tu_rng *rng, const mm_case *c, const char *label)
 {
     int64_t m = c->m, n = c->n, k = c->k;

@@ -304,6 +304,8 @@ static bool run(int op, const char *cs)
 /* Y[m][n] = X[m][k] W[n][k]^T (+ bias), W of type wt at an odd element offset. */
 static void case_matmul(int64_t m, int64_t n, int64_t k, rt_dtype wt, bool bias, size_t y_off)
 {
+    if (!tu_take_case())
+        return;
     char cs[160];
     snprintf(cs, sizeof cs, "m=%lld n=%lld k=%lld w=%s bias=%d y_off=%zu", (long long)m, (long long)n,
              (long long)k, dtype_name(wt), bias, y_off);
@@ -431,6 +433,8 @@ static void *make_weight(rt_dtype t, int64_t n, int64_t k, float *ref, size_t *b
 static void case_matmul_fused(int64_t m, int64_t n, int64_t k, rt_dtype wt, int up, bool norm, bool bias, bool acc,
                               size_t x_off, size_t w_off, const char *way)
 {
+    if (!tu_take_case())
+        return;
     int op = up >= 0 ? OP_MATMUL_SWIGLU : OP_MATMUL_NORM;
     rt_dtype_traits tr, tu = { .name = "-" };
     rt_dtype_info((int)wt, &tr);
@@ -948,6 +952,8 @@ static bool attn_odd_f16;
 static void case_attention(int n_heads, int n_kv_heads, int head_dim, rt_dtype ct, int64_t rows, int64_t pos0,
                            int64_t cap, bool via_kv_write)
 {
+    if (!tu_take_case())
+        return;
     char cs[200];
     bool odd = attn_odd_f16 && ct == RT_F16 && !via_kv_write;
     snprintf(cs, sizeof cs, "heads=%d/%d head_dim=%d cache=%s rows=%lld pos=%lld..%lld cap=%lld kv_write=%d%s%s",

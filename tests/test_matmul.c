@@ -239,7 +239,7 @@ static bool gemv_only;
 
 static void check(tu_gpu *g, tu_rng *rng, mm_case c)
 {
-    if (gemv_only && c.m > 8)
+    if ((gemv_only && c.m > 8) || !tu_take_case())
         return;
     char label[256];
     snprintf(label, sizeof label, "matmul%s m=%lld n=%lld k=%lld %s%s off x/w/y/b=%zu/%zu/%zu/%zu (seed state %llu)",

@@ -11,6 +11,21 @@ int tu_failures;
 static rt_instance *tu_inst;  /* the open instance, for the validation count in tu_finish */
 static uint32_t tu_vmsgs_closed; /* validation messages of instances already destroyed */
 
+static int cases_seen, cases_left_out;
+
+bool tu_take_case(void)
+{
+    static int sanitized = -1;
+    if (sanitized < 0)
+        sanitized = getenv("VKLLM_SANITIZED") && !getenv("VKLLM_TEST_ALL_CASES");
+    if (!sanitized)
+        return true;
+    if (cases_seen++ % TU_SANITIZED_STRIDE == 0)
+        return true;
+    cases_left_out++;
+    return false;
+}
+
 int tu_finish(const char *name)
 {
     uint32_t vmsgs = tu_vmsgs_closed + (tu_inst ? rt_instance_validation_count(tu_inst) : 0);
@@ -22,6 +37,9 @@ int tu_finish(const char *name)
         fprintf(stderr, "%s: %d failure(s)\n", name, tu_failures);
         return 1;
     }
+    if (cases_left_out)
+        printf("%s: %d of %d sweep cases run (one in %d under the sanitizers, VKLLM_SANITIZED)\n", name,
+               cases_seen - cases_left_out, cases_seen, TU_SANITIZED_STRIDE);
     printf("%s: all checks passed\n", name);
     return 0;
 }

@@ -35,6 +35,14 @@ extern int tu_failures;
  * validation message was seen). */
 int tu_finish(const char *name);
 
+/* Whether a kernel sweep runs its next case: always, but under the sanitizers (VKLLM_SANITIZED, which
+ * the sanitizer build's ctest sets) one case in TU_SANITIZED_STRIDE, in turn. The host code a sweep
+ * drives (recording, splitting, buffers) is the same for every shape, and the plain runs check each
+ * shape's results; under ASan the whole sweeps cost CI minutes. tu_finish says how many were left out;
+ * VKLLM_TEST_ALL_CASES=1 runs them all. */
+#define TU_SANITIZED_STRIDE 4
+bool tu_take_case(void);
+
 /* Seeded RNG (xorshift64*): the seed is printed by tu_seed() so a failure can be replayed. */
 typedef struct { uint64_t s; } tu_rng;
 uint64_t tu_seed(const char *test);   /* VKLLM_TEST_SEED or a fixed default; printed */

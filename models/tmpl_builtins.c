@@ -311,6 +311,7 @@ static tv *sorted(tmpl_ev *E, const node *at, tv *l, const tv *attr, bool revers
 }
 
 /* "%s %d %r %f %%" formatting (the format filter, and string % args) */
+#define FMT_MAX 128
 static tv *printf_format(tmpl_ev *E, const node *at, tv *fmt, const targs *args)
 {
     tbuf b = te_buf(E);
@@ -324,6 +325,18 @@ static tv *printf_format(tmpl_ev *E, const node *at, tv *fmt, const targs *args)
         size_t sn = 1;
         while (p < e && strchr("-+ #0123456789.", *p) && sn < 20) spec[sn++] = *p++;
         if (p >= e) { free(b.p); return te_fail(E, at, "incomplete format"); }
+        /* a width or precision past FMT_MAX would not fit out[] below (and a huge one costs its length
+         * in padding on every call) */
+        spec[sn] = 0;
+        for (char *q = spec + 1; *q; q++)
+            if (*q >= '1' && *q <= '9') {
+                char *end;
+                if (strtol(q, &end, 10) > FMT_MAX) {
+                    free(b.p);
+                    return te_fail(E, at, "format width or precision over %d", FMT_MAX);
+                }
+                q = end - 1;
+            }
         char conv = *p++;
         if (ai >= args->npos) { free(b.p); return te_fail(E, at, "not enough arguments for the format string"); }
         tv *v = args->pos[ai++];

@@ -310,6 +310,30 @@ static tv *sorted(tmpl_ev *E, const node *at, tv *l, const tv *attr, bool revers
     return r;
 }
 
+/* s[0..n) under a %s spec ("%-10.3s"): precision and width count code points, as Python's do, and the
+ * text is not cut at any length (out[] below holds numbers only) */
+static void put_padded(tbuf *b, const char *s, size_t n, const char *spec)
+{
+    bool left = false;
+    const char *q = spec + 1;
+    for (; *q && strchr("-+ #0", *q); q++)
+        left |= *q == '-';
+    char *end;
+    long width = strtol(q, &end, 10), prec = *end == '.' ? strtol(end + 1, NULL, 10) : -1;
+    size_t cut = n;
+    long cps = 0;
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80) {
+            if (prec >= 0 && cps == prec) { cut = i; break; }
+            cps++;
+        }
+    if (!left)
+        for (long i = cps; i < width; i++) tb_putc(b, ' ');
+    tb_put(b, s, cut);
+    if (left)
+        for (long i = cps; i < width; i++) tb_putc(b, ' ');
+}
+
 /* "%s %d %r %f %%" formatting (the format filter, and string % args) */
 #define FMT_MAX 128
 static tv *printf_format(tmpl_ev *E, const node *at, tv *fmt, const targs *args)
@@ -346,8 +370,7 @@ static tv *printf_format(tmpl_ev *E, const node *at, tv *fmt, const targs *args)
             if (conv == 'r') tv_repr(v, &t); else tv_to_str(v, &t);
             spec[sn++] = 's';
             spec[sn] = 0;
-            if (sn == 2) tb_put(&b, t.p ? t.p : "", t.n);
-            else { snprintf(out, sizeof out, spec, t.p ? t.p : ""); tb_puts(&b, out); }
+            put_padded(&b, t.p ? t.p : "", t.n, spec);
             tb_stop_as(&b, &t);
             free(t.p);
         } else if (strchr("dixXo", conv)) {

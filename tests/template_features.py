@@ -18,6 +18,7 @@ FEATS = [
     ("arith", "{{ 1 + 2 * 3 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 ** 10 }} {{ n - 10 }} {{ x * 2 }} {{ 1 + 1.0 }}"),
     ("compare", "{{ 1 < 2 }} {{ 'a' < 'b' }} {{ n == 7 }} {{ n != 7 }} {{ [1,2] == [1,2] }} {{ 3 >= 3.0 }} {{ not flag }}"),
     ("logic", "{{ flag and 'yes' }} {{ nothing or 'dflt' }} {{ 'x' if flag else 'y' }} {{ 'x' if not flag }}|"),
+    ("printf", "{{ '%5s|%-4s|%.2s|%3.1s|%s|' % ('ab', 'é', 'été', 'xyz', 'y' * 600) }}{{ '%d %05.1f %x %-3d| %r %%' % (n, x, 255, 7, 'a') }} {{ '%s=%s'|format('k', [1]) }}"),
     ("concat", "{{ 'a' ~ 1 ~ none ~ true }} {{ 'ab' + 'cd' }} {{ [1] + [2, 3] }} {{ '=' * 3 }}"),
     ("str_print", "{{ none }} {{ true }} {{ 1.0 }} {{ 0.1 }} {{ [1, 'a', none] }} {{ {'a': 1, 'b': [true]} }} {{ undefined_thing }}|"),
     ("in", "{{ 'ell' in 'hello' }} {{ 2 in [1, 2] }} {{ 'k1' in d }} {{ 'zz' not in d }}"),

@@ -310,6 +310,10 @@ static tv *sorted(tmpl_ev *E, const node *at, tv *l, const tv *attr, bool revers
     return r;
 }
 
+/* a float that int64_t holds (|int of one past it would be undefined in C; Python's int has no bound, so
+ * those take the filter's default, as text that is no number does) */
+static bool fits_i64(double f) { return f >= -9223372036854775808.0 && f < 9223372036854775808.0; }
+
 /* s[0..n) under a %s spec ("%-10.3s"): precision and width count code points, as Python's do, and the
  * text is not cut at any length (out[] below holds numbers only) */
 static void put_padded(tbuf *b, const char *s, size_t n, const char *spec)
@@ -375,6 +379,7 @@ static tv *printf_format(tmpl_ev *E, const node *at, tv *fmt, const targs *args)
             free(t.p);
         } else if (strchr("dixXo", conv)) {
             if (v->t != TV_INT && v->t != TV_BOOL && v->t != TV_FLOAT) { free(b.p); return te_fail(E, at, "%%%c needs a number", conv); }
+            if (v->t == TV_FLOAT && !fits_i64(v->u.f)) { free(b.p); return te_fail(E, at, "%%%c of a number out of range", conv); }
             long long x = v->t == TV_INT ? v->u.i : v->t == TV_BOOL ? v->u.b : (long long)v->u.f;
             spec[sn++] = 'l'; spec[sn++] = 'l'; spec[sn++] = conv == 'i' ? 'd' : conv; spec[sn] = 0;
             snprintf(out, sizeof out, spec, x);
@@ -470,7 +475,7 @@ static tv *to_int(tmpl_ev *E, tv *v, tv *dflt)
     switch (v->t) {
     case TV_INT: return v;
     case TV_BOOL: return tv_int(A, v->u.b);
-    case TV_FLOAT: return isfinite(v->u.f) ? tv_int(A, (int64_t)v->u.f) : dflt;
+    case TV_FLOAT: return fits_i64(v->u.f) ? tv_int(A, (int64_t)v->u.f) : dflt;
     case TV_STR: {
         char buf[64];
         snprintf(buf, sizeof buf, "%.*s", (int)(v->u.s.n < 60 ? v->u.s.n : 60), v->u.s.s);
@@ -480,7 +485,7 @@ static tv *to_int(tmpl_ev *E, tv *v, tv *dflt)
         if (end != buf && !*end) return tv_int(A, x);
         double f = strtod(buf, &end);
         while (*end == ' ') end++;
-        if (end != buf && !*end && isfinite(f)) return tv_int(A, (int64_t)f);
+        if (end != buf && !*end && fits_i64(f)) return tv_int(A, (int64_t)f);
         return dflt;
     }
     default: return dflt;

@@ -192,6 +192,8 @@ static void test_limits(void)
         { "{{ ('a' * 5000)|replace('', 'b' * 5000) }}", 0, 0, "a string exceeds 16777216 bytes" },
         { "{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", 0, 0,
           "a list longer than 1000000 items" },
+        { "{{ 2.331e25|int }}{{ '-2.2e23'|int(5) }}{{ 9.3e18|int }}{{ -9.2e18|int }}", 0, 0, NULL },
+        { "{{ '%d' % 1e30 }}", 0, 0, "%d of a number out of range" },
         { "{{ '%3333333s' % 'x' }}", 0, 0, "format width or precision over 128" },
         { "{{ '%.1000000f'|format(1.5) }}", 0, 0, "format width or precision over 128" },
         { "{{ '%-0128d|%.128s|%05.3f' % (7, 'ab', 2.5) }}", 0, 0, NULL },
